@@ -1,0 +1,9 @@
+"""CBIR commands: index, search, eval, train, demo."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

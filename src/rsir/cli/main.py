@@ -1,0 +1,20 @@
+"""The `rsir` command. Each group lives in its own module; heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import typer
+
+from rsir.cli import anneal, cbir, itsr
+
+app = typer.Typer(
+    help="Remote-sensing image retrieval: CBIR with metric learning, ANNEAL active learning, text-ITSR.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+cbir.register(app)
+app.add_typer(anneal.app, name="anneal", help="ANNEAL: active learning of the metric space from pair answers.")
+app.add_typer(itsr.app, name="itsr", help="Text <-> bitemporal image retrieval (GFF / TFF fusion).")
+
+
+if __name__ == "__main__":
+    app()

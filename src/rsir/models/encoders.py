@@ -1,0 +1,104 @@
+"""One registry of image encoders with one contract.
+
+Every encoder is a ``torch.nn.Module`` with a frozen :class:`EncoderConfig` and two methods:
+``encode(x) -> [B, D]`` (global features) and ``tokens(x) -> [B, L, D_t]`` (patch tokens, for TFF).
+``x`` is the output of :func:`rsir.models.preprocess.prepare` stacked into a batch.
+
+Names: ``efficientnet-lite0`` (default, offline), or ``<family>:<hub name>`` for hub encoders
+(``timm:resnet50``, ``hf:facebook/dinov2-small``, ``open_clip:ViT-B-32/openai``), plus aliases such
+as ``remoteclip-vit-b-32`` and ``georsclip-vit-b-32``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rsir.models.config import EncoderConfig
+
+DEFAULT_ENCODER = "efficientnet-lite0"
+
+
+class EncoderUnavailable(RuntimeError):
+    """The encoder's package or weights cannot be loaded here (missing extra, no internet...)."""
+
+
+class ImageEncoder(nn.Module):
+    config: EncoderConfig
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, D_t]
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # [B, D]
+        return self.tokens(x).mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+    @property
+    def weights_hash(self) -> str:
+        return weights_fingerprint(self.config.weights)
+
+
+@cache
+def weights_fingerprint(weights: str) -> str:
+    """sha256 (first 16 hex) of a local weights file, or of the hub name when weights live on a hub."""
+    path = Path(weights)
+    digest = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    else:
+        digest.update(weights.encode())
+    return digest.hexdigest()[:16]
+
+
+EncoderLoader = Callable[[str], ImageEncoder]
+_FAMILIES: dict[str, EncoderLoader] = {}
+_ALIASES: dict[str, str] = {
+    "remoteclip-vit-b-32": "open_clip:hf-hub:chendelong/RemoteCLIP-ViT-B-32",
+    "georsclip-vit-b-32": "open_clip:hf-hub:Zilun/GeoRSCLIP-ViT-B-32",
+}
+
+
+def register_family(family: str) -> Callable[[EncoderLoader], EncoderLoader]:
+    def deco(loader: EncoderLoader) -> EncoderLoader:
+        _FAMILIES[family] = loader
+        return loader
+
+    return deco
+
+
+def _ensure_families_registered() -> None:
+    # Importing the modules registers their families; done lazily so `import rsir` stays light.
+    from rsir.models import efficientnet, hub  # noqa: F401
+
+
+def available_families() -> list[str]:
+    _ensure_families_registered()
+    return sorted(_FAMILIES)
+
+
+def resolve_name(name: str) -> tuple[str, str]:
+    """Split an encoder name into (family, argument)."""
+    name = _ALIASES.get(name, name)
+    if ":" in name:
+        family, arg = name.split(":", 1)
+        return family, arg
+    return "efficientnet-lite", name
+
+
+def load_encoder(name: str = DEFAULT_ENCODER, device: str | torch.device = "cpu") -> ImageEncoder:
+    """Build the named encoder in eval mode. Raises EncoderUnavailable with a clear message when it can't."""
+    _ensure_families_registered()
+    family, arg = resolve_name(name)
+    if family not in _FAMILIES:
+        raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}; known: {sorted(_FAMILIES)}")
+    encoder = _FAMILIES[family](arg)
+    return encoder.eval().to(device)
