@@ -120,7 +120,9 @@ def test_relevance_single_label_strings_and_worked_jaccard():
     np.testing.assert_array_equal(relevance_matrix(q, g), [[1, 1, 0]])
     np.testing.assert_array_equal(relevance_matrix(q, g, jaccard_threshold=1 / 3), [[1, 1, 0]])
     np.testing.assert_array_equal(relevance_matrix(q, g, jaccard_threshold=0.5), [[0, 1, 0]])
-    np.testing.assert_array_equal(relevance_matrix([[]], [[]], jaccard_threshold=0.0), [[0]])
+    np.testing.assert_array_equal(relevance_matrix([[]], [[]], jaccard_threshold=0.5), [[0]])
+    with pytest.raises(ValueError):
+        relevance_matrix(q, g, jaccard_threshold=0.0)
 
 
 @pytest.mark.parametrize("threshold", [None, 0.5])
@@ -269,3 +271,10 @@ def test_recall_worked_example_and_mean_recall():
     i2t = {"r@1": 20.0, "r@5": 40.0, "r@10": 60.0}
     assert mean_recall(t2i, i2t) == pytest.approx((50 + 100 + 100 + 20 + 40 + 60) / 6)
     assert recall_at_k(sim, pos, ks=(2,)) == {"r@2": 50.0}
+
+
+def test_integer_and_float32_similarities_rank_like_float64():
+    sim, rel = random_case(2, n_q=8, n_g=12)
+    want = ranking_metrics(sim, rel, 3)
+    assert_metrics_equal(ranking_metrics(sim.astype(np.uint8), rel, 3), want)
+    assert_metrics_equal(ranking_metrics(sim.astype(np.float32), rel, 3), want)

@@ -54,6 +54,9 @@ class LabelRelevance:
         # float32 so that intersections are BLAS matrix products; counts stay exact below 2**24.
         self.query = self._multi_hot(q_sets, vocab)
         self.gallery = self._multi_hot(g_sets, vocab)
+        if jaccard_threshold is not None and not 0 < jaccard_threshold <= 1:
+            # 0 would make every pair relevant, even disjoint ones.
+            raise ValueError(f"jaccard_threshold must be in (0, 1], got {jaccard_threshold}")
         self.jaccard_threshold = jaccard_threshold
 
     @staticmethod
@@ -66,23 +69,24 @@ class LabelRelevance:
     def _judge(self, inter: np.ndarray, q_size: np.ndarray, g_size: np.ndarray) -> np.ndarray:
         if self.jaccard_threshold is None:
             return inter > 0
+        # Counts are exact in float32; the ratio is taken in float64 so 1/3 >= 1/3 holds.
+        inter = inter.astype(np.float64)
         union = q_size + g_size - inter
-        jaccard = np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
+        jaccard = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         return jaccard >= self.jaccard_threshold
 
     def rows(self, rows: slice) -> np.ndarray:
         """bool [len(rows), G]: relevance of a slice of queries to the whole gallery."""
         q = self.query[rows]
-        inter = (q @ self.gallery.T).astype(np.float64)
-        return self._judge(inter, q.sum(1, dtype=np.float64)[:, None], self.gallery.sum(1, dtype=np.float64))
+        return self._judge(q @ self.gallery.T, q.sum(1)[:, None], self.gallery.sum(1))
 
     def of_ranks(self, ranked: np.ndarray) -> np.ndarray:
         """bool [Q, k]: relevance of ranked gallery indices (e.g. FAISS ids); negative ids are padding."""
         ranked = np.asarray(ranked)
         valid = ranked >= 0
         g = self.gallery[np.where(valid, ranked, 0)]  # [Q, k, L]
-        inter = np.einsum("ql,qkl->qk", self.query, g).astype(np.float64)
-        out = self._judge(inter, self.query.sum(1, dtype=np.float64)[:, None], g.sum(2, dtype=np.float64))
+        inter = np.einsum("ql,qkl->qk", self.query, g)
+        out = self._judge(inter, self.query.sum(1)[:, None], g.sum(2))
         return out & valid
 
     def counts(self, chunk_size: int | None = None) -> np.ndarray:
@@ -101,7 +105,10 @@ def relevance_matrix(
 ) -> np.ndarray:
     """bool [Q, G]: shares a label (default) or Jaccard >= ``jaccard_threshold``."""
     rel = LabelRelevance(query_labels, gallery_labels, jaccard_threshold)
-    return rel.rows(slice(None))
+    out = np.empty((len(rel.query), len(rel.gallery)), dtype=bool)
+    for rows in _chunks(len(rel.query), len(rel.gallery), None):
+        out[rows] = rel.rows(rows)
+    return out
 
 
 # --------------------------------------------------------------------------- ranking
@@ -153,6 +160,8 @@ def topk_metrics(ranked_relevance: np.ndarray, n_relevant: np.ndarray, k: int) -
 
     ``ranked_relevance``: bool [Q, >=0 columns], best first; missing columns count as misses.
     ``n_relevant``: int [Q], relevant items in the whole gallery (excluded ones not counted).
+    Leave-one-out with an index: search k + 1, drop the query's own id, and subtract 1 from
+    ``n_relevant`` where the query is relevant to itself (see :class:`LabelRelevance`).
 
     - ``map@k``: sum over relevant ranks i <= k of precision@i, divided by min(k, n_relevant).
     - ``map@k_hits``: the same sum divided by the relevant items found in the top k (0 if none).
@@ -167,15 +176,15 @@ def topk_metrics(ranked_relevance: np.ndarray, n_relevant: np.ndarray, k: int) -
     return _average({name: [v] for name, v in sums.items()}, int(keep.sum()))
 
 
-def _full_sums(key: np.ndarray, rel: np.ndarray, excl: np.ndarray, n_rel: np.ndarray) -> dict:
+def _full_sums(key: np.ndarray, rel: np.ndarray, n_rel: np.ndarray) -> dict:
+    # Excluded items carry key +inf, so they sort last and never precede a relevant item.
     order = np.argsort(key, axis=1, kind="stable")
     rel_sorted = np.take_along_axis(rel, order, axis=1)
-    # Rank counted over non-excluded items only, wherever the excluded ones landed.
-    rank = np.cumsum(~np.take_along_axis(excl, order, axis=1), axis=1)
-    hits_cum = np.cumsum(rel_sorted, axis=1)
+    rank = np.arange(1, key.shape[1] + 1)
+    precision = np.cumsum(rel_sorted, axis=1) / rank
     return {
         "r_precision": (rel_sorted & (rank <= n_rel[:, None])).sum(1) / n_rel,
-        "map": (hits_cum / np.maximum(rank, 1) * rel_sorted).sum(1) / n_rel,
+        "map": (precision * rel_sorted).sum(1) / n_rel,
     }
 
 
@@ -190,9 +199,13 @@ def ranking_metrics(
 
     Returns ``map@k``, ``map@k_hits``, ``p@k`` (see :func:`topk_metrics`), ``r_precision``
     (precision at rank R = number of relevant items), ``map`` (AP over the full ranking, divided by
-    R) and ``n_queries``. Top-k uses ``argpartition``; only the full-ranking numbers sort whole rows.
+    R) and ``n_queries``. Top-k uses ``argpartition``; only the full-ranking numbers sort whole rows
+    (a stable sort: about 14 s for 10^4 x 10^4 on 2 cores, ~130 MiB extra; for top-k numbers alone
+    use :func:`topk_metrics`).
     """
     similarity = np.asarray(similarity)
+    if not np.issubdtype(similarity.dtype, np.floating):
+        similarity = similarity.astype(np.float64)  # negating unsigned ints would wrap
     relevant = np.asarray(relevant, dtype=bool)
     if similarity.shape != relevant.shape or similarity.ndim != 2:
         raise ValueError(f"similarity {similarity.shape} and relevant {relevant.shape} must be equal [Q, G]")
@@ -205,7 +218,11 @@ def ranking_metrics(
     per_query: dict[str, list[np.ndarray]] = {name: [] for name in names}
     n_kept = 0
     for rows in _chunks(n_q, n_g, chunk_size):
-        excl = np.zeros((rows.stop - rows.start, n_g), bool) if exclude is None else np.asarray(exclude[rows], bool)
+        excl = (
+            np.zeros((rows.stop - rows.start, n_g), bool)
+            if exclude is None
+            else np.asarray(exclude[rows], bool)
+        )
         rel = relevant[rows] & ~excl
         n_rel = rel.sum(1)
         keep = n_rel > 0
@@ -213,10 +230,10 @@ def ranking_metrics(
             continue
         rel, excl, n_rel = rel[keep], excl[keep], n_rel[keep]
         # Ascending key; excluded items go last so they never take a top-k slot.
-        key = np.where(excl, np.inf, -similarity[rows][keep].astype(np.float64))
+        key = np.where(excl, np.inf, -similarity[rows][keep])
         top = _topk_indices(key, min(k, n_g))
         sums = _topk_sums(np.take_along_axis(rel, top, axis=1), n_rel, k)
-        sums.update(_full_sums(key, rel, excl, n_rel))
+        sums.update(_full_sums(key, rel, n_rel))
         for name in names:
             per_query[name].append(sums[name])
         n_kept += len(n_rel)
@@ -231,7 +248,9 @@ def _best_positive_rank(similarity: np.ndarray, positives: np.ndarray) -> np.nda
     masked = np.where(positives, similarity, -np.inf)
     best = masked.argmax(1)  # first maximum = lowest index among tied positives
     best_sim = np.take_along_axis(similarity, best[:, None], axis=1)
-    before = (similarity > best_sim) | ((similarity == best_sim) & (np.arange(similarity.shape[1]) < best[:, None]))
+    before = (similarity > best_sim) | (
+        (similarity == best_sim) & (np.arange(similarity.shape[1]) < best[:, None])
+    )
     return before.sum(1)
 
 
@@ -248,7 +267,9 @@ def recall_at_k(
     similarity = np.asarray(similarity)
     positives = np.asarray(positives, dtype=bool)
     if similarity.shape != positives.shape or similarity.ndim != 2:
-        raise ValueError(f"similarity {similarity.shape} and positives {positives.shape} must be equal [Q, G]")
+        raise ValueError(
+            f"similarity {similarity.shape} and positives {positives.shape} must be equal [Q, G]"
+        )
     n_q, n_g = similarity.shape
     ranks = []
     for rows in _chunks(n_q, n_g, chunk_size):
