@@ -1,0 +1,1 @@
+"""Turning an archive into embeddings (local engine; same output from every engine)."""

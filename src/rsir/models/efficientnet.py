@@ -33,7 +33,11 @@ class EfficientNetLite(ImageEncoder):
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
             self.net = EfficientNet.from_pretrained(variant, weights_path=weights)
         self.config = EncoderConfig(
-            name=variant, family="efficientnet-lite", dim=1280, token_dim=1280, weights=weights,
+            name=variant,
+            family="efficientnet-lite",
+            dim=1280,
+            token_dim=1280,
+            weights=weights,
             preprocess=Preprocess(size=224),
         )
 

@@ -1,0 +1,1 @@
+"""Pictures of results: retrieval grids (PNG / HTML) and curves."""

@@ -1,0 +1,16 @@
+.PHONY: demo test test-slow bench lint
+
+demo:
+	./scripts/setup.sh && .venv/bin/rsir demo
+
+test:
+	./scripts/setup.sh --test && .venv/bin/python -m pytest -q
+
+test-slow:
+	./scripts/setup.sh --test && .venv/bin/python -m pytest -q -m slow
+
+bench:
+	./scripts/setup.sh && .venv/bin/python benchmarks/run_all.py
+
+lint:
+	.venv/bin/ruff check src tests benchmarks && .venv/bin/ruff format --check src tests benchmarks

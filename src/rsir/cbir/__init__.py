@@ -1,0 +1,1 @@
+"""CBIR workflows: the library calls behind `rsir index / search / eval cbir / train cbir / demo`."""

@@ -1,0 +1,106 @@
+"""Build an index of an archive, and query it by image or by item id."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rsir import __version__
+from rsir.cbir.space import Space
+from rsir.data.items import Archive
+from rsir.index.faiss_index import IndexParams, SearchIndex, build_index, choose_index_type, save_index
+from rsir.index.manifest import IndexManifest
+
+
+@dataclass
+class IndexReport:
+    n_items: int
+    n_failed: int
+    n_skipped: int
+    dim: int
+    index_type: str
+    seconds: float
+    images_per_second: float
+    bytes_per_item: float
+    out: str
+
+
+def index_archive(
+    archive: Archive, out: Path, space: Space, params: IndexParams = IndexParams(), **embed_kwargs
+) -> IndexReport:
+    start = time.perf_counter()
+    emb = space.embed(archive, **embed_kwargs)
+    embed_seconds = time.perf_counter() - start
+    if not emb.ids:
+        raise ValueError(f"no readable images in {archive.root}")
+    by_id = {it.id: it for it in archive.items}
+    items = [by_id[i] for i in emb.ids]
+    kind = choose_index_type(len(items)) if params.index_type == "auto" else params.index_type
+    index = build_index(emb.vectors, IndexParams(**{**params.__dict__, "index_type": kind}))
+    manifest = IndexManifest(
+        encoder=space.encoder.config.name,
+        weights_hash=space.encoder.weights_hash,
+        dim=int(emb.vectors.shape[1]),
+        metric="cosine",
+        index_type=kind,
+        ids=emb.ids,
+        paths=[str(it.path.resolve()) for it in items],
+        labels=[list(it.labels) for it in items],
+        archive_root=str(Path(archive.root).resolve()),
+        head=space.head_path,
+        head_hash=space.head_hash,
+        params={k: v for k, v in params.__dict__.items() if v is not None},
+        meta=[it.meta for it in items],
+        rsir_version=__version__,
+    )
+    save_index(out, index, emb.vectors, manifest)
+    index_bytes = (Path(out) / "index.faiss").stat().st_size
+    return IndexReport(
+        n_items=len(items),
+        n_failed=len(emb.failed),
+        n_skipped=len(archive.skipped),
+        dim=manifest.dim,
+        index_type=kind,
+        seconds=round(time.perf_counter() - start, 3),
+        images_per_second=round(len(archive) / max(embed_seconds, 1e-9), 2),
+        bytes_per_item=round(index_bytes / len(items), 1),
+        out=str(out),
+    )
+
+
+@dataclass
+class Hit:
+    rank: int
+    id: str
+    path: str
+    score: float
+    labels: list[str]
+
+
+def query_vector(index: SearchIndex, *, image: Path | None = None, item_id: str | None = None) -> np.ndarray:
+    """The query's vector in the index's own space (checked against the index manifest)."""
+    if (image is None) == (item_id is None):
+        raise ValueError("give exactly one of an image path or an item id")
+    if item_id is not None:
+        return np.asarray(index.vectors[index.row_of(item_id)])[None]
+    from rsir.data.images import load_image
+
+    space = Space.load(index.manifest.encoder, Path(index.manifest.head) if index.manifest.head else None)
+    index.manifest.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
+    return space.embed_images([load_image(image)])
+
+
+def search(index: SearchIndex, query: np.ndarray, k: int = 10, skip_id: str | None = None) -> list[Hit]:
+    scores, rows = index.search(query, k + (1 if skip_id else 0))
+    m = index.manifest
+    hits = [
+        Hit(0, m.ids[r], m.paths[r], float(s), m.labels[r])
+        for s, r in zip(scores[0], rows[0], strict=True)
+        if r >= 0 and m.ids[r] != skip_id
+    ][:k]
+    for rank, hit in enumerate(hits, 1):
+        hit.rank = rank
+    return hits

@@ -1,0 +1,50 @@
+"""The embedding space a command works in: an encoder, optionally followed by a trained head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rsir.data.items import Archive
+from rsir.embed.features import apply_head, archive_features
+from rsir.embed.local import Embeddings
+from rsir.models.encoders import DEFAULT_ENCODER, ImageEncoder, load_encoder
+
+
+@dataclass
+class Space:
+    encoder: ImageEncoder
+    head: object | None = None
+    head_path: str | None = None
+    head_hash: str | None = None
+
+    @classmethod
+    def load(cls, encoder: str | None = None, head: Path | None = None) -> Space:
+        """A head checkpoint names its encoder; an explicit `encoder` that disagrees is an error."""
+        if head is None:
+            return cls(load_encoder(encoder or DEFAULT_ENCODER))
+        from rsir.models.heads import load_head
+
+        module, meta = load_head(head)
+        trained_on = module.config.encoder or DEFAULT_ENCODER
+        if encoder and encoder != trained_on:
+            raise ValueError(f"head {head} was trained on encoder {trained_on!r}, not {encoder!r}")
+        return cls(load_encoder(trained_on), module, str(head), meta["hash"])
+
+    def embed(self, archive: Archive, **kwargs) -> Embeddings:
+        feats = archive_features(archive, self.encoder, **kwargs)
+        return Embeddings(feats.ids, apply_head(feats.vectors, self.head), feats.failed)
+
+    def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
+        """Embed decoded images (float [C, H, W] in [0, 1]) exactly as archive items are embedded."""
+        import torch
+
+        from rsir.embed.local import normalise
+        from rsir.models.preprocess import prepare
+
+        batch = torch.stack([prepare(img, self.encoder.config.preprocess) for img in images])
+        with torch.inference_mode():
+            feats = normalise(self.encoder.encode(batch).numpy())
+        return apply_head(feats, self.head)

@@ -1,0 +1,86 @@
+"""`rsir train cbir`: a head trained on the train side of a split, from class labels or labelled pairs."""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from rsir.cbir.evaluation import labels_of, split_of
+from rsir.cbir.space import Space
+from rsir.data.items import Archive
+from rsir.models.heads import save_head
+from rsir.train.metric_head import TrainConfig, train_on_labels, train_on_pairs
+
+
+def read_pairs_file(path: Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSV with header `id_a,id_b,similar` (similar: 1 or 0). Unknown ids and bad rows are clear errors."""
+    row_of = {id_: i for i, id_ in enumerate(ids)}
+    a, b, y = [], [], []
+    with Path(path).open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"id_a", "id_b", "similar"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected a CSV header with id_a,id_b,similar")
+        for line, row in enumerate(reader, 2):
+            try:
+                a.append(row_of[row["id_a"]])
+                b.append(row_of[row["id_b"]])
+                y.append(int(row["similar"]))
+            except KeyError as err:
+                raise ValueError(f"{path}:{line}: unknown item id {err}") from None
+            except ValueError:
+                raise ValueError(f"{path}:{line}: `similar` must be 1 or 0, got {row['similar']!r}") from None
+    return np.array(a, np.int64), np.array(b, np.int64), np.array(y, np.int8)
+
+
+def train_cbir(
+    archive: Archive,
+    out: Path,
+    *,
+    encoder: str | None = None,
+    split: str = "holdout:0.2",
+    seed: int = 0,
+    pairs_file: Path | None = None,
+    config: TrainConfig | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train on the gallery (train) side of the split only, so `eval cbir` with the same split is honest."""
+    start = time.perf_counter()
+    space = Space.load(encoder)
+    feats = space.embed(archive, progress=progress)
+    labels = labels_of(archive, feats.ids)
+    parts = split_of(labels, split, seed)
+    train_rows = parts.gallery
+    meta = {"encoder": space.encoder.config.name, "weights_hash": space.encoder.weights_hash}
+    if pairs_file is not None:
+        config = config or TrainConfig(loss="contrastive")
+        a, b, y = read_pairs_file(pairs_file, feats.ids)
+        allowed = np.zeros(len(feats.ids), bool)
+        allowed[train_rows] = True
+        keep = allowed[a] & allowed[b]  # pairs touching a test item would leak into the evaluation
+        head = train_on_pairs(
+            feats.vectors, a[keep], b[keep], y[keep], config, head_meta=meta, progress=progress
+        )
+        source = {
+            "pairs_file": str(pairs_file),
+            "n_pairs": int(keep.sum()),
+            "n_pairs_dropped": int((~keep).sum()),
+        }
+    else:
+        if not archive.is_labelled:
+            raise ValueError("this archive has no labels: train from a pairs file (--pairs) instead")
+        config = config or TrainConfig()
+        head = train_on_labels(
+            feats.vectors[train_rows],
+            [labels[i] for i in train_rows],
+            config,
+            head_meta=meta,
+            progress=progress,
+        )
+        source = {"labels": "class", "n_train_items": len(train_rows)}
+    report = {"split": split, "seed": seed, "config": asdict(config), **source}
+    save_head(head, out, report)
+    return {**report, "out": str(out), "seconds": round(time.perf_counter() - start, 2)}

@@ -1,0 +1,38 @@
+"""Where embeddings and shards are cached, and the key that says whether a cache is still valid."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from rsir.models.config import EncoderConfig
+
+
+def cache_root() -> Path:
+    """`$RSIR_CACHE`, else `~/.cache/rsir`. Archives are often read-only, so caches never live inside them."""
+    return Path(os.environ.get("RSIR_CACHE", Path.home() / ".cache" / "rsir"))
+
+
+def embedding_key(
+    root: Path, ids: list[str], config: EncoderConfig, weights_hash: str, head: str = ""
+) -> str:
+    """Changes whenever the items, the encoder, its weights, its preprocessing or the head change."""
+    payload = json.dumps(
+        {
+            "root": str(Path(root).resolve()),
+            "ids": ids,
+            "encoder": config.to_dict(),
+            "w": weights_hash,
+            "head": head,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

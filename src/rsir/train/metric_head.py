@@ -1,0 +1,163 @@
+"""Train a projection head on frozen features with pytorch-metric-learning losses.
+
+Two sources of supervision share one loop: class labels (every in-batch pair whose label sets
+overlap is a positive, the rest negatives -- single- and multi-label alike) and explicit labelled
+pairs (similar / dissimilar answers, as ANNEAL collects them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import trange
+
+from rsir.models.heads import HeadConfig, ResidualHead
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str = "multisimilarity"
+    epochs: int = 40
+    batch_size: int = 256
+    per_class: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    hidden: int = 1024
+    seed: int = 0
+
+
+def _multisimilarity():
+    from pytorch_metric_learning import losses
+
+    return losses.MultiSimilarityLoss(alpha=2.0, beta=50.0, base=0.5)
+
+
+def _contrastive():
+    from pytorch_metric_learning import distances, losses
+
+    # Cosine similarity: positives are pulled towards 1, negatives pushed below 0.5.
+    return losses.ContrastiveLoss(pos_margin=1.0, neg_margin=0.5, distance=distances.CosineSimilarity())
+
+
+def _triplet():
+    from pytorch_metric_learning import losses
+
+    return losses.TripletMarginLoss(margin=0.1)
+
+
+LOSSES: dict[str, Callable] = {
+    "multisimilarity": _multisimilarity,
+    "contrastive": _contrastive,
+    "triplet": _triplet,
+}
+
+
+def make_loss(name: str):
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose from {sorted(LOSSES)}")
+    return LOSSES[name]()
+
+
+def multi_hot(labels: Sequence[Sequence[str]]) -> np.ndarray:
+    vocab = {lab: i for i, lab in enumerate(sorted({lab for labs in labels for lab in labs}))}
+    out = np.zeros((len(labels), len(vocab)), dtype=np.float32)
+    for row, labs in enumerate(labels):
+        out[row, [vocab[lab] for lab in labs]] = 1.0
+    return out
+
+
+def _pair_tuple(relevant: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """All in-batch positive and negative pairs of a boolean relevance matrix, as a PML indices tuple."""
+    off_diag = ~torch.eye(len(relevant), dtype=torch.bool)
+    a1, p = torch.nonzero(relevant & off_diag, as_tuple=True)
+    a2, n = torch.nonzero(~relevant & off_diag, as_tuple=True)
+    return a1, p, a2, n
+
+
+def _class_batches(hot: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of `per_class` items from each of several classes (single-label: M-per-class sampling)."""
+    first = hot.argmax(1)
+    by_class = [np.flatnonzero(first == c) for c in range(hot.shape[1])]
+    by_class = [ix for ix in by_class if len(ix)]
+    chunks = []
+    for ix in by_class:
+        perm = rng.permutation(ix)
+        chunks += [perm[s : s + config.per_class] for s in range(0, len(perm), config.per_class)]
+    order = rng.permutation(len(chunks))
+    per_batch = max(2, config.batch_size // config.per_class)
+    return [
+        np.concatenate([chunks[o] for o in order[s : s + per_batch]]) for s in range(0, len(order), per_batch)
+    ]
+
+
+def _new_head(dim: int, config: TrainConfig, init: ResidualHead | None, meta: dict) -> ResidualHead:
+    torch.manual_seed(config.seed)
+    head = ResidualHead(HeadConfig(in_dim=dim, hidden=config.hidden, **meta))
+    if init is not None:
+        head.load_state_dict(init.state_dict())
+    return head
+
+
+def _optimiser(head: ResidualHead, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def train_on_labels(
+    features: np.ndarray,
+    labels: Sequence[Sequence[str]],
+    config: TrainConfig = TrainConfig(),
+    *,
+    head_meta: dict | None = None,
+    progress: bool = True,
+) -> ResidualHead:
+    """Metric learning from class labels (multi-label: items sharing any label are positives)."""
+    hot = multi_hot(labels)
+    x, hot_t = torch.from_numpy(features), torch.from_numpy(hot)
+    head = _new_head(features.shape[1], config, None, head_meta or {})
+    loss_fn, opt = make_loss(config.loss), _optimiser(head, config)
+    rng = np.random.default_rng(config.seed)
+    head.train()
+    for _ in trange(config.epochs, desc="training head", disable=not progress):
+        for batch in _class_batches(hot, config, rng):
+            b = torch.from_numpy(batch)
+            relevant = (hot_t[b] @ hot_t[b].T) > 0
+            loss = loss_fn(head(x[b]), indices_tuple=_pair_tuple(relevant))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return head.eval()
+
+
+def train_on_pairs(
+    features: np.ndarray,
+    pair_i: np.ndarray,
+    pair_j: np.ndarray,
+    similar: np.ndarray,
+    config: TrainConfig = TrainConfig(loss="contrastive"),
+    *,
+    init: ResidualHead | None = None,
+    head_meta: dict | None = None,
+    progress: bool = True,
+) -> ResidualHead:
+    """Metric learning from labelled pairs (1 similar, 0 dissimilar; other values are ignored)."""
+    keep = (similar == 0) | (similar == 1)
+    pi, pj, y = (torch.from_numpy(np.asarray(a)[keep]) for a in (pair_i, pair_j, similar))
+    x = torch.from_numpy(features)
+    head = _new_head(features.shape[1], config, init, head_meta or {})
+    loss_fn, opt = make_loss(config.loss), _optimiser(head, config)
+    gen = torch.Generator().manual_seed(config.seed)
+    head.train()
+    for _ in trange(config.epochs, desc="training head", disable=not progress):
+        for batch in torch.randperm(len(y), generator=gen).split(config.batch_size):
+            m = len(batch)
+            emb = head(torch.cat([x[pi[batch]], x[pj[batch]]]))
+            left, right, is_sim = torch.arange(m), torch.arange(m, 2 * m), y[batch] == 1
+            tuple_ = (left[is_sim], right[is_sim], left[~is_sim], right[~is_sim])
+            loss = loss_fn(emb, indices_tuple=tuple_)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return head.eval()
