@@ -115,9 +115,7 @@ def pair_from_linear(k: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarra
     return i, j
 
 
-def random_pairs(
-    n_items: int, m: int, rng: np.random.Generator, exclude: Pairs | None = None
-) -> Pairs:
+def random_pairs(n_items: int, m: int, rng: np.random.Generator, exclude: Pairs | None = None) -> Pairs:
     """``m`` distinct pairs drawn uniformly from all ``N(N-1)/2`` pairs, none in ``exclude``.
 
     Sampling is without replacement over linear pair indices (numpy uses a hash-set algorithm when
@@ -194,9 +192,11 @@ def candidate_pool(
 ) -> Pairs:
     """Union of k-nearest-neighbour pairs and ``n_random`` uniform pairs, minus ``exclude``.
 
-    Neighbour pairs come first, then random ones; the result is canonical (i < j, unique, no self
-    pairs). Size is at most ``N * n_neighbours + n_random``.
+    Neighbour pairs come first, then ``n_random`` random pairs that are neither neighbour pairs nor
+    excluded (fewer only if the archive runs out); the result is canonical (i < j, unique, no self
+    pairs) and holds at most ``N * n_neighbours + n_random`` pairs.
     """
     near = neighbour_pairs(emb, n_neighbours, **knn_kwargs).difference(exclude)
-    far = random_pairs(len(emb), n_random, rng, exclude=exclude)
-    return near.concat(far)
+    taken = near if exclude is None else near.concat(exclude)
+    far = random_pairs(len(emb), n_random, rng, exclude=taken)
+    return Pairs(np.concatenate([near.i, far.i]), np.concatenate([near.j, far.j]))

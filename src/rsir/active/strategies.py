@@ -1,0 +1,183 @@
+"""Selection strategies: an uncertainty scorer composed with a picker, looked up by name.
+
+A pool strategy is ``scorer(ctx) -> scores over ctx.pool()`` followed by
+``picker(ctx, scores, budget, rng) -> pool rows``; the round loop only calls ``select``.
+
+| name           | candidates          | scorer | picker                      |
+|----------------|---------------------|--------|-----------------------------|
+| `random`       | all N(N-1)/2 pairs  | -      | uniform                     |
+| `neighbours`   | pool                | none   | top-k = uniform over pool   |
+| `mgue`         | pool                | MGUE   | top-k                       |
+| `bcgue`        | pool                | BCGUE  | top-k                       |
+| `diversity`    | pool                | none   | cluster (random per cluster)|
+| `anneal-mgue`  | pool                | MGUE   | cluster (best per cluster)  |
+| `anneal-bcgue` | pool                | BCGUE  | cluster (best per cluster)  |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from rsir.active.diversity import cluster_picks, top_k
+from rsir.active.pool import Pairs, candidate_pool, random_pairs
+from rsir.active.uncertainty import (
+    PairClassifier,
+    bcgue_scores,
+    estimate_threshold,
+    mgue_scores,
+    pair_distance,
+    pair_features,
+)
+
+
+@dataclass
+class SelectionContext:
+    """What a strategy may look at in one round.
+
+    ``emb``: float32 ``[N, D]`` L2-normalised embeddings from the current head; ``labelled`` and
+    ``labels`` (int8: 1, 0, -1 skipped) are every pair asked so far. The candidate pool (k nearest
+    neighbours + random pairs, minus every labelled pair, skipped ones included) is built on first
+    use and cached, as are its distances; pass ``candidates`` to reuse a pool. Scorers write what
+    they fitted (threshold, classifier state) to ``info`` for the caller to log.
+    """
+
+    emb: np.ndarray
+    labelled: Pairs = field(default_factory=Pairs.empty)
+    labels: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
+    n_neighbours: int = 10
+    n_random: int = 100_000
+    pool_seed: int = 0
+    candidates: Pairs | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    _pool_distances: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, np.int8)
+        if len(self.labels) != len(self.labelled):
+            raise ValueError(f"{len(self.labelled)} labelled pairs but {len(self.labels)} labels")
+
+    @property
+    def n_items(self) -> int:
+        return int(self.emb.shape[0])
+
+    def pool(self) -> Pairs:
+        if self.candidates is None:
+            rng = np.random.default_rng(self.pool_seed)
+            self.candidates = candidate_pool(self.emb, self.n_neighbours, self.n_random, rng, exclude=self.labelled)
+        return self.candidates
+
+    def pool_distances(self) -> np.ndarray:
+        if self._pool_distances is None:
+            self._pool_distances = pair_distance(self.emb, self.pool())
+        return self._pool_distances
+
+    def labelled_distances(self) -> np.ndarray:
+        return pair_distance(self.emb, self.labelled)
+
+
+class Strategy(Protocol):
+    def select(self, ctx: SelectionContext, budget: int, rng: np.random.Generator) -> Pairs: ...
+
+
+Scorer = Callable[[SelectionContext], np.ndarray]
+Picker = Callable[[SelectionContext, np.ndarray, int, np.random.Generator], np.ndarray]
+
+
+# --- scorers: higher = more informative, one score per pool pair -------------------------------
+
+
+def no_uncertainty(ctx: SelectionContext) -> np.ndarray:
+    return np.zeros(len(ctx.pool()), np.float32)
+
+
+def mgue(ctx: SelectionContext) -> np.ndarray:
+    d = ctx.pool_distances()
+    t = estimate_threshold(ctx.labelled_distances(), ctx.labels, reference=d)
+    ctx.info["threshold"] = t
+    return mgue_scores(d, t)
+
+
+def bcgue(ctx: SelectionContext) -> np.ndarray:
+    """BCGUE; falls back to MGUE until both classes have been labelled (nothing to fit)."""
+    clf = PairClassifier().fit(ctx.emb, ctx.labelled, ctx.labels)
+    ctx.info["classifier"] = "fitted" if clf.fitted else "fallback-mgue"
+    if not clf.fitted:
+        return mgue(ctx)
+    return bcgue_scores(clf.predict_proba(ctx.emb, ctx.pool()))
+
+
+# --- pickers -------------------------------------------------------------------------------------
+
+
+def pick_top(ctx: SelectionContext, scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    return top_k(scores, budget, rng)
+
+
+@dataclass(frozen=True)
+class PickClusters:
+    """k-means on pair features of the top ``preselect_factor * budget`` pool pairs."""
+
+    preselect_factor: int = 10
+
+    def __call__(self, ctx: SelectionContext, scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+        pool = ctx.pool()
+        return cluster_picks(
+            lambda rows: pair_features(ctx.emb, pool.take(rows)),
+            scores,
+            budget,
+            rng,
+            preselect_factor=self.preselect_factor,
+        )
+
+
+# --- strategies ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolStrategy:
+    """Score the candidate pool, then pick; never returns labelled pairs (the pool excludes them)."""
+
+    scorer: Scorer
+    picker: Picker
+
+    def select(self, ctx: SelectionContext, budget: int, rng: np.random.Generator) -> Pairs:
+        pool = ctx.pool()
+        if budget <= 0 or not len(pool):
+            return Pairs.empty()
+        return pool.take(self.picker(ctx, self.scorer(ctx), budget, rng))
+
+
+@dataclass(frozen=True)
+class RandomStrategy:
+    """Uniform over all unlabelled pairs of the archive, not just the pool."""
+
+    def select(self, ctx: SelectionContext, budget: int, rng: np.random.Generator) -> Pairs:
+        return random_pairs(ctx.n_items, budget, rng, exclude=ctx.labelled)
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "random": RandomStrategy(),
+    "neighbours": PoolStrategy(no_uncertainty, pick_top),
+    "mgue": PoolStrategy(mgue, pick_top),
+    "bcgue": PoolStrategy(bcgue, pick_top),
+    "diversity": PoolStrategy(no_uncertainty, PickClusters()),
+    "anneal-mgue": PoolStrategy(mgue, PickClusters()),
+    "anneal-bcgue": PoolStrategy(bcgue, PickClusters()),
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise KeyError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}") from None
+
+
+def register(name: str, strategy: Strategy) -> None:
+    if name in STRATEGIES:
+        raise ValueError(f"strategy {name!r} already registered")
+    STRATEGIES[name] = strategy
