@@ -18,8 +18,9 @@ class Preprocess:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     in_channels: int = 3
-    # Bands picked from multispectral input when it has more bands than the encoder takes.
-    bands: tuple[int, ...] | None = SENTINEL2_RGB
+    # Bands picked from multispectral input when it has more bands than the encoder takes; None = by band
+    # count (12 bands: BigEarthNet's Sentinel-2 RGB; otherwise the first bands, e.g. RGB of an RGBN GeoTIFF).
+    bands: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

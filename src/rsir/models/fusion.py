@@ -13,6 +13,7 @@ and returns ``[B, out_dim]``; ``needs_tokens`` says which input it reads.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -80,6 +81,8 @@ class TFFConfig:
     dropout: float = 0.1
     pool: str = "mean"  # "mean" over all tokens, or "cls"
     diff_stream: bool = True  # add (after - before) tokens as a third stream
+    # Average-pool a square token grid to grid x grid first (7x7 -> 4x4 keeps quadrants, costs ~1/3).
+    grid: int | None = 4
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,6 +100,11 @@ class TFF(nn.Module):
             raise ValueError(f"TFF pool must be 'mean' or 'cls', got {cfg.pool!r}")
         self.config = cfg
         self.n_streams = 3 if cfg.diff_stream else 2
+        self.side = math.isqrt(n_tokens) if math.isqrt(n_tokens) ** 2 == n_tokens else None
+        if cfg.grid and self.side and self.side > cfg.grid:
+            n_tokens = cfg.grid * cfg.grid
+        else:
+            self.side = None  # no pooling: not a square grid, or already small enough
         self.norm_in = nn.LayerNorm(token_dim)
         self.proj = nn.Linear(token_dim, cfg.d_model)
         self.diff_proj = nn.Linear(token_dim, cfg.d_model) if cfg.diff_stream else None
@@ -123,6 +131,9 @@ class TFF(nn.Module):
         b, dates, n, _ = tokens.shape
         if dates != 2:
             raise ValueError(f"TFF expects tokens [B, 2, L, D], got {tuple(tokens.shape)}")
+        if self.side is not None and n == self.side * self.side:
+            tokens = self.reduce_tokens(tokens)
+            n = tokens.shape[2]
         t = self.norm_in(tokens.float())
         streams = [self.proj(t)]  # [B, 2, L, d]
         if self.diff_proj is not None:
@@ -134,6 +145,16 @@ class TFF(nn.Module):
         x = self.norm_out(self.encoder(x))
         return x[:, 0] if self.cls is not None else x.mean(dim=1)
 
+    def reduce_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The fixed (parameter-free) token pooling; callers may apply it once to cached tokens."""
+        if self.side is None or tokens.shape[2] != self.side * self.side:
+            return tokens
+        b, dates, _, d = tokens.shape
+        tokens = tokens.float()
+        grid = tokens.reshape(b * dates, self.side, self.side, d).permute(0, 3, 1, 2)
+        pooled = nn.functional.adaptive_avg_pool2d(grid, self.config.grid)
+        return pooled.flatten(2).transpose(1, 2).reshape(b, dates, -1, d)
+
 
 class ProjectionHead(nn.Module):
     """Two-layer MLP with a linear residual path into the shared space (the output is L2-normalised)."""
@@ -142,17 +163,13 @@ class ProjectionHead(nn.Module):
         super().__init__()
         hidden = hidden or max(out_dim * 2, 512)
         self.linear = nn.Linear(in_dim, out_dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
-        )
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.linear(x) + self.mlp(x), dim=-1)
 
 
-def build_fusion(
-    name: str, dim: int, token_dim: int, n_tokens: int, tff: TFFConfig | None = None
-) -> nn.Module:
+def build_fusion(name: str, dim: int, token_dim: int, n_tokens: int, tff: TFFConfig | None = None) -> nn.Module:
     """``gff-<ops>``, ``tff`` or ``after`` -> a fusion module with ``out_dim`` and ``needs_tokens``."""
     if name == "after":
         return AfterOnly(dim)

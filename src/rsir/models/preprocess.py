@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsir.models.config import Preprocess
+from rsir.models.config import SENTINEL2_RGB, Preprocess
 
 
 def select_bands(image: np.ndarray, prep: Preprocess) -> np.ndarray:
@@ -16,11 +16,20 @@ def select_bands(image: np.ndarray, prep: Preprocess) -> np.ndarray:
         return image
     if channels == 1:
         return np.repeat(image, prep.in_channels, axis=0)
-    if channels > prep.in_channels:
-        if prep.bands is not None and max(prep.bands) < channels and len(prep.bands) == prep.in_channels:
-            return image[list(prep.bands)]
-        return image[: prep.in_channels]
-    raise ValueError(f"image has {channels} bands; the encoder needs {prep.in_channels}")
+    if channels < prep.in_channels:
+        raise ValueError(f"image has {channels} bands; the encoder needs {prep.in_channels}")
+    bands = prep.bands
+    if bands is None:
+        bands = SENTINEL2_RGB if channels == 12 and prep.in_channels == 3 else tuple(range(prep.in_channels))
+    if len(bands) != prep.in_channels or max(bands) >= channels:
+        raise ValueError(f"band selection {bands} does not fit a {channels}-band image / {prep.in_channels}-band encoder")
+    return _stretch(image[list(bands)])
+
+
+def _stretch(bands: np.ndarray) -> np.ndarray:
+    """Multispectral input was scaled over all bands; re-stretch the chosen ones so they use the full range."""
+    lo, hi = np.percentile(bands, [2, 98])
+    return np.clip((bands - lo) / max(hi - lo, 1e-6), 0, 1)
 
 
 def prepare(image: np.ndarray, prep: Preprocess) -> torch.Tensor:

@@ -57,9 +57,7 @@ class TextEncoder(nn.Module):
             self.tokenizer = AutoTokenizer.from_pretrained(source)
             self.model = AutoModel.from_pretrained(source)
         except ImportError as exc:
-            raise TextEncoderUnavailable(
-                "text encoders need `transformers` (pip install 'rsir[text]')"
-            ) from exc
+            raise TextEncoderUnavailable("text encoders need `transformers` (pip install 'rsir[text]')") from exc
         except OSError as exc:
             raise TextEncoderUnavailable(
                 f"cannot load text model {name!r} ({exc}); hub names need internet, "
