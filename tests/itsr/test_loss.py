@@ -1,0 +1,73 @@
+"""InfoNCE and the one-caption-per-pair batches: a pair's own captions are never its negatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rsir.train.itsr import caption_batches, info_nce
+
+
+def _naive(logits: torch.Tensor, drop: set[tuple[int, int]]) -> torch.Tensor:
+    """Symmetric cross-entropy written out with explicit loops, skipping the dropped cells."""
+    b = logits.shape[0]
+    total = 0.0
+    for i in range(b):
+        row = [logits[i, j] for j in range(b) if (i, j) not in drop]
+        col = [logits[j, i] for j in range(b) if (j, i) not in drop]
+        total += -logits[i, i] + torch.logsumexp(torch.stack(row), 0)
+        total += -logits[i, i] + torch.logsumexp(torch.stack(col), 0)
+    return total / (2 * b)
+
+
+def _emb(b: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(b, 8, generator=g), dim=1), F.normalize(torch.randn(b, 8, generator=g), dim=1)
+
+
+def test_info_nce_matches_the_naive_symmetric_loss():
+    img, txt = _emb(6, 0)
+    logits = 10.0 * img @ txt.T
+    assert torch.allclose(info_nce(img, txt, 10.0), _naive(logits, set()), atol=1e-5)
+
+
+def test_same_pair_and_same_text_are_not_negatives():
+    img, txt = _emb(5, 1)
+    pair_ids = torch.tensor([0, 1, 0, 2, 3])  # rows 0 and 2: one pair with two captions
+    keys = torch.tensor([0, 1, 2, 3, 1])  # rows 1 and 4: identical caption text
+    drop = {(0, 2), (2, 0), (1, 4), (4, 1)}
+    logits = 7.0 * img @ txt.T
+    got = info_nce(img, txt, 7.0, pair_ids=pair_ids, text_keys=keys)
+    assert torch.allclose(got, _naive(logits, drop), atol=1e-5)
+    # Moving the pair's other caption onto image 0 changes nothing for the masked pairing.
+    txt2 = txt.clone()
+    txt2[2] = img[0]
+    moved = info_nce(img, txt2, 7.0, pair_ids=pair_ids, text_keys=keys)
+    base_rows = _naive(7.0 * img @ txt2.T, drop)
+    assert torch.allclose(moved, base_rows, atol=1e-5)
+    unmasked = info_nce(img, txt2, 7.0)
+    assert unmasked > moved  # without the mask, a true caption would be punished as a negative
+
+
+def test_caption_batches_one_caption_per_pair_each_epoch():
+    counts = np.array([5, 5, 1, 3, 5, 2, 5])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    rng = np.random.default_rng(0)
+    seen_captions = set()
+    for _ in range(60):
+        batches = caption_batches(offsets, batch_size=3, rng=rng)
+        pairs = np.concatenate([p for p, _ in batches])
+        assert sorted(pairs.tolist()) == list(range(len(counts)))  # every pair exactly once
+        for p, c in batches:
+            assert len(set(p.tolist())) == len(p)  # never the same pair twice in a batch
+            assert ((c >= offsets[p]) & (c < offsets[p + 1])).all()  # the caption is the pair's own
+            assert len(p) >= 2
+            seen_captions.update(c.tolist())
+    assert seen_captions == set(range(offsets[-1]))  # over epochs, every caption gets sampled
+
+
+def test_last_batch_of_one_is_merged():
+    offsets = np.arange(0, 5 * 5, 5)  # 4 pairs
+    batches = caption_batches(offsets, batch_size=3, rng=np.random.default_rng(1))
+    assert [len(p) for p, _ in batches] == [4]
