@@ -54,7 +54,7 @@ def save_head(head: ResidualHead, folder: Path, extra: dict | None = None) -> No
     tmp = folder / f".{HEAD_WEIGHTS}.tmp"
     torch.save(head.state_dict(), tmp)
     tmp.replace(folder / HEAD_WEIGHTS)
-    meta = {"config": asdict(head.config), "hash": head_hash(folder), **(extra or {})}
+    meta = {"head": asdict(head.config), "hash": head_hash(folder), "training": extra or {}}
     (folder / HEAD_MANIFEST).write_text(json.dumps(meta, indent=1))
 
 
@@ -69,6 +69,6 @@ def load_head(folder: Path) -> tuple[ResidualHead, dict]:
     if not manifest.exists():
         raise FileNotFoundError(f"{folder} is not an rsir head checkpoint (no {HEAD_MANIFEST})")
     meta = json.loads(manifest.read_text())
-    head = ResidualHead(HeadConfig(**meta["config"]))
+    head = ResidualHead(HeadConfig(**meta["head"]))
     head.load_state_dict(torch.load(folder / HEAD_WEIGHTS, map_location="cpu", weights_only=True))
     return head.eval(), meta
