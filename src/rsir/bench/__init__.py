@@ -1,0 +1,1 @@
+"""Measurement functions behind `rsir bench`: throughput, ANN search, ANNEAL selection, memory."""
