@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rsir.cli import anneal, cbir, itsr
+from rsir.cli import anneal, bench, cbir, itsr
 
 app = typer.Typer(
     help="Remote-sensing image retrieval: CBIR with metric learning, ANNEAL active learning, text-ITSR.",
@@ -16,6 +16,7 @@ app.add_typer(
     anneal.app, name="anneal", help="ANNEAL: active learning of the metric space from pair answers."
 )
 app.add_typer(itsr.app, name="itsr", help="Text <-> bitemporal image retrieval (GFF / TFF fusion).")
+app.command("bench")(bench.bench)
 
 
 if __name__ == "__main__":
