@@ -88,3 +88,16 @@ def test_duplicate_features_still_give_n_picks():
     rng = np.random.default_rng(0)
     picks = cluster_picks(x, np.arange(30.0), 6, rng)
     assert len(picks) == 6 and len(set(picks.tolist())) == 6
+
+
+def test_pca_reduce_keeps_the_dominant_directions():
+    from rsir.active.diversity import pca_reduce
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((500, 3)) * [10.0, 5.0, 0.01]) @ np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    y = pca_reduce(x.astype(np.float32), 2)
+    assert y.shape == (500, 2)
+    d_x = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    d_y = np.linalg.norm(y[:, None] - y[None], axis=-1)
+    np.testing.assert_allclose(d_y, d_x, atol=0.05)
+    assert pca_reduce(x, 5) is x

@@ -63,7 +63,7 @@ def test_random_pairs_unique_canonical_and_excluded():
     rng = np.random.default_rng(0)
     n = 100
     exclude = random_pairs(n, 1000, rng)
-    p = random_pairs(n, 200, rng, exclude=exclude)  # rejection path: 4 * 1200 < 4950
+    p = random_pairs(n, 200, rng, exclude=exclude)  # rejection path: 2 * 1200 < 4950
     assert len(p) == 200
     assert_canonical(p, n)
     assert not p.mask_in(exclude).any()
@@ -79,7 +79,7 @@ def test_random_pairs_small_universe_returns_what_is_left():
     assert len(random_pairs(1, 5, rng)) == 0 and len(random_pairs(10, 0, rng)) == 0
 
 
-@pytest.mark.parametrize("n,m", [(6, 3), (300, 50)])  # enumeration path and rejection path
+@pytest.mark.parametrize("n,m", [(6, 8), (300, 50)])  # enumeration path and rejection path
 def test_random_pairs_uniform(n, m):
     rng = np.random.default_rng(2)
     total = n_all_pairs(n)
@@ -128,3 +128,18 @@ def test_candidate_pool_contains_neighbours_and_random_minus_labelled():
     np.fill_diagonal(sims, -np.inf)
     top1 = Pairs.from_arrays(np.arange(n), sims.argmax(1)).difference(labelled)
     assert top1.mask_in(pool).all()
+
+
+def test_knn_of_some_queries_equals_those_rows_of_the_full_search():
+    emb = circle_clusters()
+    q = np.array([3, 17, 38])
+    np.testing.assert_array_equal(knn(emb, 4, queries=q), knn(emb, 4)[q])
+
+
+def test_max_anchors_takes_neighbours_of_a_random_subset_only():
+    emb = circle_clusters()
+    got = neighbour_pairs(emb, 3, max_anchors=5, rng=np.random.default_rng(7))
+    anchors = np.sort(np.random.default_rng(7).choice(len(emb), 5, replace=False))
+    expected = Pairs.from_arrays(np.repeat(anchors, 3), knn(emb, 3, queries=anchors).ravel())
+    assert got == expected and len(got) <= 15
+    assert len(candidate_pool(emb, 3, 10, np.random.default_rng(0), max_anchors=5)) <= 25

@@ -113,3 +113,5 @@ def test_registry():
 def test_context_checks_lengths():
     with pytest.raises(ValueError):
         SelectionContext(np.zeros((3, 2), np.float32), Pairs.from_arrays([0], [1]), np.array([], np.int8))
+    with pytest.raises(ValueError, match="canonical"):
+        SelectionContext(np.zeros((3, 2), np.float32), Pairs(np.array([2]), np.array([1])), np.array([1]))

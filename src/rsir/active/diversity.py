@@ -45,7 +45,7 @@ def kmeans_pp_init(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
     n = len(x)
     sq = np.einsum("nf,nf->n", x, x)
     chosen = [int(rng.integers(n))]
-    d2 = np.maximum(sq + sq[chosen[0]] - 2 * x @ x[chosen[0]], 0)
+    d2 = np.maximum(sq + sq[chosen[0]] - 2 * np.einsum("nf,f->n", x, x[chosen[0]]), 0)
     for _ in range(1, k):
         cdf = np.cumsum(d2, dtype=np.float64)
         if cdf[-1] <= 0:  # every point sits on a centroid already: any point will do
@@ -53,16 +53,33 @@ def kmeans_pp_init(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
         else:
             c = int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), n - 1))
         chosen.append(c)
-        d2 = np.minimum(d2, np.maximum(sq + sq[c] - 2 * x @ x[c], 0))
+        d2 = np.minimum(d2, np.maximum(sq + sq[c] - 2 * np.einsum("nf,f->n", x, x[c]), 0))
     return x[chosen]
 
 
-def kmeans_labels(x: np.ndarray, n_clusters: int, rng: np.random.Generator, niter: int = 20) -> np.ndarray:
-    """Cluster id per row: k-means++ seeding, then faiss Lloyd iterations (several times faster than
-    sklearn's KMeans here)."""
+def pca_reduce(x: np.ndarray, max_dim: int) -> np.ndarray:
+    """Project rows on their top ``max_dim`` principal components (eigh of the F x F covariance)."""
+    if x.shape[1] <= max_dim or len(x) <= max_dim:
+        return x
+    xc = x - x.mean(axis=0)
+    _, vecs = np.linalg.eigh(xc.T @ xc)
+    return np.ascontiguousarray(xc @ vecs[:, ::-1][:, :max_dim], dtype=np.float32)
+
+
+def kmeans_labels(
+    x: np.ndarray, n_clusters: int, rng: np.random.Generator, niter: int = 20, max_dim: int = 64
+) -> np.ndarray:
+    """Cluster id per row: k-means++ seeding, then faiss Lloyd iterations (several times faster
+    than sklearn's KMeans here). Many clusters of wide features are first reduced to ``max_dim``
+    principal components: 1,000 clusters of 10^4 512-d pair features drop from ~8 s to ~2 s."""
     import faiss
 
     x = np.ascontiguousarray(x, dtype=np.float32)
+    n, f = x.shape
+    # PCA pays off only when Lloyd's saving beats its own cost (with a 10x margin for the F x F
+    # eigendecomposition, which scales badly on busy cores): large budgets, not small ones.
+    if n * n_clusters * niter * max(f - max_dim, 0) > 10 * (f**3 + n * f**2):
+        x = pca_reduce(x, max_dim)
     km = faiss.Kmeans(
         x.shape[1],
         n_clusters,

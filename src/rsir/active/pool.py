@@ -128,7 +128,7 @@ def random_pairs(n_items: int, m: int, rng: np.random.Generator, exclude: Pairs 
     n_excl = len(exclude) if exclude is not None else 0
     if m <= 0 or total == 0:
         return Pairs.empty()
-    if total - n_excl <= m or total <= 4 * (m + n_excl):
+    if total - n_excl <= m or total <= 2 * (m + n_excl):
         # Small universe: enumerate what is left and shuffle.
         everything = Pairs(*pair_from_linear(np.arange(total, dtype=np.int64), n_items))
         left = everything.difference(exclude)
@@ -143,19 +143,27 @@ def random_pairs(n_items: int, m: int, rng: np.random.Generator, exclude: Pairs 
     return got
 
 
-def knn(emb: np.ndarray, k: int, exact_limit: int = 200_000, nprobe: int = 16) -> np.ndarray:
-    """Indices ``[N, k]`` of each item's k nearest neighbours by inner product, self excluded.
+def knn(
+    emb: np.ndarray,
+    k: int,
+    queries: np.ndarray | None = None,
+    exact_limit: int = 50_000,
+    nprobe: int = 16,
+) -> np.ndarray:
+    """Indices ``[Q, k]`` of the k nearest neighbours (inner product) of the ``queries`` rows of
+    ``emb`` (all rows by default) among all rows, the query itself excluded; missing ones are -1.
 
     Exact (``IndexFlatIP``) up to ``exact_limit`` items; above it an IVF index (sqrt(N) lists,
-    ``nprobe`` probed) keeps the cost near O(N^1.5 D) instead of O(N^2 D). Missing neighbours are -1.
+    ``nprobe`` probed) costs about O(Q sqrt(N) D) instead of O(Q N D).
     """
     import faiss
 
     x = np.ascontiguousarray(emb, dtype=np.float32)
     n, d = x.shape
+    q = np.arange(n, dtype=np.int64) if queries is None else _as_index(queries)
     k = min(k, n - 1)
     if k <= 0:
-        return np.empty((n, 0), np.int64)
+        return np.empty((len(q), 0), np.int64)
     if n <= exact_limit:
         index = faiss.IndexFlatIP(d)
     else:
@@ -164,19 +172,34 @@ def knn(emb: np.ndarray, k: int, exact_limit: int = 200_000, nprobe: int = 16) -
         index.train(x[np.random.default_rng(0).choice(n, min(n, nlist * 64), replace=False)])
         index.nprobe = nprobe
     index.add(x)
-    _, nn = index.search(x, k + 1)
-    # Drop self wherever it appears (ties can put another item first); keep the first k others.
-    nn = np.where(nn == np.arange(n)[:, None], -1, nn)
+    _, nn = index.search(x[q], k + 1)
+    # Drop the query wherever it appears (ties can put another item first); keep k others.
+    nn = np.where(nn == q[:, None], -1, nn)
     order = np.argsort(nn < 0, axis=1, kind="stable")
     return np.take_along_axis(nn, order, axis=1)[:, :k]
 
 
-def neighbour_pairs(emb: np.ndarray, n_neighbours: int, **knn_kwargs) -> Pairs:
-    """Canonical pairs (item, one of its ``n_neighbours`` nearest neighbours)."""
-    if n_neighbours <= 0 or len(emb) < 2:
+def neighbour_pairs(
+    emb: np.ndarray,
+    n_neighbours: int,
+    max_anchors: int | None = None,
+    rng: np.random.Generator | None = None,
+    **knn_kwargs,
+) -> Pairs:
+    """Canonical pairs (anchor, one of its ``n_neighbours`` nearest neighbours).
+
+    Every item is an anchor unless ``max_anchors`` is below N: then a random subset of that size
+    (drawn with ``rng``) is, which bounds the search cost on archives of hundreds of thousands.
+    """
+    n = len(emb)
+    if n_neighbours <= 0 or n < 2:
         return Pairs.empty()
-    nn = knn(emb, n_neighbours, **knn_kwargs)
-    rows = np.repeat(np.arange(len(emb), dtype=np.int64), nn.shape[1])
+    anchors = np.arange(n, dtype=np.int64)
+    if max_anchors is not None and max_anchors < n:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        anchors = np.sort(rng.choice(n, max_anchors, replace=False))
+    nn = knn(emb, n_neighbours, queries=anchors, **knn_kwargs)
+    rows = np.repeat(anchors, nn.shape[1])
     cols = nn.reshape(-1)
     ok = cols >= 0
     return Pairs.from_arrays(rows[ok], cols[ok])
@@ -188,15 +211,17 @@ def candidate_pool(
     n_random: int,
     rng: np.random.Generator,
     exclude: Pairs | None = None,
+    max_anchors: int | None = None,
     **knn_kwargs,
 ) -> Pairs:
     """Union of k-nearest-neighbour pairs and ``n_random`` uniform pairs, minus ``exclude``.
 
-    Neighbour pairs come first, then ``n_random`` random pairs that are neither neighbour pairs nor
-    excluded (fewer only if the archive runs out); the result is canonical (i < j, unique, no self
-    pairs) and holds at most ``N * n_neighbours + n_random`` pairs.
+    Neighbour pairs come first (of every item, or of ``max_anchors`` random items), then
+    ``n_random`` random pairs that are neither neighbour pairs nor excluded (fewer only if the
+    archive runs out); the result is canonical (i < j, unique, no self pairs) and holds at most
+    ``min(N, max_anchors) * n_neighbours + n_random`` pairs. ``knn_kwargs`` go to :func:`knn`.
     """
-    near = neighbour_pairs(emb, n_neighbours, **knn_kwargs).difference(exclude)
+    near = neighbour_pairs(emb, n_neighbours, max_anchors, rng, **knn_kwargs).difference(exclude)
     taken = near if exclude is None else near.concat(exclude)
     far = random_pairs(len(emb), n_random, rng, exclude=taken)
     return Pairs(np.concatenate([near.i, far.i]), np.concatenate([near.j, far.j]))

@@ -42,7 +42,8 @@ class SelectionContext:
     ``labels`` (int8: 1, 0, -1 skipped) are every pair asked so far. The candidate pool (k nearest
     neighbours + random pairs, minus every labelled pair, skipped ones included) is built on first
     use and cached, as are its distances; pass ``candidates`` to reuse a pool. Scorers write what
-    they fitted (threshold, classifier state) to ``info`` for the caller to log.
+    they fitted (threshold, classifier state) to ``info`` for the caller to log. ``max_anchors``
+    bounds the neighbour search on big archives (see :func:`candidate_pool`).
     """
 
     emb: np.ndarray
@@ -50,6 +51,7 @@ class SelectionContext:
     labels: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
     n_neighbours: int = 10
     n_random: int = 100_000
+    max_anchors: int | None = None
     pool_seed: int = 0
     candidates: Pairs | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -59,6 +61,8 @@ class SelectionContext:
         self.labels = np.asarray(self.labels, np.int8)
         if len(self.labels) != len(self.labelled):
             raise ValueError(f"{len(self.labelled)} labelled pairs but {len(self.labels)} labels")
+        if not (self.labelled.i < self.labelled.j).all():
+            raise ValueError("labelled pairs must be canonical (i < j); build them with Pairs.from_arrays")
 
     @property
     def n_items(self) -> int:

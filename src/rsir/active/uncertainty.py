@@ -13,7 +13,9 @@ import numpy as np
 
 from rsir.active.pool import Pairs
 
-CHUNK = 65_536
+# Rows per step: the [chunk, D] temporaries stay in L2, and matrix-vector products this small never
+# wake BLAS threads (which, on busy 2-core machines, made 4k-row chunks up to 10x slower).
+CHUNK = 1024
 
 
 def _chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
@@ -131,11 +133,19 @@ class PairClassifier:
         if self.model is None:
             raise RuntimeError("PairClassifier is not fitted (needs labelled pairs of both classes)")
         scaler, logreg = self.model[0], self.model[-1]
-        # Fold the scaler into the weights: one matmul per chunk. classes_ is sorted, so [0, 1].
+        # Fold the scaler into the weights: one dot product per pair. classes_ is sorted, so [0, 1].
         w = (logreg.coef_[0] / scaler.scale_).astype(np.float32)
-        b = np.float32(logreg.intercept_[0] - np.dot(scaler.mean_ / scaler.scale_, logreg.coef_[0]))
+        b0 = np.float32(logreg.intercept_[0] - np.dot(scaler.mean_ / scaler.scale_, logreg.coef_[0]))
+        emb = np.asarray(emb, np.float32)
+        d = emb.shape[1]
+        w_diff, w_prod = w[:d], w[d:]
         out = np.empty(len(pairs), np.float32)
         for s in _chunks(len(pairs), chunk):
-            z = pair_features(emb, pairs.take(s)) @ w + b
+            # Same as pair_features(...) @ w without building the [chunk, 2D] concatenation.
+            a, b = emb[pairs.i[s]], emb[pairs.j[s]]
+            diff = a - b
+            np.abs(diff, out=diff)
+            np.multiply(a, b, out=a)
+            z = np.einsum("md,d->m", diff, w_diff) + np.einsum("md,d->m", a, w_prod) + b0
             out[s] = 1.0 / (1.0 + np.exp(-z))
         return out
