@@ -1,0 +1,264 @@
+"""Pieces every rsir web app shares: safe file access, thumbnails, uploads, errors, token auth.
+
+- ``safe_path``: a file named by the server's own records is only read when it lies inside the archive
+  root *after* resolving symlinks, so a tampered manifest or a symlink cannot expose other files.
+- ``ThumbnailCache``: JPEG thumbnails made once per (file, mtime, size) and kept on disk.
+- ``read_upload`` / ``decode_upload``: size-capped uploads decoded by the data room (bad input -> 4xx).
+- ``install_error_handlers``: every error is JSON ``{"detail": "..."}``; no stack trace reaches a client.
+- ``TokenAuth`` + ``check_bind``: off loopback every request must carry the shared token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("rsir.app")
+
+TOKEN_HEADER = "x-rsir-token"
+TOKEN_COOKIE = "rsir_token"
+TOKEN_QUERY = "token"
+UPLOAD_TYPES = ("image/", "application/octet-stream")
+THUMB_SIZES = (128, 256, 512)
+
+
+class OutsideRoot(PermissionError):
+    """A path that resolves outside the folder it must stay in."""
+
+
+class BindError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------- paths
+
+
+def safe_path(root: str | Path, candidate: str | Path) -> Path:
+    """``candidate`` (relative to ``root``, or absolute) with symlinks resolved; OutsideRoot if it leaves root."""
+    root_r = Path(root).resolve()
+    path = Path(candidate)
+    resolved = (path if path.is_absolute() else root_r / path).resolve()
+    if not resolved.is_relative_to(root_r):
+        raise OutsideRoot(f"{candidate} is outside the archive root")
+    return resolved
+
+
+# ---------------------------------------------------------------- thumbnails
+
+
+def _render_thumbnail(source: Path, size: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    from rsir.data.images import load_image, to_rgb_uint8
+
+    img = Image.fromarray(to_rgb_uint8(load_image(source))).convert("RGB")
+    img.thumbnail((size, size), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+class ThumbnailCache:
+    """JPEG thumbnails on disk, keyed by the resolved file, its size and mtime, and the thumbnail size."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.generated = 0  # how many thumbnails this process rendered (tests check "once")
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _key(self, source: Path, size: int) -> str:
+        st = source.stat()
+        stamp = f"{source}|{st.st_size}|{st.st_mtime_ns}|{size}"
+        return hashlib.sha256(stamp.encode()).hexdigest()[:32]
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def get(self, source: Path, size: int = 256) -> Path:
+        """Path of the cached JPEG of ``source`` (rendered on first use); raises ImageError if unreadable."""
+        key = self._key(source, size)
+        out = self.folder / key[:2] / f"{key}.jpg"
+        if out.is_file():
+            return out
+        with self._lock(key):  # concurrent requests for one new thumbnail render it once
+            if not out.is_file():
+                data = _render_thumbnail(source, size)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}")
+                tmp.write_bytes(data)
+                os.replace(tmp, out)
+                self.generated += 1
+        return out
+
+
+def default_thumbnail_dir() -> Path:
+    from rsir.embed.cache import cache_root
+
+    return cache_root() / "thumbs"
+
+
+# ---------------------------------------------------------------- uploads
+
+
+def require_multipart(request: Request) -> None:
+    """Route dependency: runs before the body is validated, so a JSON post gets 415, not a vague 422."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise HTTPException(415, f"expected a multipart/form-data upload, got {ctype or 'no content type'!r}")
+
+
+def read_upload(upload: UploadFile, max_bytes: int, field: str = "file") -> bytes:
+    """The upload's bytes; 415 for a non-image content type, 413 when larger than ``max_bytes``, 400 when empty."""
+    ctype = (upload.content_type or "application/octet-stream").lower()
+    if not ctype.startswith(UPLOAD_TYPES):
+        raise HTTPException(415, f"{field}: expected an image upload, got content type {ctype!r}")
+    data = upload.file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise HTTPException(413, f"{field}: upload larger than {max_bytes} bytes")
+    if not data:
+        raise HTTPException(400, f"{field}: empty upload")
+    return data
+
+
+def decode_upload(data: bytes, field: str = "file") -> np.ndarray:
+    """Decode uploaded bytes with the data room's loader (float32 [C, H, W]); unreadable -> 400."""
+    from rsir.data.images import load_image
+    from rsir.data.items import ImageError
+
+    with tempfile.TemporaryDirectory(prefix="rsir-upload-") as tmp:
+        path = Path(tmp) / "upload"
+        path.write_bytes(data)
+        try:
+            return load_image(path)
+        except ImageError as err:
+            # the reason, not the message: the message names our temporary path
+            raise HTTPException(400, f"{field}: not a usable image ({getattr(err, 'reason', 'unreadable')})") from None
+        except (ValueError, OSError, MemoryError):
+            raise HTTPException(400, f"{field}: not a usable image (could not be decoded)") from None
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _validation_message(err: RequestValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "body", "path"))
+        parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """JSON errors with one readable ``detail``; unexpected exceptions are logged here, never shown."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error (see the server log)"}, status_code=500)
+
+
+# ---------------------------------------------------------------- token auth
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to expose the service beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise BindError(
+            f"binding to {host} exposes the service to the network: give a token with --token or RSIR_TOKEN "
+            "(every request must then carry it), or bind to 127.0.0.1"
+        )
+
+
+class TokenAuth:
+    """ASGI middleware: every HTTP request carries the token as ``Authorization: Bearer``, ``X-RSIR-Token``,
+    the ``rsir_token`` cookie or ``?token=``. A valid ``?token=`` sets the cookie, so a page opened once
+    with the token in its address loads its scripts and images without repeating it."""
+
+    def __init__(self, app, token: str) -> None:
+        self.app, self.token = app, token.encode()
+
+    def _presented(self, request: Request) -> tuple[str | None, bool]:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip(), False
+        cookie = request.cookies.get(TOKEN_COOKIE)
+        for value in (request.headers.get(TOKEN_HEADER), unquote(cookie) if cookie else None):
+            if value:
+                return value, False
+        query = request.query_params.get(TOKEN_QUERY)
+        return query, bool(query)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        presented, from_query = self._presented(Request(scope))
+        if presented is None or not hmac.compare_digest(presented.encode(), self.token):
+            response = JSONResponse(
+                {"detail": "missing or wrong token: send it as 'Authorization: Bearer T', 'X-RSIR-Token' or ?token="},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        if not from_query:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookie(message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = f"{TOKEN_COOKIE}={quote(presented, safe='')}; Path=/; HttpOnly; SameSite=Strict"
+                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body whose declared length is over ``max_bytes`` before reading it."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers", [])).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                response = JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"}, 413)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,71 @@
+"""`rsir serve`: the search service and its web page (FastAPI under uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# Settings reach uvicorn's worker processes through the environment (workers re-import the app factory).
+ENV_PREFIX = "RSIR_SERVE_"
+
+
+def serve(
+    index_dir: Annotated[Path, typer.Argument(help="index folder made by `rsir index`")],
+    itsr: Annotated[
+        Path | None, typer.Option("--itsr", help="text-ITSR checkpoint: enables text and before/after pair search")
+    ] = None,
+    itsr_data: Annotated[
+        Path | None, typer.Option(help="change-caption dataset of the pair gallery (default: the checkpoint's)")
+    ] = None,
+    itsr_split: Annotated[str, typer.Option(help="split of that dataset used as the pair gallery")] = "test",
+    host: Annotated[str, typer.Option(help="address to bind; anything but loopback needs --token")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="RSIR_TOKEN", help="shared secret every request must carry (header, cookie or ?token=)"),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(min=0.1, help="largest accepted upload per file")] = 20.0,
+    cache_dir: Annotated[Path | None, typer.Option(help="thumbnail cache (default $RSIR_CACHE/thumbs)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve INDEX_DIR over HTTP: search by image, item id, text or before/after pair; web page at /."""
+    from rsir.app.common import BindError, check_bind
+
+    try:
+        check_bind(host, token)
+    except BindError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if not (Path(index_dir) / "manifest.json").is_file():
+        typer.echo(f"error: {index_dir} is not an rsir index (no manifest.json); build one with `rsir index`", err=True)
+        raise typer.Exit(2)
+    if itsr is not None and not Path(itsr).is_dir():
+        typer.echo(f"error: ITSR checkpoint not found: {itsr}", err=True)
+        raise typer.Exit(2)
+    settings = {
+        "INDEX": str(Path(index_dir).resolve()),
+        "ITSR": str(Path(itsr).resolve()) if itsr else "",
+        "ITSR_DATA": str(Path(itsr_data).resolve()) if itsr_data else "",
+        "ITSR_SPLIT": itsr_split,
+        "TOKEN": token or "",
+        "MAX_UPLOAD": str(int(max_upload_mb * 1024 * 1024)),
+        "CACHE": str(Path(cache_dir).resolve()) if cache_dir else "",
+    }
+    for key, value in settings.items():
+        os.environ[ENV_PREFIX + key] = value
+    import uvicorn
+
+    typer.echo(f"rsir search on http://{host}:{port}/ (index {index_dir}{', text-ITSR on' if itsr else ''})")
+    uvicorn.run(
+        "rsir.app.search:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+    )
