@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rsir.cli import anneal, bench, cbir, itsr
+from rsir.cli import anneal, bench, cbir, itsr, serve
 
 app = typer.Typer(
     help="Remote-sensing image retrieval: CBIR with metric learning, ANNEAL active learning, text-ITSR.",
@@ -17,6 +17,7 @@ app.add_typer(
 )
 app.add_typer(itsr.app, name="itsr", help="Text <-> bitemporal image retrieval (GFF / TFF fusion).")
 app.command("bench")(bench.bench)
+app.command("serve")(serve.serve)
 
 
 if __name__ == "__main__":
