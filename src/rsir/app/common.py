@@ -149,9 +149,10 @@ def decode_upload(data: bytes, field: str = "file") -> np.ndarray:
             return load_image(path)
         except ImageError as err:
             # the reason, not the message: the message names our temporary path
-            raise HTTPException(400, f"{field}: not a usable image ({getattr(err, 'reason', 'unreadable')})") from None
+            reason = getattr(err, "reason", "unreadable")
+            raise HTTPException(400, f"{field}: cannot use this image: {reason}") from None
         except (ValueError, OSError, MemoryError):
-            raise HTTPException(400, f"{field}: not a usable image (could not be decoded)") from None
+            raise HTTPException(400, f"{field}: cannot use this image: it could not be decoded") from None
 
 
 # ---------------------------------------------------------------- errors

@@ -1,0 +1,162 @@
+"""A loaded scene index as the search service uses it: filtered, paged nearest neighbours and query embedding."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import date
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from rsir.app.search_models import Filters
+
+
+def _parse_date(value) -> float:
+    """Day ordinal of an ISO date (or datetime) string; NaN when absent or unparsable."""
+    if not isinstance(value, str) or len(value) < 10:
+        return np.nan
+    try:
+        return float(date.fromisoformat(value[:10]).toordinal())
+    except ValueError:
+        return np.nan
+
+
+def _parse_bbox(value) -> list[float]:
+    if isinstance(value, list | tuple) and len(value) == 4:
+        try:
+            return [float(v) for v in value]
+        except (TypeError, ValueError):
+            pass
+    return [np.nan] * 4
+
+
+def search_params(index, selector):
+    """FAISS search parameters carrying an id selector, of the type this index kind requires."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+    if isinstance(index, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=index.hnsw.efSearch)
+    return faiss.SearchParameters(sel=selector)
+
+
+class SceneGallery:
+    """Index + manifest of single scenes (``rsir index`` output)."""
+
+    def __init__(self, index_dir: str | Path) -> None:
+        from rsir.index.faiss_index import SearchIndex
+
+        self.index = SearchIndex(Path(index_dir))
+        self.manifest = self.index.manifest
+        self.root = Path(self.manifest.archive_root)
+        self._labels = [tuple(ls) for ls in self.manifest.labels]
+        self._space = None
+        self._space_lock = threading.Lock()
+        self.mask = lru_cache(maxsize=64)(self._mask)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    # ------------------------------------------------------------ metadata
+
+    def label_counts(self) -> list[tuple[str, int]]:
+        counts = Counter(label for ls in self._labels for label in ls)
+        return sorted(counts.items())
+
+    @property
+    def meta(self) -> list[dict]:
+        return self.manifest.meta or [{} for _ in range(len(self))]
+
+    def available_filters(self) -> list[str]:
+        out = ["label"] if any(self._labels) else []
+        if np.isfinite(self._dates).any():
+            out.append("date")
+        if np.isfinite(self._bboxes).all(axis=1).any():
+            out.append("bbox")
+        return out
+
+    @cached_property
+    def _dates(self) -> np.ndarray:
+        return np.array([_parse_date(m.get("date")) for m in self.meta], dtype=np.float64)
+
+    @cached_property
+    def _bboxes(self) -> np.ndarray:
+        return np.array([_parse_bbox(m.get("bbox")) for m in self.meta], dtype=np.float64).reshape(-1, 4)
+
+    def has_label(self, label: str) -> bool:
+        return any(label in ls for ls in self._labels)
+
+    def _mask(self, filters: Filters) -> np.ndarray:
+        """Boolean [N]: rows passing the filters (cached per filter combination)."""
+        keep = np.ones(len(self), dtype=bool)
+        if filters.labels:
+            wanted = set(filters.labels)
+            keep &= np.fromiter((not wanted.isdisjoint(ls) for ls in self._labels), bool, len(self))
+        with np.errstate(invalid="ignore"):  # NaN (no date / no bbox) compares False: such items drop out
+            if filters.date_from is not None:
+                keep &= self._dates >= filters.date_from.toordinal()
+            if filters.date_to is not None:
+                keep &= self._dates <= filters.date_to.toordinal()
+            if filters.bbox is not None:
+                w, s, e, n = filters.bbox
+                b = self._bboxes
+                keep &= (b[:, 0] <= e) & (b[:, 2] >= w) & (b[:, 1] <= n) & (b[:, 3] >= s)
+        return keep
+
+    # ------------------------------------------------------------ queries
+
+    def row_of(self, item_id: str) -> int:
+        return self.index.row_of(item_id)  # KeyError for an unknown id
+
+    def vector_of(self, row: int) -> np.ndarray:
+        return np.asarray(self.index.vectors[row], dtype=np.float32)[None]
+
+    def _space_for_queries(self):
+        with self._space_lock:
+            if self._space is None:
+                from rsir.cbir.space import Space
+
+                m = self.manifest
+                space = Space.load(m.encoder, Path(m.head) if m.head else None)
+                m.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
+                self._space = space
+        return self._space
+
+    def embed(self, image: np.ndarray) -> np.ndarray:
+        """Decoded image (float [C, H, W]) -> query vector [1, D], embedded as the index was."""
+        return self._space_for_queries().embed_images([image])
+
+    def ranked(
+        self, query: np.ndarray, filters: Filters, offset: int, k: int, exclude_row: int | None = None
+    ) -> tuple[int, list[tuple[int, float]]]:
+        """(how many rows pass the filters, [(row, score)] of ranks offset+1 .. offset+k)."""
+        n = len(self)
+        mask = self.mask(filters) if filters.active else None
+        total = n if mask is None else int(mask.sum())
+        if exclude_row is not None and (mask is None or mask[exclude_row]):
+            total -= 1
+        need = min(n, offset + k + (exclude_row is not None))
+        if need <= 0 or total <= 0:
+            return max(total, 0), []
+        q = np.ascontiguousarray(query, dtype=np.float32)
+        if mask is None:
+            scores, rows = self.index.index.search(q, need)
+        else:
+            import faiss
+
+            bitmap = np.packbits(mask, bitorder="little")  # must outlive the search call
+            selector = faiss.IDSelectorBitmap(bitmap)
+            scores, rows = self.index.index.search(q, need, params=search_params(self.index.index, selector))
+        pairs = [(int(r), float(s)) for s, r in zip(scores[0], rows[0], strict=True) if r >= 0 and r != exclude_row]
+        return total, pairs[offset : offset + k]
+
+    def relative_path(self, row: int) -> str:
+        path = Path(self.manifest.paths[row])
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.name

@@ -1,0 +1,376 @@
+"""The search service: a FastAPI app over one scene index and, optionally, a text-ITSR pair gallery.
+
+Endpoints (all documented in /openapi.json): search by uploaded image, by item id, by text, by uploaded
+before/after pair or by pair id; item and pair details; cached thumbnails; the web page at ``/``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlencode
+
+import numpy as np
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from rsir.app.common import (
+    BodyLimit,
+    OutsideRoot,
+    ThumbnailCache,
+    TokenAuth,
+    decode_upload,
+    default_thumbnail_dir,
+    install_error_handlers,
+    read_upload,
+    require_multipart,
+    safe_path,
+)
+from rsir.app.search_models import (
+    CaptionHit,
+    ErrorResponse,
+    Filters,
+    Hit,
+    InfoResponse,
+    ItemDetail,
+    LabelCount,
+    PairDetail,
+    QueryInfo,
+    SearchResponse,
+)
+
+HERE = Path(__file__).resolve().parent
+MAX_K = 1000
+MAX_OFFSET = 100_000
+DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
+NO_ITSR = "text and pair search need a text-ITSR model: start the server with `rsir serve INDEX --itsr CKPT`"
+
+K = Annotated[int, Query(ge=1, le=MAX_K, description="results per page")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results to skip (paging)")]
+ItemId = Annotated[str, Query(min_length=1, max_length=1000, description="archive item id")]
+Size = Annotated[Literal[128, 256, 512], Query(description="longest side in pixels")]
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
+JPEG = {200: {"content": {"image/jpeg": {}}, "description": "JPEG thumbnail"}}
+
+
+class SearchService:
+    """What the routes share: the galleries, the thumbnail cache and the limits."""
+
+    def __init__(self, scenes, pairs, thumbs: ThumbnailCache, max_upload: int) -> None:
+        self.scenes, self.pairs, self.thumbs, self.max_upload = scenes, pairs, thumbs, max_upload
+
+    def need_pairs(self):
+        if self.pairs is None:
+            raise HTTPException(409, NO_ITSR)
+        return self.pairs
+
+    def scene_row(self, item_id: str) -> int:
+        try:
+            return self.scenes.row_of(item_id)
+        except KeyError:
+            raise HTTPException(404, f"unknown item id {item_id!r}") from None
+
+    def pair_row(self, pair_id: str) -> int:
+        try:
+            return self.need_pairs().row_of(pair_id)
+        except KeyError:
+            raise HTTPException(404, f"unknown pair id {pair_id!r}") from None
+
+    def scene_hit(self, rank: int, row: int, score: float) -> Hit:
+        item_id = self.scenes.manifest.ids[row]
+        return Hit(
+            rank=rank,
+            id=item_id,
+            score=score,
+            kind="scene",
+            labels=list(self.scenes.manifest.labels[row]),
+            thumbnails=[thumb_url("scene", item_id)],
+        )
+
+    def pair_hit(self, rank: int, row: int, score: float) -> Hit:
+        p = self.pairs.pairs[row]
+        urls = [thumb_url("pair", p.id, side=s) for s in ("before", "after")]
+        return Hit(
+            rank=rank, id=p.id, score=score, kind="pair", thumbnails=urls, captions=list(p.captions), changed=p.changed
+        )
+
+    def thumbnail(self, root: Path, path: str | Path, size: int) -> FileResponse:
+        from rsir.data.items import ImageError
+
+        try:
+            source = safe_path(root, path)
+        except OutsideRoot:
+            raise HTTPException(403, "the item's file lies outside the archive root") from None
+        if not source.exists():
+            raise HTTPException(404, "the item's file is missing from the archive")
+        try:
+            out = self.thumbs.get(source, size)
+        except ImageError as err:
+            raise HTTPException(422, f"cannot render the item: {getattr(err, 'reason', 'unreadable')}") from None
+        return FileResponse(out, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+def thumb_url(kind: str, item_id: str, size: int = 256, side: str | None = None) -> str:
+    params = {"id": item_id, "size": size} | ({"side": side} if side else {})
+    return f"/api/thumbnails/{kind}?{urlencode(params)}"
+
+
+def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        w, s, e, n = (float(v) for v in value.split(","))
+    except ValueError:
+        raise HTTPException(422, "bbox: expected four numbers 'west,south,east,north' in degrees") from None
+    if not all(np.isfinite([w, s, e, n])) or s > n or w > e:
+        raise HTTPException(422, "bbox: needs finite west <= east and south <= north")
+    return w, s, e, n
+
+
+def _page(kind, value, gallery, total, offset, k, hits, started, captions=()) -> SearchResponse:
+    return SearchResponse(
+        query=QueryInfo(kind=kind, value=value),
+        gallery=gallery,
+        total=total,
+        offset=offset,
+        k=k,
+        hits=hits,
+        captions=[CaptionHit(rank=i + 1, caption=c, score=s, pair=p) for i, (c, s, p) in enumerate(captions)],
+        took_ms=round(1000 * (time.perf_counter() - started), 3),
+    )
+
+
+def create_search_app(
+    index_dir: str | Path,
+    itsr_ckpt: str | Path | None = None,
+    *,
+    itsr_data: str | Path | None = None,
+    itsr_split: str = "test",
+    token: str | None = None,
+    cache_dir: str | Path | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+) -> FastAPI:
+    """The search app over INDEX_DIR (+ a text-ITSR checkpoint); with ``token``, every request must carry it."""
+    from rsir.app.scene_gallery import SceneGallery
+
+    scenes = SceneGallery(index_dir)
+    pairs = None
+    if itsr_ckpt is not None:
+        from rsir.app.pair_gallery import PairGallery
+
+        pairs = PairGallery(itsr_ckpt, itsr_data, itsr_split)
+    thumbs = ThumbnailCache(Path(cache_dir) if cache_dir else default_thumbnail_dir())
+    svc = SearchService(scenes, pairs, thumbs, max_upload_bytes)
+    app = FastAPI(
+        title="rsir search",
+        version="1",
+        description="Search a remote-sensing archive by image, item id, text or before/after pair.",
+        docs_url=None,  # the bundled docs pages load their scripts from a CDN; the schema is at /openapi.json
+        redoc_url=None,
+    )
+    app.state.service = svc
+    install_error_handlers(app)
+    _scene_routes(app, svc)
+    _pair_routes(app, svc)
+    _page_routes(app, svc)
+    app.add_middleware(BodyLimit, max_bytes=2 * max_upload_bytes + 64 * 1024)
+    if token:
+        app.add_middleware(TokenAuth, token=token)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings come from RSIR_SERVE_* (set by `rsir serve`)."""
+    env = lambda key: os.environ.get(f"RSIR_SERVE_{key}") or None  # noqa: E731
+    return create_search_app(
+        env("INDEX"),
+        env("ITSR"),
+        itsr_data=env("ITSR_DATA"),
+        itsr_split=env("ITSR_SPLIT") or "test",
+        token=env("TOKEN"),
+        cache_dir=env("CACHE"),
+        max_upload_bytes=int(env("MAX_UPLOAD") or DEFAULT_MAX_UPLOAD),
+    )
+
+
+def _scene_routes(app: FastAPI, svc: SearchService) -> None:
+    def filters(
+        label: Annotated[list[str], Query(description="keep items with any of these class labels")] = [],  # noqa: B006
+        date_from: Annotated[date | None, Query(description="keep items dated on or after (meta.date)")] = None,
+        date_to: Annotated[date | None, Query(description="keep items dated on or before (meta.date)")] = None,
+        bbox: Annotated[
+            str | None, Query(max_length=200, description="'west,south,east,north': items whose meta.bbox meets it")
+        ] = None,
+    ) -> Filters:
+        unknown = [lab for lab in label if not svc.scenes.has_label(lab)]
+        if unknown:
+            raise HTTPException(422, f"label: unknown label(s) {unknown[:5]}; see /api/info for the labels")
+        return Filters(tuple(sorted(set(label))), date_from, date_to, _bbox(bbox))
+
+    def page(kind, value, query, f: Filters, offset: int, k: int, started: float, exclude=None) -> SearchResponse:
+        total, ranked = svc.scenes.ranked(query, f, offset, k, exclude_row=exclude)
+        hits = [svc.scene_hit(offset + i + 1, row, score) for i, (row, score) in enumerate(ranked)]
+        return _page(kind, value, "scenes", total, offset, k, hits, started)
+
+    @app.get("/api/search/id", response_model=SearchResponse, responses=ERRORS, tags=["search"])
+    def search_by_id(
+        id: ItemId, k: K = 10, offset: Offset = 0, include_self: bool = False, f: Filters = Depends(filters)
+    ) -> SearchResponse:
+        """Scenes most similar to an archive item ("more like this"); the item itself is left out by default."""
+        started = time.perf_counter()
+        row = svc.scene_row(id)
+        exclude = None if include_self else row
+        return page("id", id, svc.scenes.vector_of(row), f, offset, k, started, exclude)
+
+    @app.post(
+        "/api/search/image",
+        response_model=SearchResponse,
+        responses=ERRORS,
+        tags=["search"],
+        dependencies=[Depends(require_multipart)],
+    )
+    def search_by_image(
+        file: Annotated[UploadFile, File(description="query image: JPEG, PNG, BMP or (Geo)TIFF")],
+        k: K = 10,
+        offset: Offset = 0,
+        f: Filters = Depends(filters),
+    ) -> SearchResponse:
+        """Scenes most similar to an uploaded image, embedded exactly as the index was."""
+        started = time.perf_counter()
+        image = decode_upload(read_upload(file, svc.max_upload))
+        return page("image", None, svc.scenes.embed(image), f, offset, k, started)
+
+    @app.get("/api/items", response_model=ItemDetail, responses=ERRORS, tags=["items"])
+    def item(id: ItemId) -> ItemDetail:
+        """An archive item's labels and metadata."""
+        row = svc.scene_row(id)
+        return ItemDetail(
+            id=id,
+            labels=list(svc.scenes.manifest.labels[row]),
+            path=svc.scenes.relative_path(row),
+            meta=svc.scenes.meta[row],
+            thumbnail=thumb_url("scene", id),
+            preview=thumb_url("scene", id, 512),
+        )
+
+    @app.get("/api/thumbnails/scene", response_class=FileResponse, responses=ERRORS | JPEG, tags=["items"])
+    def scene_thumbnail(id: ItemId, size: Size = 256) -> FileResponse:
+        """JPEG thumbnail of an archive item (rendered once, then served from the cache)."""
+        row = svc.scene_row(id)
+        return svc.thumbnail(svc.scenes.root, svc.scenes.manifest.paths[row], size)
+
+
+def _pair_routes(app: FastAPI, svc: SearchService) -> None:
+    Changed = Annotated[bool | None, Query(description="keep only changed (true) or unchanged (false) pairs")]
+
+    def page(kind, value, query, offset, k, changed, started, exclude=None, captions=()) -> SearchResponse:
+        total, ranked = svc.pairs.ranked(query, offset, k, changed, exclude)
+        hits = [svc.pair_hit(offset + i + 1, row, score) for i, (row, score) in enumerate(ranked)]
+        return _page(kind, value, "pairs", total, offset, k, hits, started, captions)
+
+    @app.get("/api/search/text", response_model=SearchResponse, responses=ERRORS, tags=["search"])
+    def search_by_text(
+        q: Annotated[str, Query(min_length=1, max_length=500, description="a sentence describing a change")],
+        k: K = 10,
+        offset: Offset = 0,
+        changed: Changed = None,
+    ) -> SearchResponse:
+        """Before/after pairs that best match a sentence (needs a text-ITSR model)."""
+        started = time.perf_counter()
+        if not q.strip():
+            raise HTTPException(422, "q: the text is blank")
+        pairs = svc.need_pairs()
+        return page("text", q, pairs.text_vector(q), offset, k, changed, started)
+
+    @app.post(
+        "/api/search/pair",
+        response_model=SearchResponse,
+        responses=ERRORS,
+        tags=["search"],
+        dependencies=[Depends(require_multipart)],
+    )
+    def search_by_pair(
+        before: Annotated[UploadFile, File(description="the earlier image")],
+        after: Annotated[UploadFile, File(description="the later image")],
+        k: K = 10,
+        offset: Offset = 0,
+        changed: Changed = None,
+    ) -> SearchResponse:
+        """Gallery pairs most similar to an uploaded before/after pair, plus the captions that fit it best."""
+        started = time.perf_counter()
+        pairs = svc.need_pairs()
+        uploads = ((before, "before"), (after, "after"))
+        images = [decode_upload(read_upload(u, svc.max_upload, name), name) for u, name in uploads]
+        q = pairs.pair_vector(*images)
+        return page("pair", None, q, offset, k, changed, started, captions=pairs.top_captions(q))
+
+    @app.get("/api/search/pair-id", response_model=SearchResponse, responses=ERRORS, tags=["search"])
+    def search_by_pair_id(
+        id: ItemId, k: K = 10, offset: Offset = 0, changed: Changed = None, include_self: bool = False
+    ) -> SearchResponse:
+        """Gallery pairs most similar to a gallery pair ("more like this" for pairs)."""
+        started = time.perf_counter()
+        row = svc.pair_row(id)
+        q = svc.pairs.pair_emb[row]
+        exclude = None if include_self else row
+        return page("pair-id", id, q, offset, k, changed, started, exclude, svc.pairs.top_captions(q))
+
+    @app.get("/api/pairs", response_model=PairDetail, responses=ERRORS, tags=["items"])
+    def pair(id: ItemId) -> PairDetail:
+        """A gallery pair's captions and change flag."""
+        p = svc.pairs.pairs[svc.pair_row(id)]
+        sides = ("before", "after")
+        return PairDetail(
+            id=p.id,
+            captions=list(p.captions),
+            changed=p.changed,
+            split=p.split,
+            thumbnails=[thumb_url("pair", p.id, side=s) for s in sides],
+            previews=[thumb_url("pair", p.id, 512, side=s) for s in sides],
+        )
+
+    @app.get("/api/thumbnails/pair", response_class=FileResponse, responses=ERRORS | JPEG, tags=["items"])
+    def pair_thumbnail(id: ItemId, side: Literal["before", "after"], size: Size = 256) -> FileResponse:
+        """JPEG thumbnail of one side of a gallery pair."""
+        p = svc.pairs.pairs[svc.pair_row(id)]
+        return svc.thumbnail(svc.pairs.root, p.before if side == "before" else p.after, size)
+
+
+def _page_routes(app: FastAPI, svc: SearchService) -> None:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape())
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/api/info", response_model=InfoResponse, responses=ERRORS, tags=["service"])
+    def info() -> InfoResponse:
+        """What this server searches: index size, encoder, labels, available filters, text search."""
+        m = svc.scenes.manifest
+        return InfoResponse(
+            items=len(svc.scenes),
+            encoder=m.encoder,
+            head=Path(m.head).name if m.head else None,
+            index_type=m.index_type,
+            dim=m.dim,
+            labels=[LabelCount(label=lab, count=n) for lab, n in svc.scenes.label_counts()],
+            filters=svc.scenes.available_filters(),
+            text_search=svc.pairs is not None,
+            pairs=len(svc.pairs) if svc.pairs is not None else 0,
+            max_k=MAX_K,
+            max_upload_bytes=svc.max_upload,
+        )
+
+    @app.get("/healthz", tags=["service"])
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home(request: Request) -> HTMLResponse:
+        page = templates.get_template("search.html").render(
+            items=len(svc.scenes), text_search=svc.pairs is not None, archive=Path(svc.scenes.root).name
+        )
+        return HTMLResponse(page)
