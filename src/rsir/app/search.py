@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from rsir.app.common import (
+    THUMB_SIZES,
     BodyLimit,
     OutsideRoot,
     ThumbnailCache,
@@ -52,7 +53,8 @@ NO_ITSR = "text and pair search need a text-ITSR model: start the server with `r
 K = Annotated[int, Query(ge=1, le=MAX_K, description="results per page")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results to skip (paging)")]
 ItemId = Annotated[str, Query(min_length=1, max_length=1000, description="archive item id")]
-Size = Annotated[Literal[128, 256, 512], Query(description="longest side in pixels")]
+Changed = Annotated[bool | None, Query(description="keep only changed (true) or unchanged (false) pairs")]
+Size = Annotated[int, Query(description="longest side in pixels: 128, 256 or 512")]
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "JPEG thumbnail"}}
 
@@ -100,6 +102,9 @@ class SearchService:
 
     def thumbnail(self, root: Path, path: str | Path, size: int) -> FileResponse:
         from rsir.data.items import ImageError
+
+        if size not in THUMB_SIZES:
+            raise HTTPException(422, f"size: must be one of {', '.join(map(str, THUMB_SIZES))}")
 
         try:
             source = safe_path(root, path)
@@ -265,8 +270,6 @@ def _scene_routes(app: FastAPI, svc: SearchService) -> None:
 
 
 def _pair_routes(app: FastAPI, svc: SearchService) -> None:
-    Changed = Annotated[bool | None, Query(description="keep only changed (true) or unchanged (false) pairs")]
-
     def page(kind, value, query, offset, k, changed, started, exclude=None, captions=()) -> SearchResponse:
         total, ranked = svc.pairs.ranked(query, offset, k, changed, exclude)
         hits = [svc.pair_hit(offset + i + 1, row, score) for i, (row, score) in enumerate(ranked)]
