@@ -1,7 +1,200 @@
-"""`rsir itsr ...`: text <-> bitemporal image retrieval."""
+"""`rsir itsr ...`: text <-> bitemporal image retrieval (GFF / TFF fusion), see docs/itsr.md."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+FUSION_HELP = "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|after"
+Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps")]
+CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default DATASET/.rsir_cache, else next to CKPT)")]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def synth(
+    archive: Annotated[Path, typer.Argument(help="scene archive, one folder per class (e.g. UC Merced)")],
+    out: Annotated[Path, typer.Option("--out", help="output folder (LEVIR-CC layout)")],
+    pairs: Annotated[int, typer.Option(help="number of pairs (70/10/20 train/val/test)")] = 2500,
+    seed: int = 0,
+    no_change: Annotated[float, typer.Option(help="share of photometric-only pairs (>= 0.2)")] = 0.25,
+    json_out: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
+) -> None:
+    """Make a SEMI-SYNTHETIC change-caption set: real scenes, pasted-region changes, template captions."""
+    from rsir.data.synth import make_synthetic
+
+    try:
+        manifest = make_synthetic(
+            archive, out, pairs=pairs, seed=seed, no_change_fraction=no_change, progress=not json_out
+        )
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    if json_out:
+        typer.echo(json.dumps(manifest))
+        return
+    typer.echo(
+        f"wrote {sum(manifest['pairs'].values())} pairs to {out}: {manifest['pairs']} "
+        f"(changed {manifest['changed']}); scenes {manifest['scenes']}"
+    )
+    typer.echo(
+        f"caption duplicate rate across pairs: {100 * manifest['duplicate_rate']:.2f}% "
+        f"({manifest['distinct_captions']} distinct captions)"
+    )
+
+
+@app.command()
+def info(dataset: Path) -> None:
+    """Summarise a LEVIR-CC / Dubai-CC style folder (pairs per split, changed, skipped captions)."""
+    from rsir.data.changecap import ChangeCaptionError, open_change_captions
+
+    try:
+        typer.echo(open_change_captions(dataset).summary())
+    except ChangeCaptionError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def train(
+    dataset: Annotated[Path, typer.Argument(help="LEVIR-CC or Dubai-CC layout folder")],
+    out: Annotated[Path, typer.Option("--out", help="checkpoint folder (manifest.json + model.pt)")],
+    fusion: Annotated[str, typer.Option(help=FUSION_HELP)] = "tff",
+    epochs: int = 30,
+    seed: int = 0,
+    dim: Annotated[int, typer.Option(help="shared space dimension")] = 256,
+    batch_size: int = 128,
+    lr: float = 5e-4,
+    encoder: Annotated[str, typer.Option(help="image encoder (rsir registry name)")] = "efficientnet-lite0",
+    text_encoder: Annotated[str, typer.Option(help="HF text model, or the offline default")] = "all-minilm-l6-v2",
+    tff_layers: int = 2,
+    tff_heads: int = 4,
+    tff_pool: Annotated[str, typer.Option(help="mean | cls")] = "mean",
+    tff_diff: Annotated[bool, typer.Option(help="add the after-before token stream")] = True,
+    patience: Annotated[int | None, typer.Option(help="stop after N epochs without val gain")] = None,
+    restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
+    device: Device = "cpu",
+    cache_dir: CacheDir = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Train with frozen encoders on cached features; keeps the best-on-validation epoch; resumable."""
+    from rsir.data.changecap import ChangeCaptionError
+    from rsir.itsr.pipeline import train as run_train
+    from rsir.models.fusion import TFFConfig, build_fusion
+    from rsir.train.itsr import ITSRTrainConfig
+
+    try:
+        build_fusion(fusion, 8, 8, 4)  # validate the name before any feature is computed
+        tff = TFFConfig(layers=tff_layers, heads=tff_heads, pool=tff_pool, diff_stream=tff_diff).to_dict()
+    except ValueError as exc:
+        _fail(str(exc))
+    config = ITSRTrainConfig(
+        fusion=fusion,
+        epochs=epochs,
+        seed=seed,
+        dim=dim,
+        batch_size=batch_size,
+        lr=lr,
+        encoder=encoder,
+        text_encoder=text_encoder,
+        tff=tff,
+        patience=patience,
+        device=device,
+    )
+    try:
+        summary = run_train(dataset, out, config, cache_dir=cache_dir, progress=not json_out, restart=restart)
+    except (ChangeCaptionError, ValueError) as exc:
+        _fail(str(exc))
+    if json_out:
+        typer.echo(json.dumps(summary))
+        return
+    val = summary["val"]
+    typer.echo(
+        f"best epoch {summary['best_epoch'] + 1}: val mR {val['mR']:.2f} (t2i R@10 "
+        f"{val['t2i']['r@10']:.2f}, i2t R@10 {val['i2t']['r@10']:.2f}); "
+        f"{summary['train_seconds']:.1f}s; checkpoint in {out}"
+    )
+
+
+def _print_scores(scores: dict) -> None:
+    typer.echo(f"gallery: {scores['gallery_size']} pairs")
+    for name in ("t2i", "i2t", "t2i_changed", "t2i_unchanged"):
+        if name in scores:
+            r = scores[name]
+            typer.echo(f"{name:>14}: R@1 {r['r@1']:6.2f}  R@5 {r['r@5']:6.2f}  R@10 {r['r@10']:6.2f}")
+    typer.echo(f"{'mR':>14}: {scores['mR']:.2f}")
+
+
+@app.command("eval")
+def evaluate(
+    ckpt: Path,
+    dataset: Path,
+    split: str = "test",
+    device: Device = "cpu",
+    cache_dir: CacheDir = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print {t2i, i2t, mR, gallery_size}")] = False,
+) -> None:
+    """R@1/5/10 text->pair and pair->text plus mR over the FULL split gallery."""
+    from rsir.data.changecap import ChangeCaptionError
+    from rsir.itsr.pipeline import evaluate_checkpoint
+
+    try:
+        scores = evaluate_checkpoint(
+            ckpt, dataset, split, device, cache_dir, detail=not json_out, progress=not json_out
+        )
+    except (ChangeCaptionError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    if json_out:
+        keys = ("t2i", "i2t", "mR", "gallery_size")
+        typer.echo(json.dumps({k: scores[k] for k in keys}))
+    else:
+        _print_scores(scores)
+
+
+@app.command()
+def search(
+    ckpt: Path,
+    dataset: Path,
+    text: Annotated[str | None, typer.Option(help="sentence -> ranked before/after pairs")] = None,
+    pair: Annotated[tuple[Path, Path] | None, typer.Option(help="BEFORE AFTER images -> ranked captions")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="results")] = 10,
+    split: Annotated[str, typer.Option(help="gallery split")] = "test",
+    grid: Annotated[Path | None, typer.Option(help="PNG of the ranked pairs (text queries)")] = None,
+    device: Device = "cpu",
+    cache_dir: CacheDir = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search the split's pairs with --text, or its captions with --pair BEFORE AFTER."""
+    from rsir.data.changecap import ChangeCaptionError
+    from rsir.data.items import ImageError
+    from rsir.itsr.pipeline import open_for_checkpoint, result_grid, search_pair, search_text
+
+    if (text is None) == (pair is None):
+        _fail("give exactly one of --text or --pair BEFORE AFTER")
+    try:
+        model, _, enc, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, not json_out)
+        if text is not None:
+            results = search_text(model, enc, feats, text, k)
+        else:
+            results = search_pair(model, enc, feats, pair[0], pair[1], k)
+    except (ChangeCaptionError, FileNotFoundError, ValueError, ImageError) as exc:
+        _fail(str(exc))
+    if grid is not None and text is not None:
+        result_grid(text, results, grid)
+    if json_out:
+        typer.echo(json.dumps({"query": text or [str(p) for p in pair], "results": results}))
+        return
+    for r in results:
+        if text is not None:
+            typer.echo(f"{r['rank']:>3}  {r['score']:.3f}  {r['id']}  {r['captions'][0]}")
+        else:
+            typer.echo(f"{r['rank']:>3}  {r['score']:.3f}  {r['caption']}  ({r['pair']})")
+    if grid is not None and text is not None:
+        typer.echo(f"grid: {grid}")

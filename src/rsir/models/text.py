@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -70,18 +71,7 @@ class TextEncoder(nn.Module):
 
     @property
     def weights_hash(self) -> str:
-        """sha256 (16 hex) of the weight files when local, else of the hub name."""
-        digest = hashlib.sha256()
-        folder = Path(self.source)
-        files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
-        for f in files:
-            digest.update(f.name.encode())
-            digest.update(str(f.stat().st_size).encode())
-            with f.open("rb") as fh:  # the head of the file is enough to tell weights apart cheaply
-                digest.update(fh.read(1 << 20))
-        if not files:
-            digest.update(self.source.encode())
-        return digest.hexdigest()[:16]
+        return text_weights_hash(self.name)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer(
@@ -104,6 +94,26 @@ class TextEncoder(nn.Module):
             batch = {k: v.to(device) for k, v in self.tokenize(texts[start : start + batch_size]).items()}
             parts.append(self(batch).float().cpu())
         return torch.cat(parts) if parts else torch.zeros(0, self.dim)
+
+
+@cache
+def text_weights_hash(name: str = DEFAULT_TEXT_ENCODER) -> str:
+    """sha256 (16 hex) of the local weight files (their names, sizes and first MiB), else of the hub name.
+
+    Cheap and without loading the model, so cached text features can be found without it.
+    """
+    source, _ = _resolve(name)
+    digest = hashlib.sha256()
+    folder = Path(source)
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
+    for f in files:
+        digest.update(f.name.encode())
+        digest.update(str(f.stat().st_size).encode())
+        with f.open("rb") as fh:
+            digest.update(fh.read(1 << 20))
+    if not files:
+        digest.update(source.encode())
+    return digest.hexdigest()[:16]
 
 
 def load_text_encoder(name: str = DEFAULT_TEXT_ENCODER, device: str | torch.device = "cpu") -> TextEncoder:

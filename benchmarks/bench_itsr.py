@@ -1,0 +1,167 @@
+"""Benchmark of text-ITSR fusions on the semi-synthetic set made from UC Merced.
+
+One command: makes the set if missing (rsir itsr synth), caches the frozen features once, trains every
+fusion (GFF operators, TFF, after-only) for each seed, evaluates on the FULL test gallery and prints a
+table (mean +- std over seeds) plus the targets. Re-running reuses finished runs (checkpoints resume).
+
+    .venv/bin/python benchmarks/bench_itsr.py                # 8 fusions x 3 seeds
+    .venv/bin/python benchmarks/bench_itsr.py --json --fusions tff gff-concat+diff --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FUSIONS = ["after", "gff-concat", "gff-diff", "gff-absdiff", "gff-sum", "gff-product", "gff-concat+diff", "tff"]
+KEYS = ("r@1", "r@5", "r@10")
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    shared = Path(os.environ.get("RSIR_SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
+    cache = Path(os.environ.get("RSIR_CACHE", Path.home() / ".cache" / "rsir"))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--archive", type=Path, default=shared / "ucmerced", help="scene archive for the synth set")
+    p.add_argument("--work", type=Path, default=cache / "bench-itsr", help="data, caches and checkpoints")
+    p.add_argument("--pairs", type=int, default=2500)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--fusions", nargs="+", default=FUSIONS)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--tff-epochs", type=int, default=None, help="epochs for tff (default --epochs)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print the results as JSON only")
+    return p.parse_args(argv)
+
+
+def _dataset(args: argparse.Namespace) -> Path:
+    from rsir.data.synth import make_synthetic
+
+    data = args.work / f"synth-ucm-p{args.pairs}-s{args.data_seed}"
+    if not (data / "synth_manifest.json").is_file():
+        if not args.archive.is_dir():
+            sys.exit(f"scene archive not found at {args.archive} (set RSIR_SHARED_DATA or --archive)")
+        make_synthetic(args.archive, data, pairs=args.pairs, seed=args.data_seed, progress=not args.json)
+    return data
+
+
+def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> dict:
+    from rsir.itsr.pipeline import evaluate_checkpoint, train
+    from rsir.train.itsr import ITSRTrainConfig
+
+    epochs = args.tff_epochs if fusion == "tff" and args.tff_epochs else args.epochs
+    ckpt = args.work / "runs" / f"{fusion}-s{seed}-e{epochs}"
+    config = ITSRTrainConfig(fusion=fusion, epochs=epochs, seed=seed, device=args.device)
+    summary = train(data, ckpt, config, progress=False)
+    test = evaluate_checkpoint(ckpt, data, "test", args.device, detail=True, progress=False)
+    return {
+        "fusion": fusion,
+        "seed": seed,
+        "epochs": epochs,
+        "best_epoch": summary["best_epoch"],
+        "train_seconds": summary["train_seconds"],
+        "val_mR": summary["val"]["mR"],
+        **test,
+    }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))
+
+
+def aggregate(runs: list[dict]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for fusion in dict.fromkeys(r["fusion"] for r in runs):
+        rs = [r for r in runs if r["fusion"] == fusion]
+        row = {"seeds": [r["seed"] for r in rs]}
+        for d in ("t2i", "i2t", "t2i_changed", "t2i_unchanged"):
+            for k in KEYS:
+                row[f"{d} {k}"] = _mean_std([r[d][k] for r in rs if d in r])
+        row["mR"] = _mean_std([r["mR"] for r in rs])
+        row["train_s"] = _mean_std([r["train_seconds"] for r in rs])
+        out[fusion] = row
+    return out
+
+
+def targets(agg: dict[str, dict]) -> dict:
+    best = max(agg, key=lambda f: agg[f]["mR"][0])
+    gff = [f for f in agg if f.startswith("gff-")]
+    out = {"best": best, "best_t2i_r@10": agg[best]["t2i r@10"][0], "best_mR": agg[best]["mR"][0]}
+    out["t2i_r@10>=65"] = out["best_t2i_r@10"] >= 65
+    out["mR>=50"] = out["best_mR"] >= 50
+    if "after" in agg:
+        out["best_minus_after_t2i_r@10"] = out["best_t2i_r@10"] - agg["after"]["t2i r@10"][0]
+        out["beats_after_by_10"] = out["best_minus_after_t2i_r@10"] >= 10
+    if "tff" in agg and gff:
+        best_gff = max(gff, key=lambda f: agg[f]["mR"][0])
+        out["best_gff"] = best_gff
+        out["tff_minus_best_gff_mR"] = agg["tff"]["mR"][0] - agg[best_gff]["mR"][0]
+        out["tff_beats_gff_by_2"] = out["tff_minus_best_gff_mR"] >= 2
+    return out
+
+
+def table(agg: dict[str, dict]) -> str:
+    head = (
+        f"{'fusion':<16} {'t2i R@1':>11} {'t2i R@5':>11} {'t2i R@10':>11} {'i2t R@1':>11} {'i2t R@5':>11} "
+        f"{'i2t R@10':>11} {'mR':>11} {'chg t2i@10':>11} {'noc t2i@10':>11} {'train s':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for fusion, row in agg.items():
+        cells = [f"{row[f'{d} {k}'][0]:5.1f}±{row[f'{d} {k}'][1]:4.1f}" for d in ("t2i", "i2t") for k in KEYS]
+        cells.append(f"{row['mR'][0]:5.1f}±{row['mR'][1]:4.1f}")
+        cells += [f"{row[f'{d} r@10'][0]:5.1f}±{row[f'{d} r@10'][1]:4.1f}" for d in ("t2i_changed", "t2i_unchanged")]
+        lines.append(f"{fusion:<16} " + " ".join(f"{c:>11}" for c in cells) + f" {row['train_s'][0]:9.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    data = _dataset(args)
+    manifest = json.loads((data / "synth_manifest.json").read_text())
+    runs, t0 = [], time.perf_counter()
+    for fusion in args.fusions:
+        for seed in args.seeds:
+            run = _one_run(data, fusion, seed, args)
+            runs.append(run)
+            if not args.json:
+                print(
+                    f"{fusion:<16} seed {seed}: mR {run['mR']:.2f}  t2i R@10 {run['t2i']['r@10']:.2f}  "
+                    f"({run['train_seconds']:.0f}s train)",
+                    flush=True,
+                )
+    agg = aggregate(runs)
+    result = {
+        "dataset": str(data),
+        "gallery_size": runs[0]["gallery_size"],
+        "pairs": manifest["pairs"],
+        "duplicate_rate": manifest["duplicate_rate"],
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "aggregate": agg,
+        "targets": targets(agg),
+        "runs": runs,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+    }
+    (args.work / "results.json").write_text(json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"\nsemi-synthetic set {data} (test gallery {result['gallery_size']} pairs, "
+        f"caption duplicate rate {100 * manifest['duplicate_rate']:.2f}%), seeds {args.seeds}"
+    )
+    print("chg/noc t2i@10: text->pair R@10 for region-naming change captions / no-change captions\n")
+    print(table(agg))
+    print("\ntargets:", json.dumps(result["targets"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""Frozen-encoder features of a change-caption split, computed once and cached.
+
+Per split: image globals ``float32 [N, 2, D]`` and patch tokens ``float16 [N, 2, L, Dt]`` (before, after),
+and caption embeddings ``float32 [M, Dtext]``. Cache files are keyed by encoder name + weights hash +
+preprocessing and by the pairs (ids, image sizes and mtimes) or caption texts, so a regenerated dataset
+or another encoder never reuses stale features. Tokens are memory-mapped, not loaded, until needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rsir.data.changecap import ChangeCaptionArchive, ChangePair, load_pair_image
+
+
+@dataclass
+class SplitFeatures:
+    pairs: list[ChangePair]
+    globals_: np.ndarray  # float32 [N, 2, D]
+    tokens: np.ndarray | None  # float16 [N, 2, L, Dt] (memmap) or None when not requested
+    text: np.ndarray  # float32 [M, Dtext], captions of pair i at caption_offsets[i]:caption_offsets[i+1]
+    caption_pair: np.ndarray  # int64 [M]: pair index of each caption
+    caption_offsets: np.ndarray  # int64 [N + 1]
+
+    @property
+    def captions(self) -> list[str]:
+        return [c for p in self.pairs for c in p.captions]
+
+    @property
+    def changed(self) -> np.ndarray:
+        return np.array([p.changed for p in self.pairs], dtype=bool)
+
+
+def default_cache_dir(dataset: Path, fallback: Path) -> Path:
+    """``DATASET/.rsir_cache`` when the dataset folder is writable, else ``fallback`` (next to the ckpt)."""
+    dataset = Path(dataset)
+    return dataset / ".rsir_cache" if os.access(dataset, os.W_OK) else Path(fallback) / ".rsir_cache"
+
+
+def _digest(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def pairs_digest(pairs: list[ChangePair]) -> str:
+    stamp = []
+    for p in pairs:
+        b, a = p.before.stat(), p.after.stat()
+        stamp.append([p.id, b.st_size, b.st_mtime_ns, a.st_size, a.st_mtime_ns])
+    return _digest(stamp)
+
+
+def _uses_mean_tokens(encoder) -> bool:
+    from rsir.models.encoders import ImageEncoder
+
+    # The default encode() is the token mean: reuse the tokens instead of a second forward pass.
+    return type(encoder).encode is ImageEncoder.encode
+
+
+def prepared_pair(pair: ChangePair, preprocess) -> torch.Tensor:
+    """[2, C, S, S] encoder input for one pair."""
+    from rsir.models.preprocess import prepare
+
+    return torch.stack([prepare(load_pair_image(p), preprocess) for p in (pair.before, pair.after)])
+
+
+@torch.inference_mode()
+def encode_pair_batch(encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [B, 2, C, S, S] -> (globals [B, 2, D], tokens [B, 2, L, Dt]) with one shared encoder."""
+    b = x.shape[0]
+    flat = x.flatten(0, 1)
+    tokens = encoder.tokens(flat)
+    glob = tokens.mean(1) if _uses_mean_tokens(encoder) else encoder.encode(flat)
+    return glob.reshape(b, 2, -1), tokens.reshape(b, 2, *tokens.shape[1:])
+
+
+class _PairInputs(torch.utils.data.Dataset):
+    def __init__(self, pairs: list[ChangePair], preprocess) -> None:
+        self.pairs, self.preprocess = pairs, preprocess
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return prepared_pair(self.pairs[i], self.preprocess)
+
+
+def image_features(
+    pairs: list[ChangePair],
+    encoder,
+    cache_dir: Path,
+    split: str,
+    batch_size: int = 32,
+    workers: int = 0,
+    progress: bool = True,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(globals float32 [N, 2, D], tokens float16 memmap [N, 2, L, Dt]) for ``pairs``, cached."""
+    from tqdm.auto import tqdm
+
+    cfg = encoder.config
+    folder = Path(cache_dir) / "itsr" / f"{cfg.name.replace('/', '_').replace(':', '_')}-{encoder.weights_hash}"
+    key = f"{split}-{_digest([pairs_digest(pairs), cfg.to_dict()])}"
+    g_path, t_path = folder / f"{key}.globals.npy", folder / f"{key}.tokens.npy"
+    if g_path.is_file() and t_path.is_file():
+        return np.load(g_path), np.load(t_path, mmap_mode="r")
+    folder.mkdir(parents=True, exist_ok=True)
+    loader = torch.utils.data.DataLoader(_PairInputs(pairs, cfg.preprocess), batch_size=batch_size, num_workers=workers)
+    glob_parts, tokens_mm, tmp = [], None, t_path.with_suffix(f".tmp{os.getpid()}.npy")
+    start = 0
+    for x in tqdm(loader, desc=f"image features ({split})", disable=not progress, unit="batch"):
+        g, t = encode_pair_batch(encoder, x.to(device))
+        if tokens_mm is None:
+            shape = (len(pairs), *t.shape[1:])
+            tokens_mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+        tokens_mm[start : start + len(t)] = t.cpu().numpy().astype(np.float16)
+        glob_parts.append(g.float().cpu().numpy())
+        start += len(t)
+    if tokens_mm is None:
+        raise ValueError(f"split {split!r} has no pairs to encode")
+    tokens_mm.flush()
+    del tokens_mm
+    np.save(g_path, np.concatenate(glob_parts))
+    os.replace(tmp, t_path)  # tokens last: both files present means the cache is complete
+    return np.load(g_path), np.load(t_path, mmap_mode="r")
+
+
+def text_features(captions: list[str], encoders, cache_dir: Path, split: str, progress: bool = True) -> np.ndarray:
+    """float32 [M, Dtext] caption embeddings, cached; the text model is only loaded on a cache miss."""
+    folder = Path(cache_dir) / "itsr" / f"text-{encoders.text_name.replace('/', '_')}-{encoders.text_hash}"
+    path = folder / f"{split}-{_digest(captions)}.npy"
+    if path.is_file():
+        return np.load(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    vectors = encoders.text.encode(captions, progress=progress).numpy().astype(np.float32)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, path)
+    return vectors
+
+
+def split_features(
+    archive: ChangeCaptionArchive,
+    split: str,
+    encoders,
+    cache_dir: Path,
+    progress: bool = True,
+    batch_size: int = 32,
+) -> SplitFeatures:
+    """Features of one split; ``encoders`` is a rsir.itsr.pipeline.Encoders (image, text, device)."""
+    pairs = archive.split(split).pairs
+    if not pairs:
+        raise ValueError(f"{archive.root}: split {split!r} has no pairs")
+    glob, tokens = image_features(
+        pairs, encoders.image, cache_dir, split, batch_size, progress=progress, device=encoders.device
+    )
+    counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    captions = [c for p in pairs for c in p.captions]
+    text = text_features(captions, encoders, cache_dir, split, progress=progress)
+    return SplitFeatures(pairs, glob, tokens, text, np.repeat(np.arange(len(pairs)), counts), offsets)

@@ -1,0 +1,221 @@
+"""Text-ITSR end to end: dataset -> cached features -> train / evaluate / search a checkpoint."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rsir.data.changecap import ChangeCaptionArchive, load_pair_image, open_change_captions
+from rsir.itsr.features import SplitFeatures, default_cache_dir, encode_pair_batch, split_features
+from rsir.itsr.model import ITSRConfig, ITSRModel, load_checkpoint
+from rsir.train.itsr import ITSRTrainConfig, train_itsr
+
+
+@cache
+def _image_encoder(name: str, device: str):
+    from rsir.models.encoders import load_encoder
+
+    return load_encoder(name, device=device)
+
+
+@cache
+def _text_encoder(name: str, device: str):
+    from rsir.models.text import load_text_encoder
+
+    return load_text_encoder(name, device=device)
+
+
+class Encoders:
+    """The two frozen pretrained encoders, loaded lazily and once per process (MiniLM takes seconds)."""
+
+    def __init__(self, image: str, text: str, device: str = "cpu") -> None:
+        self.image_name, self.text_name, self.device = image, text, device
+
+    @property
+    def image(self):
+        return _image_encoder(self.image_name, self.device)
+
+    @property
+    def text(self):
+        return _text_encoder(self.text_name, self.device)
+
+    @property
+    def text_hash(self) -> str:
+        from rsir.models.text import text_weights_hash
+
+        return text_weights_hash(self.text_name)
+
+
+def load_features(
+    archive: ChangeCaptionArchive, splits: list[str], encoders: Encoders, cache_dir: Path, progress: bool = True
+) -> dict[str, SplitFeatures]:
+    return {s: split_features(archive, s, encoders, cache_dir, progress) for s in splits}
+
+
+def train(
+    dataset: str | Path,
+    out: str | Path,
+    config: ITSRTrainConfig,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    restart: bool = False,
+) -> dict:
+    """Train a text-ITSR model on DATASET's train split, selecting the best epoch on val."""
+    archive = open_change_captions(dataset)
+    cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(out).resolve().parent)
+    enc = Encoders(config.encoder, config.text_encoder, config.device)
+    feats = load_features(archive, ["train", "val"], enc, cache_dir, progress)
+    train_f = feats["train"]
+    model_config = ITSRConfig(
+        fusion=config.fusion,
+        encoder=config.encoder,
+        encoder_hash=enc.image.weights_hash,
+        image_dim=train_f.globals_.shape[-1],
+        token_dim=train_f.tokens.shape[-1],
+        n_tokens=train_f.tokens.shape[-2],
+        text_encoder=config.text_encoder,
+        text_hash=enc.text_hash,
+        text_dim=train_f.text.shape[-1],
+        dim=config.dim,
+        tff=config.tff,
+        dropout=config.dropout,
+    )
+    torch.manual_seed(config.seed)
+    model = ITSRModel(model_config).to(config.device)
+    extra = {
+        "dataset": {
+            "root": str(Path(dataset).resolve()),
+            "kind": archive.kind,
+            "train_pairs": len(train_f.pairs),
+            "val_pairs": len(feats["val"].pairs),
+        }
+    }
+    return train_itsr(model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart)
+
+
+def _checked_encoders(manifest: dict, device: str) -> Encoders:
+    cfg = manifest["config"]
+    enc = Encoders(cfg["encoder"], cfg["text_encoder"], device)
+    for what, have, want in (
+        ("image", enc.image.weights_hash, cfg["encoder_hash"]),
+        ("text", enc.text_hash, cfg["text_hash"]),
+    ):
+        if have != want:
+            raise ValueError(f"the {what} encoder's weights ({have}) differ from the checkpoint's ({want})")
+    return enc
+
+
+def open_for_checkpoint(
+    ckpt: str | Path,
+    dataset: str | Path,
+    split: str,
+    device: str = "cpu",
+    cache_dir: Path | None = None,
+    progress: bool = True,
+):
+    model, manifest = load_checkpoint(ckpt, device)
+    enc = _checked_encoders(manifest, device)
+    cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(ckpt).resolve().parent)
+    feats = load_features(open_change_captions(dataset), [split], enc, cache_dir, progress)[split]
+    return model, manifest, enc, feats
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path,
+    dataset: str | Path,
+    split: str = "test",
+    device: str = "cpu",
+    cache_dir: Path | None = None,
+    detail: bool = False,
+    progress: bool = True,
+) -> dict:
+    from rsir.itsr.evaluate import evaluate
+
+    model, _, _, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, progress)
+    return evaluate(model, feats, device, detail=detail)
+
+
+def search_text(model: ITSRModel, enc: Encoders, feats: SplitFeatures, text: str, k: int = 10) -> list[dict]:
+    """Top-k pairs of the split's gallery for a sentence."""
+    from rsir.itsr.evaluate import embed_split
+
+    pair_emb, _ = embed_split(model, feats, enc.device)
+    with torch.inference_mode():
+        q = model.encode_text(enc.text.encode([text]).to(enc.device)).float().cpu().numpy()[0]
+    scores = pair_emb @ q
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [
+        {
+            "rank": r + 1,
+            "id": feats.pairs[i].id,
+            "score": float(scores[i]),
+            "before": str(feats.pairs[i].before),
+            "after": str(feats.pairs[i].after),
+            "changed": feats.pairs[i].changed,
+            "captions": list(feats.pairs[i].captions),
+        }
+        for r, i in enumerate(order)
+    ]
+
+
+def search_pair(
+    model: ITSRModel, enc: Encoders, feats: SplitFeatures, before: Path, after: Path, k: int = 10
+) -> list[dict]:
+    """Top-k distinct captions of the split for a (before, after) pair of image files."""
+    from rsir.itsr.evaluate import embed_split
+    from rsir.models.preprocess import prepare
+
+    prep = enc.image.config.preprocess
+    x = torch.stack([prepare(load_pair_image(Path(p)), prep) for p in (before, after)])[None].to(enc.device)
+    glob, tokens = encode_pair_batch(enc.image, x)
+    with torch.inference_mode():
+        q = model.encode_pairs(glob.float(), tokens.float()).float().cpu().numpy()[0]
+    _, text_emb = embed_split(model, feats, enc.device)
+    captions = feats.captions
+    scores = text_emb @ q
+    out, seen = [], set()
+    for i in np.argsort(-scores, kind="stable"):
+        key = captions[i].strip().lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(
+            {
+                "rank": len(out) + 1,
+                "caption": captions[i],
+                "score": float(scores[i]),
+                "pair": feats.pairs[feats.caption_pair[i]].id,
+            }
+        )
+        if len(out) == k:
+            break
+    return out
+
+
+def result_grid(query: str, results: list[dict], path: str | Path, thumb: int = 128) -> Path:
+    """PNG: one row per result, before | after, with rank, id and score above each row."""
+    from PIL import Image, ImageDraw
+
+    from rsir.data.synth import to_uint8_square
+
+    label_h, pad = 16, 4
+    width = 2 * thumb + 3 * pad
+    height = 20 + len(results) * (thumb + label_h + pad)
+    canvas = Image.new("RGB", (max(width, 360), height), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((pad, 4), f"query: {query}"[:90], fill="black")
+    y = 20
+    for r in results:
+        mark = "" if r.get("changed", True) else " (no change)"
+        draw.text((pad, y), f"#{r['rank']} {r['id']}  {r['score']:.3f}{mark}", fill="black")
+        for col, key in enumerate(("before", "after")):
+            tile = Image.fromarray(to_uint8_square(load_pair_image(Path(r[key])))).resize((thumb, thumb))
+            canvas.paste(tile, (pad + col * (thumb + pad), y + label_h))
+        y += thumb + label_h + pad
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path

@@ -1,0 +1,225 @@
+"""Text-ITSR training: symmetric InfoNCE on frozen, cached features; best-on-validation checkpoint.
+
+Each epoch visits every training pair once, in batches where each pair appears once with ONE caption
+sampled from its own captions, so a pair's other captions are never its negatives. Captions with the
+same text in one batch (e.g. two no-change pairs) are masked out of each other's negatives too.
+A run saves ``last.pt`` every epoch; running again with the same settings continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rsir.models.fusion import TFFConfig
+
+LAST = "last.pt"
+# Settings that may differ between a run and its continuation.
+_RESUMABLE_CHANGES = {"epochs", "patience", "device"}
+
+
+@dataclass
+class ITSRTrainConfig:
+    fusion: str = "tff"
+    epochs: int = 30
+    seed: int = 0
+    dim: int = 256
+    batch_size: int = 128
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    dropout: float = 0.1
+    encoder: str = "efficientnet-lite0"
+    text_encoder: str = "all-minilm-l6-v2"
+    tff: dict = field(default_factory=lambda: TFFConfig().to_dict())
+    patience: int | None = None  # stop after this many epochs without a better val mR
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def info_nce(
+    image: torch.Tensor,
+    text: torch.Tensor,
+    scale: torch.Tensor | float,
+    pair_ids: torch.Tensor | None = None,
+    text_keys: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Symmetric InfoNCE; row i of ``image`` matches row i of ``text``.
+
+    Off-diagonal entries that share a pair id (the same pair twice) or a text key (identical captions)
+    are not negatives: they are removed from both softmaxes.
+    """
+    logits = scale * image @ text.T
+    b = logits.shape[0]
+    not_negative = torch.zeros(b, b, dtype=torch.bool, device=logits.device)
+    for ids in (pair_ids, text_keys):
+        if ids is not None:
+            not_negative |= ids[:, None] == ids[None, :]
+    not_negative &= ~torch.eye(b, dtype=torch.bool, device=logits.device)
+    logits = logits.masked_fill(not_negative, float("-inf"))
+    target = torch.arange(b, device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def caption_batches(
+    offsets: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One epoch: (pair indices, caption indices) per batch; each pair once, with one of its captions."""
+    n = len(offsets) - 1
+    order = rng.permutation(n)
+    counts = offsets[1:] - offsets[:-1]
+    caption = offsets[:-1] + np.floor(rng.random(n) * counts).astype(np.int64)
+    batches = [order[s : s + batch_size] for s in range(0, n, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < 2:  # a batch of one has no negatives
+        last = batches.pop()
+        batches[-1] = np.concatenate([batches[-1], last])
+    return [(b, caption[b]) for b in batches]
+
+
+def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _text_keys(captions: list[str]) -> np.ndarray:
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(c.strip().lower(), len(ids)) for c in captions], dtype=np.int64)
+
+
+def _check_resume(state: dict, config: ITSRTrainConfig, out: Path) -> None:
+    old = {k: v for k, v in state["train_config"].items() if k not in _RESUMABLE_CHANGES}
+    new = {k: v for k, v in config.to_dict().items() if k not in _RESUMABLE_CHANGES}
+    if old != new:
+        diff = sorted(k for k in new if old.get(k) != new[k])
+        raise ValueError(
+            f"{out / LAST} was trained with other settings ({', '.join(diff)}); use another --out, or --restart"
+        )
+
+
+class _Trainer:
+    def __init__(self, model, train_feats, val_feats, config: ITSRTrainConfig, out: Path, manifest_extra: dict):
+        self.model, self.train, self.val = model, train_feats, val_feats
+        self.config, self.out, self.extra = config, out, manifest_extra
+        dev = config.device
+        self.glob = torch.from_numpy(np.ascontiguousarray(train_feats.globals_)).to(dev)
+        self.tokens = None
+        if model.needs_tokens:  # float16 in memory; cast per batch
+            self.tokens = model.reduce_tokens(torch.from_numpy(np.array(train_feats.tokens))).to(dev)
+        self.text = torch.from_numpy(train_feats.text).to(dev)
+        self.keys = torch.from_numpy(_text_keys(train_feats.captions)).to(dev)
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n and "time" not in n]
+        other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n and "time" not in n)]
+        self.optim = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}],
+            lr=config.lr,
+        )
+        self.steps_per_epoch = max(1, math.ceil(len(train_feats.pairs) / config.batch_size))
+        if self.steps_per_epoch > 1 and len(train_feats.pairs) % config.batch_size == 1:
+            self.steps_per_epoch -= 1
+
+    def epoch(self, epoch: int, progress: bool) -> float:
+        from tqdm.auto import tqdm
+
+        cfg, model = self.config, self.model
+        model.train()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        batches = caption_batches(self.train.caption_offsets, cfg.batch_size, rng)
+        total = cfg.epochs * self.steps_per_epoch
+        warmup = int(cfg.warmup_epochs * self.steps_per_epoch)
+        losses = []
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for i, (pairs, caps) in enumerate(bar):
+            for group in self.optim.param_groups:
+                group["lr"] = _lr_at(epoch * self.steps_per_epoch + i, total, warmup, cfg.lr)
+            p = torch.from_numpy(pairs).to(self.glob.device)
+            tok = self.tokens[p].float() if self.tokens is not None else None
+            img = model.encode_pairs(self.glob[p], tok)
+            c = torch.from_numpy(caps).to(self.glob.device)
+            txt = model.encode_text(self.text[c])
+            loss = info_nce(img, txt, model.scale(), pair_ids=p, text_keys=self.keys[c])
+            self.optim.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            self.optim.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        return float(np.mean(losses))
+
+
+def train_itsr(
+    model,
+    train_feats,
+    val_feats,
+    config: ITSRTrainConfig,
+    out: str | Path,
+    manifest_extra: dict | None = None,
+    progress: bool = True,
+    restart: bool = False,
+) -> dict:
+    """Train ``model`` in place; writes the best checkpoint to ``out`` and returns a summary."""
+    from rsir.itsr.evaluate import evaluate
+    from rsir.itsr.model import manifest_dict, save_checkpoint
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    trainer = _Trainer(model, train_feats, val_feats, config, out, manifest_extra or {})
+    state = {"epoch": -1, "best": None, "history": [], "train_seconds": 0.0}
+    if (out / LAST).is_file() and not restart:
+        saved = torch.load(out / LAST, map_location=config.device, weights_only=False)
+        _check_resume(saved, config, out)
+        model.load_state_dict(saved["model"])
+        trainer.optim.load_state_dict(saved["optim"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+    stale = sum(1 for h in state["history"] if h["epoch"] > (state["best"] or {}).get("epoch", -1))
+    for epoch in range(state["epoch"] + 1, config.epochs):
+        if config.patience is not None and stale >= config.patience:
+            break
+        t0 = time.perf_counter()
+        loss = trainer.epoch(epoch, progress)
+        val = evaluate(model, val_feats, config.device)
+        state["train_seconds"] += time.perf_counter() - t0
+        state["history"].append({"epoch": epoch, "loss": loss, "val_mR": val["mR"]})
+        if state["best"] is None or val["mR"] > state["best"]["val"]["mR"]:
+            state["best"] = {"epoch": epoch, "val": val}
+            extra = {"train": config.to_dict(), **trainer.extra}
+            save_checkpoint(out, model, manifest_dict(model.config, epoch, val, extra))
+            stale = 0
+        else:
+            stale += 1
+        state["epoch"] = epoch
+        torch.save(
+            {
+                "train_config": config.to_dict(),
+                "model": model.state_dict(),
+                "optim": trainer.optim.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "state": state,
+            },
+            out / LAST,
+        )
+        if progress:
+            print(
+                f"epoch {epoch + 1}: loss {loss:.3f}  val mR {val['mR']:.2f}  (best {state['best']['val']['mR']:.2f})"
+            )
+    summary = {
+        "best_epoch": state["best"]["epoch"] if state["best"] else None,
+        "val": state["best"]["val"] if state["best"] else None,
+        "epochs_run": state["epoch"] + 1,
+        "train_seconds": round(state["train_seconds"], 2),
+        "history": state["history"],
+    }
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

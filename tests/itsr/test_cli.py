@@ -1,0 +1,127 @@
+"""End to end through the CLI on a tiny semi-synthetic set: synth -> train -> resume -> eval -> search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from rsir.cli.main import app
+
+runner = CliRunner()
+
+
+def _scenes(root: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for c, label in enumerate(("agricultural", "forest", "storagetanks")):
+        (root / label).mkdir(parents=True)
+        for i in range(6):
+            img = np.clip(np.array([60 + 60 * c, 200 - 50 * c, 90]) + rng.normal(0, 25, (32, 32, 3)), 0, 255)
+            Image.fromarray(img.astype(np.uint8)).save(root / label / f"{label}{i:02d}.png")
+    return root
+
+
+def _run(*args: str) -> str:
+    result = runner.invoke(app, ["itsr", *args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("itsr")
+    out = tmp / "synth"
+    manifest = json.loads(_run("synth", str(_scenes(tmp / "scenes")), "--out", str(out), "--pairs", "10", "--json"))
+    assert manifest["pairs"] == {"train": 7, "val": 1, "test": 2}
+    return out
+
+
+def test_train_resume_eval_search(dataset: Path, tmp_path: Path):
+    ckpt = tmp_path / "ckpt"
+    args = ["train", str(dataset), "--out", str(ckpt), "--fusion", "gff-concat+diff", "--dim", "32", "--json"]
+    first = json.loads(_run(*args, "--epochs", "2"))
+    assert first["epochs_run"] == 2 and len(first["history"]) == 2
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    assert manifest["config"]["fusion"] == "gff-concat+diff" and manifest["config"]["dim"] == 32
+    assert manifest["config"]["encoder"] == "efficientnet-lite0" and manifest["config"]["encoder_hash"]
+    assert manifest["epoch"] == first["best_epoch"] and "mR" in manifest["val"]
+    assert (ckpt / "model.pt").is_file() and (ckpt / "last.pt").is_file()
+    assert any((dataset / ".rsir_cache" / "itsr").iterdir())  # features cached with the dataset
+
+    resumed = json.loads(_run(*args, "--epochs", "3"))  # continues: only epoch 3 is trained
+    assert resumed["epochs_run"] == 3
+    assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2]
+    assert resumed["history"][:2] == first["history"]
+
+    scores = json.loads(_run("eval", str(ckpt), str(dataset), "--json"))
+    assert set(scores) == {"t2i", "i2t", "mR", "gallery_size"}
+    assert set(scores["t2i"]) == set(scores["i2t"]) == {"r@1", "r@5", "r@10"}
+    assert scores["gallery_size"] == 2  # the whole test split, no-change pairs included
+    assert scores["t2i"]["r@10"] == 100.0  # a gallery of 2 is always found in the top 10
+
+    grid = tmp_path / "grid.png"
+    found = json.loads(
+        _run(
+            "search", str(ckpt), str(dataset), "--text", "new forest appeared", "-k", "2", "--grid", str(grid), "--json"
+        )
+    )
+    assert [r["rank"] for r in found["results"]] == [1, 2]
+    assert found["results"][0]["score"] >= found["results"][1]["score"]
+    assert Image.open(grid).size[1] > 2 * 128
+    a = next((dataset / "images" / "test" / "A").iterdir())
+    b = dataset / "images" / "test" / "B" / a.name
+    captions = json.loads(_run("search", str(ckpt), str(dataset), "--pair", str(a), str(b), "-k", "3", "--json"))
+    assert len(captions["results"]) == 3 and all(r["caption"] for r in captions["results"])
+
+
+def test_train_tff_and_clear_errors(dataset: Path, tmp_path: Path):
+    ckpt = tmp_path / "tff"
+    out = json.loads(
+        _run(
+            "train",
+            str(dataset),
+            "--out",
+            str(ckpt),
+            "--fusion",
+            "tff",
+            "--epochs",
+            "1",
+            "--dim",
+            "32",
+            "--tff-layers",
+            "1",
+            "--json",
+        )
+    )
+    assert out["epochs_run"] == 1
+    assert json.loads((ckpt / "manifest.json").read_text())["config"]["tff"]["diff_stream"] is True
+
+    bad = runner.invoke(app, ["itsr", "train", str(dataset), "--out", str(tmp_path / "x"), "--fusion", "lff"])
+    assert bad.exit_code == 2 and "unknown fusion" in bad.output
+    changed = runner.invoke(
+        app,
+        [
+            "itsr",
+            "train",
+            str(dataset),
+            "--out",
+            str(ckpt),
+            "--fusion",
+            "tff",
+            "--epochs",
+            "1",
+            "--dim",
+            "64",
+            "--tff-layers",
+            "1",
+        ],
+    )
+    assert changed.exit_code == 2 and "other settings (dim)" in changed.output
+    missing = runner.invoke(app, ["itsr", "eval", str(tmp_path / "nothing"), str(dataset)])
+    assert missing.exit_code == 2 and "not an rsir itsr checkpoint" in missing.output
+    both = runner.invoke(app, ["itsr", "search", str(ckpt), str(dataset)])
+    assert both.exit_code == 2 and "exactly one of --text or --pair" in both.output
