@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from rsir.data.items import Archive, ImageError, SkippedFile
 from rsir.embed.cache import atomic_write_bytes
+from rsir.models.config import Preprocess
 from rsir.models.encoders import ImageEncoder
 
 
@@ -29,7 +30,7 @@ class Embeddings:
     failed: list[SkippedFile] = field(default_factory=list)
 
 
-class _ArchiveImages(torch.utils.data.Dataset):
+class ArchiveImages(torch.utils.data.Dataset):
     def __init__(self, archive: Archive, indices: list[int], encoder: ImageEncoder) -> None:
         self.items = [archive.items[i] for i in indices]
         self.prep = encoder.config.preprocess
@@ -38,14 +39,18 @@ class _ArchiveImages(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
-        from rsir.data.images import load_image
-        from rsir.models.preprocess import prepare
+        return load_input(self.items[i].path, self.prep)
 
-        try:
-            return prepare(load_image(self.items[i].path), self.prep), ""
-        except (ImageError, ValueError, OSError) as err:
-            empty = torch.zeros(self.prep.in_channels, self.prep.size, self.prep.size)
-            return empty, str(err) or type(err).__name__
+
+def load_input(path: Path, prep: Preprocess) -> tuple[torch.Tensor, str]:
+    """Decode + prepare one item for the encoder; an unreadable one gives zeros and its error (never raises)."""
+    from rsir.data.images import load_image
+    from rsir.models.preprocess import prepare
+
+    try:
+        return prepare(load_image(path), prep), ""
+    except (ImageError, ValueError, OSError) as err:
+        return torch.zeros(prep.in_channels, prep.size, prep.size), str(err) or type(err).__name__
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -54,11 +59,9 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def _embed_shard(
-    encoder: ImageEncoder, dataset: _ArchiveImages, batch_size: int, workers: int, bar: tqdm
+    encoder: ImageEncoder, dataset: ArchiveImages, batch_size: int, workers: int, bar: tqdm
 ) -> tuple[np.ndarray, list[str]]:
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, persistent_workers=False
-    )
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, persistent_workers=False)
     device = next(encoder.parameters()).device
     out, errors = [], []
     with torch.inference_mode():
@@ -67,6 +70,28 @@ def _embed_shard(
             errors.extend(errs)
             bar.update(len(errs))
     return np.concatenate(out), errors
+
+
+def shard_path(workdir: Path, start: int) -> Path:
+    """The shard holding items ``start .. start + shard_size - 1`` (the same layout for every engine)."""
+    return workdir / f"shard_{start:09d}.npz"
+
+
+def write_shard(path: Path, vectors: np.ndarray, errors: list[str]) -> None:
+    """One row per item of the shard; a non-empty error marks an unreadable item (its row is unused)."""
+    buf = io.BytesIO()
+    np.savez(buf, vectors=vectors, errors=np.array(errors, dtype=str))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def collect_shards(archive: Archive, workdir: Path, shard_size: int, strict: bool) -> Embeddings:
+    """Read every shard of a finished run, in item order, into :class:`Embeddings`."""
+    parts, errors = [], []
+    for start in range(0, len(archive), shard_size):
+        with np.load(shard_path(workdir, start)) as data:
+            parts.append(data["vectors"])
+            errors.extend(str(e) for e in data["errors"])
+    return _collect(archive, np.concatenate(parts) if parts else np.zeros((0, 0), np.float32), errors, strict)
 
 
 def embed_archive(
@@ -84,31 +109,22 @@ def embed_archive(
     workdir.mkdir(parents=True, exist_ok=True)
     n = len(archive)
     starts = list(range(0, n, shard_size))
-    done = sum(min(shard_size, n - s) for s in starts if (workdir / f"shard_{s:09d}.npz").exists())
+    done = sum(min(shard_size, n - s) for s in starts if shard_path(workdir, s).exists())
     bar = tqdm(total=n, initial=done, desc="embedding", unit="img", disable=not progress)
-    parts, errors = [], []
     for start in starts:
-        shard = workdir / f"shard_{start:09d}.npz"
+        shard = shard_path(workdir, start)
         if not shard.exists():
-            dataset = _ArchiveImages(archive, list(range(start, min(start + shard_size, n))), encoder)
-            vectors, errs = _embed_shard(encoder, dataset, batch_size, workers, bar)
-            buf = io.BytesIO()
-            np.savez(buf, vectors=vectors, errors=np.array(errs, dtype=str))
-            atomic_write_bytes(shard, buf.getvalue())
-        with np.load(shard) as data:
-            parts.append(data["vectors"])
-            errors.extend(str(e) for e in data["errors"])
+            dataset = ArchiveImages(archive, list(range(start, min(start + shard_size, n))), encoder)
+            write_shard(shard, *_embed_shard(encoder, dataset, batch_size, workers, bar))
     bar.close()
-    return _collect(archive, np.concatenate(parts) if parts else np.zeros((0, 0), np.float32), errors, strict)
+    return collect_shards(archive, workdir, shard_size, strict)
 
 
 def _collect(archive: Archive, vectors: np.ndarray, errors: list[str], strict: bool) -> Embeddings:
     bad = [i for i, e in enumerate(errors) if e]
     failed = [SkippedFile(archive.items[i].path, errors[i]) for i in bad]
     if strict and failed:
-        raise ImageError(
-            "unreadable images (strict): " + "; ".join(f"{f.path}: {f.reason}" for f in failed[:10])
-        )
+        raise ImageError("unreadable images (strict): " + "; ".join(f"{f.path}: {f.reason}" for f in failed[:10]))
     keep = np.array([not e for e in errors], dtype=bool)
     ids = [it.id for it, k in zip(archive.items, keep, strict=True) if k]
     return Embeddings(ids, normalise(vectors[keep]), failed)
