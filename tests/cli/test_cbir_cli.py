@@ -113,3 +113,18 @@ def test_index_reports_skipped_files(demo_archive, tmp_path: Path) -> None:
     assert "empty.jpg" in rsir("index", archive, "--out", tmp_path / "idx2", "--json").stderr
     strict = rsir("index", archive, "--out", tmp_path / "idx3", "--strict")
     assert strict.exit_code == 2 and "empty.jpg" in strict.stderr
+
+
+@pytest.mark.slow
+def test_finetuned_encoder_checkpoint_loads_everywhere(demo_root: Path, demo_archive, tmp_path: Path) -> None:
+    head = tmp_path / "ft"
+    split = ("--split", "holdout:0.25", "--seed", "0")
+    as_json(rsir("train", "cbir", demo_root, "--out", head, *split, "--finetune", "1", "--epochs", "2", "--json"))
+    assert (head / "encoder.pt").exists()
+    metrics = as_json(rsir("eval", "cbir", demo_root, "--head", head, *split, "--json"))
+    assert metrics["map@20"] > 0.7
+    index = tmp_path / "idx"
+    as_json(rsir("index", demo_root, "--head", head, "--out", index, "--json"))
+    image = demo_root / "beach" / "beach00.jpg"
+    hits = as_json(rsir("search", index, "--image", image, "-k", "3", "--json"))["hits"]
+    assert hits[0]["id"] == "beach/beach00"

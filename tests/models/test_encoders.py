@@ -81,3 +81,12 @@ def test_prepare_matches_naive_normalisation() -> None:
     naive = (img - np.array(prep.mean)[:, None, None]) / np.array(prep.std)[:, None, None]
     np.testing.assert_allclose(out, naive, rtol=1e-5)
     assert prepare(np.zeros((3, 300, 200), np.float32), Preprocess()).shape == (3, 224, 224)
+
+
+def test_split_for_finetuning_matches_encode(encoder) -> None:
+    trunk, tail = encoder.split(2)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(tail(trunk(x)).mean(dim=1), encoder.encode(x))
+    with pytest.raises(ValueError, match="n_tail"):
+        encoder.split(0)

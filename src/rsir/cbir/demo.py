@@ -32,9 +32,7 @@ def run_demo(out: Path, k: int = 10) -> dict:
             cells,
             out / f"grid_{qid.split('/')[0]}.png",
         )
-        write_grid(
-            Cell([Path(index.manifest.paths[index.row_of(qid)])], qid), cells, grid.with_suffix(".html")
-        )
+        write_grid(Cell([Path(index.manifest.paths[index.row_of(qid)])], qid), cells, grid.with_suffix(".html"))
         queries[qid] = {
             "p@10": sum(h.labels == index.manifest.labels[index.row_of(qid)] for h in hits) / k,
             "grid": str(grid),

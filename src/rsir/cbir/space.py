@@ -31,7 +31,7 @@ class Space:
         trained_on = module.config.encoder or DEFAULT_ENCODER
         if encoder and encoder != trained_on:
             raise ValueError(f"head {head} was trained on encoder {trained_on!r}, not {encoder!r}")
-        return cls(load_encoder(trained_on), module, str(head), meta["hash"])
+        return cls(_encoder_for(trained_on, Path(head)), module, str(head), meta["hash"])
 
     def embed(self, archive: Archive, **kwargs) -> Embeddings:
         feats = archive_features(archive, self.encoder, **kwargs)
@@ -48,3 +48,20 @@ class Space:
         with torch.inference_mode():
             feats = normalise(self.encoder.encode(batch).numpy())
         return apply_head(feats, self.head)
+
+
+def _encoder_for(name: str, head: Path) -> ImageEncoder:
+    """The named encoder, with the fine-tuned weights stored beside the head when there are any."""
+    from dataclasses import replace
+
+    import torch
+
+    from rsir.models.heads import ENCODER_WEIGHTS
+
+    encoder = load_encoder(name)
+    weights = head / ENCODER_WEIGHTS
+    if weights.exists():
+        encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        # the weights hash (and so caches and index compatibility) now follows the fine-tuned file
+        encoder.config = replace(encoder.config, weights=str(weights.resolve()))
+    return encoder.eval()

@@ -45,6 +45,7 @@ def train_cbir(
     seed: int = 0,
     pairs_file: Path | None = None,
     config: TrainConfig | None = None,
+    finetune_blocks: int = 0,
     progress: bool = True,
 ) -> dict:
     """Train on the gallery (train) side of the split only, so `eval cbir` with the same split is honest."""
@@ -61,9 +62,7 @@ def train_cbir(
         allowed = np.zeros(len(feats.ids), bool)
         allowed[train_rows] = True
         keep = allowed[a] & allowed[b]  # pairs touching a test item would leak into the evaluation
-        head = train_on_pairs(
-            feats.vectors, a[keep], b[keep], y[keep], config, head_meta=meta, progress=progress
-        )
+        head = train_on_pairs(feats.vectors, a[keep], b[keep], y[keep], config, head_meta=meta, progress=progress)
         source = {
             "pairs_file": str(pairs_file),
             "n_pairs": int(keep.sum()),
@@ -83,4 +82,28 @@ def train_cbir(
         source = {"labels": "class", "n_train_items": len(train_rows)}
     report = {"split": split, "seed": seed, "config": asdict(config), **source}
     save_head(head, out, report)
+    return {**report, "out": str(out), "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _finetune(archive, out, space, ids, train_rows, train_labels, config, blocks, meta, report, start, progress):
+    """Partial fine-tuning: the checkpoint then carries the encoder's weights too (`encoder.pt`)."""
+    import torch
+
+    from rsir.models.heads import ENCODER_WEIGHTS
+    from rsir.train.finetune import finetune_on_labels
+
+    row_of = {it.id: i for i, it in enumerate(archive.items)}
+    archive_rows = [row_of[ids[r]] for r in train_rows]
+    encoder, head = finetune_on_labels(
+        space.encoder, archive, archive_rows, train_labels, config, n_tail=blocks, head_meta=meta, progress=progress
+    )
+    report = {
+        **report,
+        "config": asdict(config),
+        "labels": "class",
+        "n_train_items": len(train_rows),
+        "finetuned_blocks": blocks,
+    }
+    save_head(head, out, report)
+    torch.save(encoder.state_dict(), Path(out) / ENCODER_WEIGHTS)
     return {**report, "out": str(out), "seconds": round(time.perf_counter() - start, 2)}

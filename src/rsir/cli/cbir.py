@@ -10,15 +10,11 @@ import typer
 
 from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
 
-Encoder = Annotated[
-    str | None, typer.Option(help="Encoder name (default efficientnet-lite0; timm:/hf:/open_clip:...)")
-]
+Encoder = Annotated[str | None, typer.Option(help="Encoder name (default efficientnet-lite0; timm:/hf:/open_clip:...)")]
 Head = Annotated[Path | None, typer.Option(help="Head checkpoint folder from `rsir train cbir`.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 Strict = Annotated[bool, typer.Option(help="Unreadable files are fatal instead of skipped and reported.")]
-Split = Annotated[
-    str, typer.Option(help="`loo` (leave-one-out) or `holdout:FRACTION` (stratified test part).")
-]
+Split = Annotated[str, typer.Option(help="`loo` (leave-one-out) or `holdout:FRACTION` (stratified test part).")]
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval.")
 train_app = typer.Typer(no_args_is_help=True, help="Train metric-learning heads.")
@@ -73,9 +69,7 @@ def search(
 
     with user_errors():
         idx = SearchIndex(index_dir)
-        hits = indexing.search(
-            idx, indexing.query_vector(idx, image=image, item_id=item_id), k, skip_id=item_id
-        )
+        hits = indexing.search(idx, indexing.query_vector(idx, image=image, item_id=item_id), k, skip_id=item_id)
         if grid:
             qpath = image or Path(idx.manifest.paths[idx.row_of(item_id)])
             cells = [Cell([Path(h.path)], f"{h.rank}. {h.id}\n{h.score:.3f}") for h in hits]
@@ -111,9 +105,7 @@ def eval_cbir(
         emb = Space.load(encoder, head).embed(arch, strict=strict)
         labels = labels_of(arch, emb.ids)
         parts = split_of(labels, split, seed)
-        metrics = evaluate_vectors(
-            emb.vectors, labels, parts.query, parts.gallery, k=k, loo=parts.loo, jaccard=jaccard
-        )
+        metrics = evaluate_vectors(emb.vectors, labels, parts.query, parts.gallery, k=k, loo=parts.loo, jaccard=jaccard)
     emit(metrics, as_json, lambda m: table([m]))
 
 
@@ -124,17 +116,14 @@ def train_cbir(
     encoder: Encoder = None,
     split: Split = "holdout:0.2",
     seed: int = 0,
-    pairs: Annotated[
-        Path | None, typer.Option(help="CSV id_a,id_b,similar: learn from pairs, not labels.")
-    ] = None,
-    loss: Annotated[
-        str | None, typer.Option(help="multisimilarity (labels) / contrastive (pairs) / triplet")
-    ] = None,
+    pairs: Annotated[Path | None, typer.Option(help="CSV id_a,id_b,similar: learn from pairs, not labels.")] = None,
+    loss: Annotated[str | None, typer.Option(help="multisimilarity (labels) / contrastive (pairs) / triplet")] = None,
     epochs: int = 40,
+    finetune: Annotated[int, typer.Option(help="Also fine-tune the encoder's last N blocks (0 = frozen).")] = 0,
     strict: Strict = False,
     as_json: Json = False,
 ) -> None:
-    """Train a projection head on frozen features, on the train side of --split only."""
+    """Train a projection head on frozen features (or fine-tune), on the train side of --split only."""
     from rsir.cbir.training import train_cbir as run
     from rsir.train.metric_head import TrainConfig
 
@@ -142,14 +131,21 @@ def train_cbir(
         arch = open_archive_or_exit(archive, strict)
         default_loss = "contrastive" if pairs else "multisimilarity"
         config = TrainConfig(loss=loss or default_loss, epochs=epochs, seed=seed)
-        report = run(arch, out, encoder=encoder, split=split, seed=seed, pairs_file=pairs, config=config)
+        report = run(
+            arch,
+            out,
+            encoder=encoder,
+            split=split,
+            seed=seed,
+            pairs_file=pairs,
+            config=config,
+            finetune_blocks=finetune,
+        )
     emit(report, as_json)
 
 
 def demo(
-    out: Annotated[Path, typer.Option(help="Where the demo writes its index, head and grids.")] = Path(
-        "rsir-demo"
-    ),
+    out: Annotated[Path, typer.Option(help="Where the demo writes its index, head and grids.")] = Path("rsir-demo"),
     as_json: Json = False,
 ) -> None:
     """Index the embedded UC Merced sample, query it, evaluate, train a head, and write result grids."""

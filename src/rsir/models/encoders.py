@@ -40,6 +40,11 @@ class ImageEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x)
 
+    def split(self, n_tail: int) -> tuple[nn.Module, nn.Module]:
+        """(trunk, tail) with ``encode(x) == tail(trunk(x)).mean(1)``, for partial fine-tuning on cached trunk
+        outputs. Encoders that cannot be split raise EncoderUnavailable."""
+        raise EncoderUnavailable(f"fine-tuning is not supported for {self.config.name}")
+
     @property
     def weights_hash(self) -> str:
         return weights_fingerprint(self.config.weights)

@@ -17,6 +17,7 @@ from torch import nn
 
 HEAD_WEIGHTS = "head.pt"
 HEAD_MANIFEST = "head.json"
+ENCODER_WEIGHTS = "encoder.pt"  # present when the encoder was fine-tuned with the head
 
 
 @dataclass(frozen=True)

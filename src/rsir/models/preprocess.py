@@ -22,7 +22,9 @@ def select_bands(image: np.ndarray, prep: Preprocess) -> np.ndarray:
     if bands is None:
         bands = SENTINEL2_RGB if channels == 12 and prep.in_channels == 3 else tuple(range(prep.in_channels))
     if len(bands) != prep.in_channels or max(bands) >= channels:
-        raise ValueError(f"band selection {bands} does not fit a {channels}-band image / {prep.in_channels}-band encoder")
+        raise ValueError(
+            f"band selection {bands} does not fit a {channels}-band image / {prep.in_channels}-band encoder"
+        )
     return _stretch(image[list(bands)])
 
 
