@@ -1,0 +1,109 @@
+"""Request and response bodies of the annotation API (validated by pydantic: bad input is a clear 422)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Annotator = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w][\w .@+-]*$"),
+    Field(description="who answers: a name of letters, digits, spaces and . @ + -", examples=["alice"]),
+]
+LabelName = Literal["similar", "dissimilar", "skip"]
+LABEL_VALUE = {"similar": 1, "dissimilar": 0, "skip": -1}
+LABEL_NAME = {v: k for k, v in LABEL_VALUE.items()}
+Phase = Literal["ready", "waiting", "preparing", "done", "error"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnnotatorIn(Strict):
+    annotator: Annotator
+
+
+class AnswerIn(Strict):
+    annotator: Annotator
+    question_id: int = Field(ge=1, le=2**62, description="id of the pair being answered")
+    label: LabelName
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class ItemOut(BaseModel):
+    idx: int
+    image: str = Field(description="URL of the image at full resolution")
+
+
+class QuestionOut(BaseModel):
+    id: int
+    round: int
+    a: ItemOut
+    b: ItemOut
+    label: LabelName | None = Field(None, description="the answer it has (after an undo: the one taken back)")
+
+
+class Progress(BaseModel):
+    round: int
+    rounds_total: int
+    total: int
+    answered: int
+    similar: int
+    dissimilar: int
+    skipped: int
+    mine: int
+    held_by_others: int
+    pending: int
+    campaign_answered: int
+
+
+class StateOut(BaseModel):
+    campaign: str
+    phase: Phase
+    message: str
+    question: QuestionOut | None
+    progress: Progress
+
+
+class AnswerOut(BaseModel):
+    question_id: int
+    label: LabelName
+    annotator: str
+    stored: bool = Field(description="false when someone else had answered this pair first (theirs is kept)")
+    message: str
+
+
+class AnswerRow(BaseModel):
+    round: int
+    annotator: str
+    answers: int
+    similar: int
+    dissimilar: int
+    skipped: int
+    first: datetime
+    last: datetime
+
+
+class CurvePoint(BaseModel):
+    round: int
+    n_labelled: int
+    value: float | None
+
+
+class DashboardOut(BaseModel):
+    campaign: str
+    strategy: str
+    status: str
+    current_round: int
+    rounds_total: int
+    per_round: int
+    metric: str | None = Field(description="the retrieval metric of the curve; null without test labels")
+    baseline: float | None = Field(description="the metric with no training (the encoder's own space)")
+    curve: list[CurvePoint]
+    answers: list[AnswerRow]
