@@ -5,3 +5,7 @@ from __future__ import annotations
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+from rsir.cli.anneal_serve import serve  # noqa: E402
+
+app.command("serve")(serve)
