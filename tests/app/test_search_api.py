@@ -231,3 +231,41 @@ def test_page_is_served_without_outside_assets(client):
         body = client.get(asset)
         assert body.status_code == 200 and "http://" not in body.text and "https://" not in body.text
     assert "https://" not in page.text and "http://" not in page.text
+
+
+def test_concurrent_searches_are_batched_with_the_same_results(demo_index: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rsir.app.scene_gallery import SceneGallery
+    from rsir.app.search_models import Filters
+
+    gallery = SceneGallery(demo_index)
+    rows = list(range(0, 168, 7))
+    expected = {}
+    for r in rows:  # one query at a time, straight through FAISS
+        _, found = gallery.index.index.search(gallery.vector_of(r), 6)
+        expected[r] = [int(x) for x in found[0] if x != r][:5]
+    with ThreadPoolExecutor(len(rows)) as pool:
+        found = pool.map(lambda r: gallery.ranked(gallery.vector_of(r), Filters(), 0, 5, r), rows)
+        results = dict(zip(rows, found, strict=True))
+    assert {r: [row for row, _ in res[1]] for r, res in results.items()} == expected
+    assert gallery.batcher.batches < len(rows)  # some queries shared a batch
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
+def test_filters_on_approximate_indexes(demo_index: Path, tmp_path: Path, kind: str):
+    from dataclasses import replace
+
+    from rsir.app.scene_gallery import SceneGallery
+    from rsir.app.search_models import Filters
+    from rsir.index.faiss_index import IndexParams, SearchIndex, build_index, save_index
+
+    src = SearchIndex(demo_index)
+    vectors = np.asarray(src.vectors)
+    index = build_index(vectors, IndexParams(index_type=kind, nbits=4, nprobe=4))
+    save_index(tmp_path / kind, index, vectors, replace(src.manifest, index_type=kind))
+    gallery = SceneGallery(tmp_path / kind)
+    row = gallery.row_of(DEMO_ID)
+    total, hits = gallery.ranked(gallery.vector_of(row), Filters(labels=("beach",)), 0, 5, row)
+    assert total == 8 and len(hits) == 5
+    assert all(gallery.manifest.labels[r] == ["beach"] for r, _ in hits)

@@ -57,6 +57,9 @@ def serve(
     }
     for key, value in settings.items():
         os.environ[ENV_PREFIX + key] = value
+    # Requests already run in parallel (threads, workers): OpenMP teams inside each FAISS search on top of
+    # that oversubscribe the cores and spin. Set before faiss/torch load; OMP_NUM_THREADS=N overrides.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
     typer.echo(f"rsir search on http://{host}:{port}/ (index {index_dir}{', text-ITSR on' if itsr else ''})")
