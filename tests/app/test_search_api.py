@@ -187,6 +187,13 @@ def test_oversized_uploads_get_413(demo_index: Path, tmp_path: Path):
     _fails(client.post("/api/search/image", files=_upload(jpeg)), 413, "larger than 2000 bytes")
     huge = np.random.default_rng(0).integers(0, 255, 200_000, dtype=np.uint8).tobytes()
     _fails(client.post("/api/search/image", files=_upload(huge)), 413, "larger than")  # refused before reading
+    head = b'--B\r\nContent-Disposition: form-data; name="file"; filename="q.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    body = head + huge + b"\r\n--B--\r\n"
+    chunks = (body[i : i + 4096] for i in range(0, len(body), 4096))  # no Content-Length: counted as it streams
+    streamed = client.post(
+        "/api/search/image", content=chunks, headers={"content-type": "multipart/form-data; boundary=B"}
+    )
+    _fails(streamed, 413, "larger than")
 
 
 def test_text_and_pair_search_without_a_model_say_how_to_get_one(client):

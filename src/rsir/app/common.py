@@ -171,11 +171,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI reports any failure to parse a form as a 400
+            return JSONResponse({"detail": str(exc.__cause__)}, status_code=413)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
@@ -249,17 +255,37 @@ class TokenAuth:
         await self.app(scope, receive, send_with_cookie)
 
 
+class BodyTooLarge(Exception):
+    """Raised while streaming a request body (no Content-Length) once it passes the limit; answered 413."""
+
+
 class BodyLimit:
-    """ASGI middleware: refuse a request body whose declared length is over ``max_bytes`` before reading it."""
+    """ASGI middleware: a body declared larger than ``max_bytes`` is refused before it is read; a body of
+    undeclared length (chunked) is counted as it streams in and cut off at the limit."""
 
     def __init__(self, app, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers", [])).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
                 response = JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"}, 413)
                 await response(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise BodyTooLarge(f"request body larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counted, send)
