@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -175,6 +176,17 @@ class SceneGallery:
                 m.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
                 self._space = space
         return self._space
+
+    def warm_up(self) -> None:
+        """Load the query encoder now, in the background, so the first upload does not wait for it."""
+
+        def load() -> None:
+            try:
+                self._space_for_queries()
+            except Exception:  # reported again, clearly, by the first upload that needs it
+                logging.getLogger("rsir.app").exception("could not load the query encoder")
+
+        threading.Thread(target=load, name="rsir-encoder-warm-up", daemon=True).start()
 
     def embed(self, image: np.ndarray) -> np.ndarray:
         """Decoded image (float [C, H, W]) -> query vector [1, D], embedded as the index was."""

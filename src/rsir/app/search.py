@@ -11,17 +11,13 @@ import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlencode
 
-import numpy as np
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from rsir.app.common import (
-    THUMB_SIZES,
     BodyLimit,
-    OutsideRoot,
     ThumbnailCache,
     TokenAuth,
     decode_upload,
@@ -29,26 +25,22 @@ from rsir.app.common import (
     install_error_handlers,
     read_upload,
     require_multipart,
-    safe_path,
 )
 from rsir.app.search_models import (
-    CaptionHit,
     ErrorResponse,
     Filters,
-    Hit,
     InfoResponse,
     ItemDetail,
     LabelCount,
     PairDetail,
-    QueryInfo,
     SearchResponse,
 )
+from rsir.app.search_service import SearchService, page_of, parse_bbox, thumb_url
 
 HERE = Path(__file__).resolve().parent
 MAX_K = 1000
 MAX_OFFSET = 100_000
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
-NO_ITSR = "text and pair search need a text-ITSR model: start the server with `rsir serve INDEX --itsr CKPT`"
 
 K = Annotated[int, Query(ge=1, le=MAX_K, description="results per page")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results to skip (paging)")]
@@ -57,96 +49,6 @@ Changed = Annotated[bool | None, Query(description="keep only changed (true) or 
 Size = Annotated[int, Query(description="longest side in pixels: 128, 256 or 512")]
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "JPEG thumbnail"}}
-
-
-class SearchService:
-    """What the routes share: the galleries, the thumbnail cache and the limits."""
-
-    def __init__(self, scenes, pairs, thumbs: ThumbnailCache, max_upload: int) -> None:
-        self.scenes, self.pairs, self.thumbs, self.max_upload = scenes, pairs, thumbs, max_upload
-
-    def need_pairs(self):
-        if self.pairs is None:
-            raise HTTPException(409, NO_ITSR)
-        return self.pairs
-
-    def scene_row(self, item_id: str) -> int:
-        try:
-            return self.scenes.row_of(item_id)
-        except KeyError:
-            raise HTTPException(404, f"unknown item id {item_id!r}") from None
-
-    def pair_row(self, pair_id: str) -> int:
-        try:
-            return self.need_pairs().row_of(pair_id)
-        except KeyError:
-            raise HTTPException(404, f"unknown pair id {pair_id!r}") from None
-
-    def scene_hit(self, rank: int, row: int, score: float) -> Hit:
-        item_id = self.scenes.manifest.ids[row]
-        return Hit(
-            rank=rank,
-            id=item_id,
-            score=score,
-            kind="scene",
-            labels=list(self.scenes.manifest.labels[row]),
-            thumbnails=[thumb_url("scene", item_id)],
-        )
-
-    def pair_hit(self, rank: int, row: int, score: float) -> Hit:
-        p = self.pairs.pairs[row]
-        urls = [thumb_url("pair", p.id, side=s) for s in ("before", "after")]
-        return Hit(
-            rank=rank, id=p.id, score=score, kind="pair", thumbnails=urls, captions=list(p.captions), changed=p.changed
-        )
-
-    def thumbnail(self, root: Path, path: str | Path, size: int) -> FileResponse:
-        from rsir.data.items import ImageError
-
-        if size not in THUMB_SIZES:
-            raise HTTPException(422, f"size: must be one of {', '.join(map(str, THUMB_SIZES))}")
-
-        try:
-            source = safe_path(root, path)
-        except OutsideRoot:
-            raise HTTPException(403, "the item's file lies outside the archive root") from None
-        if not source.exists():
-            raise HTTPException(404, "the item's file is missing from the archive")
-        try:
-            out = self.thumbs.get(source, size)
-        except ImageError as err:
-            raise HTTPException(422, f"cannot render the item: {getattr(err, 'reason', 'unreadable')}") from None
-        return FileResponse(out, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
-
-
-def thumb_url(kind: str, item_id: str, size: int = 256, side: str | None = None) -> str:
-    params = {"id": item_id, "size": size} | ({"side": side} if side else {})
-    return f"/api/thumbnails/{kind}?{urlencode(params)}"
-
-
-def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
-    try:
-        w, s, e, n = (float(v) for v in value.split(","))
-    except ValueError:
-        raise HTTPException(422, "bbox: expected four numbers 'west,south,east,north' in degrees") from None
-    if not all(np.isfinite([w, s, e, n])) or s > n or w > e:
-        raise HTTPException(422, "bbox: needs finite west <= east and south <= north")
-    return w, s, e, n
-
-
-def _page(kind, value, gallery, total, offset, k, hits, started, captions=()) -> SearchResponse:
-    return SearchResponse(
-        query=QueryInfo(kind=kind, value=value),
-        gallery=gallery,
-        total=total,
-        offset=offset,
-        k=k,
-        hits=hits,
-        captions=[CaptionHit(rank=i + 1, caption=c, score=s, pair=p) for i, (c, s, p) in enumerate(captions)],
-        took_ms=round(1000 * (time.perf_counter() - started), 3),
-    )
 
 
 def create_search_app(
@@ -158,11 +60,15 @@ def create_search_app(
     token: str | None = None,
     cache_dir: str | Path | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    warm: bool = False,
 ) -> FastAPI:
-    """The search app over INDEX_DIR (+ a text-ITSR checkpoint); with ``token``, every request must carry it."""
+    """The search app over INDEX_DIR (+ a text-ITSR checkpoint); with ``token``, every request must carry it.
+    ``warm`` loads the image encoder for uploads in the background right away instead of on first use."""
     from rsir.app.scene_gallery import SceneGallery
 
     scenes = SceneGallery(index_dir)
+    if warm:
+        scenes.warm_up()
     pairs = None
     if itsr_ckpt is not None:
         from rsir.app.pair_gallery import PairGallery
@@ -205,6 +111,7 @@ def app_from_env() -> FastAPI:
         token=env("TOKEN"),
         cache_dir=env("CACHE"),
         max_upload_bytes=int(env("MAX_UPLOAD") or DEFAULT_MAX_UPLOAD),
+        warm=True,
     )
 
 
@@ -220,12 +127,12 @@ def _scene_routes(app: FastAPI, svc: SearchService) -> None:
         unknown = [lab for lab in label if not svc.scenes.has_label(lab)]
         if unknown:
             raise HTTPException(422, f"label: unknown label(s) {unknown[:5]}; see /api/info for the labels")
-        return Filters(tuple(sorted(set(label))), date_from, date_to, _bbox(bbox))
+        return Filters(tuple(sorted(set(label))), date_from, date_to, parse_bbox(bbox))
 
     def page(kind, value, query, f: Filters, offset: int, k: int, started: float, exclude=None) -> SearchResponse:
         total, ranked = svc.scenes.ranked(query, f, offset, k, exclude_row=exclude)
         hits = [svc.scene_hit(offset + i + 1, row, score) for i, (row, score) in enumerate(ranked)]
-        return _page(kind, value, "scenes", total, offset, k, hits, started)
+        return page_of(kind, value, "scenes", total, offset, k, hits, started)
 
     @app.get("/api/search/id", response_model=SearchResponse, responses=ERRORS, tags=["search"])
     def search_by_id(
@@ -279,7 +186,7 @@ def _pair_routes(app: FastAPI, svc: SearchService) -> None:
     def page(kind, value, query, offset, k, changed, started, exclude=None, captions=()) -> SearchResponse:
         total, ranked = svc.pairs.ranked(query, offset, k, changed, exclude)
         hits = [svc.pair_hit(offset + i + 1, row, score) for i, (row, score) in enumerate(ranked)]
-        return _page(kind, value, "pairs", total, offset, k, hits, started, captions)
+        return page_of(kind, value, "pairs", total, offset, k, hits, started, captions)
 
     @app.get("/api/search/text", response_model=SearchResponse, responses=ERRORS, tags=["search"])
     def search_by_text(
