@@ -157,7 +157,7 @@ def test_a_complete_round_trains_in_the_background_and_the_next_round_follows(
     from rsir.app.annotate import create_annotate_app
 
     # many epochs: training lasts long enough to watch the server answer meanwhile
-    c = open_campaign(archive_copy, demo_embeddings, str(tmp_path / "c.db"), epochs=300)
+    c = open_campaign(archive_copy, demo_embeddings, str(tmp_path / "c.db"), epochs=40)
     with TestClient(create_annotate_app(c, cache_dir=tmp_path / "t")) as client:
         for k in range(8):
             qid = _ready(client, "alice")["question"]["id"]
@@ -168,10 +168,7 @@ def test_a_complete_round_trains_in_the_background_and_the_next_round_follows(
         assert state["phase"] == "preparing" and "next round" in state["message"] and state["question"] is None
         assert c.busy
         _fails(client.post("/api/undo", json={"annotator": "alice"}), 409, "training")
-        seen_while_busy = 0
-        while c.busy:
-            seen_while_busy += _ok(client.get("/api/state", params={"annotator": "alice"}))["phase"] == "preparing"
-        assert seen_while_busy >= 1
+        assert _ok(client.get("/api/state", params={"annotator": "alice"}))["phase"] == "preparing"
         nxt = _ready(client, "alice")
         assert nxt["progress"]["round"] == 1 and nxt["progress"]["total"] == 4
         board = _ok(client.get("/api/dashboard"))
@@ -199,7 +196,8 @@ def test_pages_and_dashboard(client):
     board = client.get("/dashboard")
     assert board.status_code == 200 and "/api/dashboard/curve.svg" in board.text
     _ready(client, "alice")
-    assert "no map@20 yet" in client.get("/api/dashboard/curve.svg").text
+    svg = client.get("/api/dashboard/curve.svg").text  # nothing trained yet: only the no-training line
+    assert svg.startswith("<svg") and "no training" in svg and "<polyline" not in svg
     assert "/api/next" in _ok(client.get("/openapi.json"))["paths"]
 
 
@@ -244,15 +242,16 @@ def test_images_come_at_full_resolution_and_never_from_outside_the_archive(clien
 
     outside = tmp_path / "secret.jpg"
     outside.write_bytes((root / path0).read_bytes())
-    (root / "link-outside.jpg").symlink_to(outside)
-    (root / "link-inside.jpg").symlink_to(root / path0)
+    tag = unique("link")  # the archive copy is shared by the session
+    (root / f"{tag}-outside.jpg").symlink_to(outside)
+    (root / f"{tag}-inside.jpg").symlink_to(root / path0)
     for k, (path, status) in enumerate(
         [
             ("../secret.jpg", 403),
             (str(outside), 403),
             ("/etc/passwd", 403),
-            ("link-outside.jpg", 403),
-            ("link-inside.jpg", 200),
+            (f"{tag}-outside.jpg", 403),
+            (f"{tag}-inside.jpg", 200),
             ("nothing/here.jpg", 404),
         ]  # fmt: skip
     ):

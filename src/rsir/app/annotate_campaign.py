@@ -204,6 +204,11 @@ class AnnotationCampaign:
         job = self._job
         return job is not None and job.is_alive()
 
+    @property
+    def closing(self) -> bool:
+        """The current round is being trained on: its answers are final."""
+        return self.busy and self._job_kind == "train"
+
     def _needs_job(self) -> str:
         """'' when nothing is due; else what the next job does ('select' or 'train')."""
         if self.loop.done:
@@ -229,6 +234,7 @@ class AnnotationCampaign:
 
     def _run_job(self) -> None:
         try:
+            _leave_a_core_for_the_web()
             self.loop.start()
             while not self._stopping and not self.loop.done and self.store.round_complete(self.id):
                 with self.lock:
@@ -263,7 +269,7 @@ class AnnotationCampaign:
         PermissionError (another annotator holds the pair now: the caller's claim had expired)."""
         check_annotator(annotator)
         with self.lock:
-            if self.busy:
+            if self.closing:
                 raise Closed("this round is closed: the model is training on it")
             from rsir.app.annotate_stats import question_state
 
@@ -287,7 +293,7 @@ class AnnotationCampaign:
 
         check_annotator(annotator)
         with self.lock:
-            if self.busy:
+            if self.closing:
                 raise Closed("this round is closed: the model is training on it")
             before = last_answer(self.store, self.id, annotator)
             q = self.store.undo_last(self.id, annotator)
@@ -299,6 +305,18 @@ class AnnotationCampaign:
         from rsir.app.common import safe_path
 
         return safe_path(self.root, item_path(self.store, self.id, idx))
+
+
+def _leave_a_core_for_the_web() -> None:
+    """Train on all cores but one: torch's default (every core) starves the request threads, and on a
+    busy 2-core machine oversubscribed intra-op threads made training ~5x slower."""
+    import os
+
+    import torch
+
+    want = max(1, (os.cpu_count() or 2) - 1)
+    if torch.get_num_threads() > want:
+        torch.set_num_threads(want)
 
 
 def check_annotator(name: str) -> None:
