@@ -135,8 +135,9 @@ def run_wrk(url: str, ids: list[str], args: argparse.Namespace, workdir: Path) -
     (workdir / "ids.txt").write_text("\n".join(quote(ids[i], safe="") for i in sample) + "\n")
     script = workdir / "search.lua"
     script.write_text(WRK_SCRIPT % {"ids": workdir / "ids.txt", "seed": args.seed, "k": args.k})
+    threads = min(args.threads, args.connections)  # wrk needs a connection per thread
     cmd = [
-        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s",
+        "wrk", f"-t{threads}", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s",
         "-s", str(script), url,
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -152,7 +153,7 @@ def serve_and_load(index: Path, args: argparse.Namespace, workdir: Path) -> dict
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "rsir.cli.main", "serve", str(index), "--port", str(port)]
     cmd += ["--workers", str(args.workers), "--log-level", "warning", "--cache-dir", str(workdir / "thumbs")]
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=sys.stderr)  # keep --json output clean
     try:
         started = time.perf_counter()
         _wait_ready(url, proc)
