@@ -12,6 +12,7 @@ error or timeout counts as an error.
     .venv/bin/python benchmarks/bench_serve.py                 # 100k items, 20 s, table
     .venv/bin/python benchmarks/bench_serve.py --json
     .venv/bin/python benchmarks/bench_serve.py --workers 2 --connections 64 --duration 30
+    .venv/bin/python benchmarks/bench_serve.py --index-type hnsw       # approximate index, built once
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def ucm_index(out: Path) -> Path:
     return out
 
 
-def build_big_index(source: Path, out: Path, n_items: int, noise: float = 0.03, seed: int = 0) -> Path:
+def build_big_index(
+    source: Path, out: Path, n_items: int, noise: float = 0.03, seed: int = 0, index_type: str = "flat"
+) -> Path:
     """Index of ``n_items``: every row of ``source`` plus generated neighbours of random source rows."""
     from dataclasses import replace
 
@@ -103,7 +106,8 @@ def build_big_index(source: Path, out: Path, n_items: int, noise: float = 0.03, 
         meta=meta,
         params={**m.params, "generated": {"n": len(origin), "noise": noise, "seed": seed, "source": str(source)}},
     )
-    save_index(out, build_index(vectors, IndexParams(index_type="flat")), vectors, manifest)
+    manifest.index_type = index_type
+    save_index(out, build_index(vectors, IndexParams(index_type=index_type)), vectors, manifest)
     return out
 
 
@@ -202,6 +206,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (each holds its own index copy)")
     parser.add_argument("-k", type=int, default=10, help="results per query")
+    parser.add_argument("--index-type", default="flat", choices=["flat", "hnsw", "ivfpq"], help="FAISS index kind")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="where the indexes are kept (reused)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -212,9 +217,10 @@ def main() -> None:
 
     workdir = args.workdir or cache_root() / "bench-serve"
     workdir.mkdir(parents=True, exist_ok=True)
-    big = workdir / f"ucm-plus-generated-{args.items}"
+    big = workdir / f"ucm-plus-generated-{args.items}" if args.index_type == "flat" else None
+    big = big or workdir / f"ucm-plus-generated-{args.items}-{args.index_type}"
     if not (big / "manifest.json").is_file():
-        build_big_index(ucm_index(workdir / "ucm"), big, args.items, seed=args.seed)
+        build_big_index(ucm_index(workdir / "ucm"), big, args.items, seed=args.seed, index_type=args.index_type)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         result = serve_and_load(big, args, Path(tmp))
     print(json.dumps(result, indent=1) if args.json else render(result))

@@ -46,6 +46,7 @@ class PairGallery:
         self.captions = feats.captions
         self.caption_pair = np.asarray(feats.caption_pair)
         self._row = {p.id: i for i, p in enumerate(self.pairs)}
+        self.changed = np.array([p.changed for p in self.pairs], dtype=bool)
         self._lock = threading.Lock()  # one encoder forward at a time: torch already uses every core
 
     def __len__(self) -> int:
@@ -83,7 +84,7 @@ class PairGallery:
         scores = self.pair_emb @ query
         keep = np.ones(len(self), dtype=bool)
         if changed is not None:
-            keep &= np.array([p.changed == changed for p in self.pairs])
+            keep &= self.changed == changed
         if exclude_row is not None:
             keep[exclude_row] = False
         rows = np.flatnonzero(keep)
