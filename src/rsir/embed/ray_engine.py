@@ -32,12 +32,16 @@ class RayOptions:
     torch_threads: int | None = None
 
 
+class EngineUnavailable(RuntimeError):
+    """The Ray engine cannot run here (Ray Data not installed, or no cluster at the given address)."""
+
+
 def require_ray():
     try:
         import ray
         import ray.data  # noqa: F401
     except ImportError as err:
-        raise RuntimeError(
+        raise EngineUnavailable(
             "the ray engine needs Ray Data: pip install 'rsir[ray]' (or pip install 'ray[data]')"
         ) from err
     return ray
@@ -46,8 +50,12 @@ def require_ray():
 def connect(address: str | None = None, **init_kwargs) -> None:
     """Join the Ray at ``address`` (``None``: an already-initialised one, else a new local one)."""
     ray = require_ray()
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        return
+    try:
         ray.init(address=address, log_to_driver=False, **init_kwargs)
+    except ConnectionError as err:
+        raise EngineUnavailable(f"no Ray cluster at {address!r}: {err}") from err
 
 
 def plan(options: RayOptions, cluster_cpus: float) -> tuple[int, int]:
