@@ -11,6 +11,7 @@ import numpy as np
 from rsir import __version__
 from rsir.cbir.space import Space
 from rsir.data.items import Archive
+from rsir.embed.local import Embeddings
 from rsir.index.faiss_index import IndexParams, SearchIndex, build_index, choose_index_type, save_index
 from rsir.index.manifest import IndexManifest
 
@@ -26,20 +27,48 @@ class IndexReport:
     images_per_second: float
     bytes_per_item: float
     out: str
+    build_seconds: float = 0.0
+    engine: str = "local"
+
+
+ENGINES = ("local", "ray")
+
+
+def embed_with(engine: str, space: Space, archive: Archive, ray_options=None, **embed_kwargs) -> Embeddings:
+    """Embeddings of ``archive`` in ``space`` from the named engine; both share the feature cache."""
+    if engine == "local":
+        return space.embed(archive, **embed_kwargs)
+    if engine != "ray":
+        raise ValueError(f"unknown engine {engine!r}; choose from {ENGINES}")
+    from rsir.embed.features import apply_head
+    from rsir.embed.ray_engine import RayOptions, ray_archive_features
+
+    embed_kwargs.pop("workers", None)  # Ray sizes its own decode tasks and actor pool
+    feats = ray_archive_features(archive, space.encoder, options=ray_options or RayOptions(), **embed_kwargs)
+    return Embeddings(feats.ids, apply_head(feats.vectors, space.head), feats.failed)
 
 
 def index_archive(
-    archive: Archive, out: Path, space: Space, params: IndexParams = IndexParams(), **embed_kwargs
+    archive: Archive,
+    out: Path,
+    space: Space,
+    params: IndexParams = IndexParams(),
+    *,
+    engine: str = "local",
+    ray_options=None,
+    **embed_kwargs,
 ) -> IndexReport:
     start = time.perf_counter()
-    emb = space.embed(archive, **embed_kwargs)
+    emb = embed_with(engine, space, archive, ray_options, **embed_kwargs)
     embed_seconds = time.perf_counter() - start
     if not emb.ids:
         raise ValueError(f"no readable images in {archive.root}")
     by_id = {it.id: it for it in archive.items}
     items = [by_id[i] for i in emb.ids]
     kind = choose_index_type(len(items)) if params.index_type == "auto" else params.index_type
+    build_start = time.perf_counter()
     index = build_index(emb.vectors, IndexParams(**{**params.__dict__, "index_type": kind}))
+    build_seconds = time.perf_counter() - build_start
     manifest = IndexManifest(
         encoder=space.encoder.config.name,
         weights_hash=space.encoder.weights_hash,
@@ -68,6 +97,8 @@ def index_archive(
         images_per_second=round(len(archive) / max(embed_seconds, 1e-9), 2),
         bytes_per_item=round(index_bytes / len(items), 1),
         out=str(out),
+        build_seconds=round(build_seconds, 3),
+        engine=engine,
     )
 
 
