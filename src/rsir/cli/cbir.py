@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -25,10 +27,17 @@ def index(
     out: Annotated[Path, typer.Option(help="Index folder to write.")],
     encoder: Encoder = None,
     head: Head = None,
-    index_type: Annotated[str, typer.Option(help="flat (exact), ivfpq, hnsw, or auto (by size).")] = "flat",
-    nlist: int | None = None,
-    pq_m: int | None = None,
-    nprobe: int = 32,
+    index_type: Annotated[str, typer.Option(help="flat (exact), ivfpq, hnsw, or auto (flat below 100k).")] = "flat",
+    nlist: Annotated[int | None, typer.Option(help="IVF-PQ lists (default ~sqrt(N)).")] = None,
+    pq_m: Annotated[int | None, typer.Option(help="IVF-PQ bytes per vector (must divide the dim).")] = None,
+    nprobe: Annotated[int, typer.Option(help="IVF-PQ lists visited per query (recall vs speed).")] = 32,
+    rerank: Annotated[int, typer.Option(help="IVF-PQ: re-rank rerank*k candidates exactly (0 = off).")] = 4,
+    hnsw_m: Annotated[int, typer.Option(help="HNSW graph degree (memory vs recall).")] = 32,
+    ef_search: Annotated[int, typer.Option(help="HNSW search beam (recall vs speed).")] = 128,
+    engine: Annotated[
+        str, typer.Option(help="local (this machine) or ray (Ray Data, from the optional ray extra).")
+    ] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")] = None,
     batch_size: int = 32,
     workers: int = 1,
     strict: Strict = False,
@@ -39,19 +48,51 @@ def index(
     from rsir.cbir.space import Space
     from rsir.index.faiss_index import IndexParams
 
-    with user_errors():
+    with user_errors(), _engine_errors():
         arch = open_archive_or_exit(archive, strict)
-        params = IndexParams(index_type=index_type, nlist=nlist, pq_m=pq_m, nprobe=nprobe)
+        params = IndexParams(
+            index_type=index_type,
+            nlist=nlist,
+            pq_m=pq_m,
+            nprobe=nprobe,
+            rerank=rerank,
+            hnsw_m=hnsw_m,
+            ef_search=ef_search,
+        )
         report = index_archive(
             arch,
             out,
             Space.load(encoder, head),
             params,
+            engine=engine,
+            ray_options=_ray_options(engine, address),
             batch_size=batch_size,
             workers=workers,
             strict=strict,
         )
     emit(asdict(report), as_json, lambda r: table([r]))
+
+
+def _ray_options(engine: str, address: str | None):
+    if engine != "ray":
+        if address:
+            raise ValueError("--address is for --engine ray")
+        return None
+    from rsir.embed.ray_engine import RayOptions
+
+    return RayOptions(address=address)
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """A missing Ray extra or an unreachable cluster is a user error (one line, exit 2), not a traceback."""
+    from rsir.embed.ray_engine import EngineUnavailable
+
+    try:
+        yield
+    except EngineUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 def search(
