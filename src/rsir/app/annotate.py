@@ -117,7 +117,7 @@ def _phase(c: AnnotationCampaign, p: Progress, question: Question | None) -> tup
     if kind:
         return "preparing", (f"Round {c.job_round + 1} is complete. Preparing the next round: the model learns "
                              "from your answers and picks the next pairs. This page continues by itself.")  # fmt: skip
-    if question is not None:
+    if question is not None or p.pending > p.held_by_others:  # a pair for this annotator (or free to claim)
         return "ready", f"Round {p.round + 1} of {p.rounds_total}: {p.answered} of {p.total} answered"
     if p.pending:
         return "waiting", (f"The last pairs of round {p.round + 1} are with other annotators. Waiting for "
@@ -229,8 +229,9 @@ def _pages(app: FastAPI, c: AnnotationCampaign) -> None:
 
     def page(name: str) -> HTMLResponse:
         s = c.loop.settings
-        html = templates.get_template(name).render(campaign=c.name, strategy=s.strategy, per_round=s.per_round,
-                                                   rounds_total=s.rounds + 1)  # fmt: skip
+        html = templates.get_template(name).render(
+            campaign=c.name, strategy=s.strategy, initial=s.initial, per_round=s.per_round, rounds_total=s.rounds + 1
+        )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz", tags=["service"])

@@ -137,6 +137,8 @@ def curve_svg(points: list[dict], baseline: float | None, metric: str = "map@20"
     """``metric`` against answered pairs as a small standalone SVG (baseline dashed)."""
     w, h, pad = size[0], size[1], 44
     pts = [(p["n_labelled"], p[metric]) for p in points if p.get(metric) is not None]
+    if pts and baseline is not None:
+        pts.insert(0, (0, baseline))  # no answers yet: the encoder's own space
     ys = [y for _, y in pts] + ([baseline] if baseline is not None else [])
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
