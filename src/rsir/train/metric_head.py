@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import trange
 
 from rsir.models.heads import HeadConfig, ResidualHead
+from rsir.train import distributed
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def multi_hot(labels: Sequence[Sequence[str]]) -> np.ndarray:
 
 def _pair_tuple(relevant: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """All in-batch positive and negative pairs of a boolean relevance matrix, as a PML indices tuple."""
-    off_diag = ~torch.eye(len(relevant), dtype=torch.bool)
+    off_diag = ~torch.eye(len(relevant), dtype=torch.bool, device=relevant.device)
     a1, p = torch.nonzero(relevant & off_diag, as_tuple=True)
     a2, n = torch.nonzero(~relevant & off_diag, as_tuple=True)
     return a1, p, a2, n
@@ -88,9 +89,7 @@ def _class_batches(hot: np.ndarray, config: TrainConfig, rng: np.random.Generato
         chunks += [perm[s : s + config.per_class] for s in range(0, len(perm), config.per_class)]
     order = rng.permutation(len(chunks))
     per_batch = max(2, config.batch_size // config.per_class)
-    return [
-        np.concatenate([chunks[o] for o in order[s : s + per_batch]]) for s in range(0, len(order), per_batch)
-    ]
+    return [np.concatenate([chunks[o] for o in order[s : s + per_batch]]) for s in range(0, len(order), per_batch)]
 
 
 def _new_head(dim: int, config: TrainConfig, init: ResidualHead | None, meta: dict) -> ResidualHead:
@@ -112,23 +111,37 @@ def train_on_labels(
     *,
     head_meta: dict | None = None,
     progress: bool = True,
+    history: list[float] | None = None,
 ) -> ResidualHead:
-    """Metric learning from class labels (multi-label: items sharing any label are positives)."""
+    """Metric learning from class labels (multi-label: items sharing any label are positives).
+
+    Runs data-parallel when started in a process group (see :mod:`rsir.train.distributed`); ``history``
+    receives each epoch's mean loss (averaged over ranks).
+    """
+    device = distributed.setup()
     hot = multi_hot(labels)
-    x, hot_t = torch.from_numpy(features), torch.from_numpy(hot)
-    head = _new_head(features.shape[1], config, None, head_meta or {})
-    loss_fn, opt = make_loss(config.loss), _optimiser(head, config)
+    x, hot_t = torch.from_numpy(features).to(device), torch.from_numpy(hot).to(device)
+    head = _new_head(features.shape[1], config, None, head_meta or {}).to(device)
+    model, loss_fn, opt = distributed.wrap(head), make_loss(config.loss), _optimiser(head, config)
     rng = np.random.default_rng(config.seed)
     head.train()
-    for _ in trange(config.epochs, desc="training head", disable=not progress):
-        for batch in _class_batches(hot, config, rng):
-            b = torch.from_numpy(batch)
+    for _ in trange(config.epochs, desc="training head", disable=not (progress and distributed.is_main())):
+        losses = []
+        for batch in distributed.shard(_class_batches(hot, config, rng)):
+            b = torch.from_numpy(batch).to(device)
             relevant = (hot_t[b] @ hot_t[b].T) > 0
-            loss = loss_fn(head(x[b]), indices_tuple=_pair_tuple(relevant))
+            loss = loss_fn(model(x[b]), indices_tuple=_pair_tuple(relevant))
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return head.eval()
+            losses.append(loss.item())
+        _record(history, losses)
+    return head.cpu().eval()
+
+
+def _record(history: list[float] | None, losses: list[float]) -> None:
+    if history is not None:  # a collective: every rank records, or none
+        history.append(distributed.mean_across(float(np.mean(losses)) if losses else 0.0))
 
 
 def train_on_pairs(
@@ -141,23 +154,33 @@ def train_on_pairs(
     init: ResidualHead | None = None,
     head_meta: dict | None = None,
     progress: bool = True,
+    history: list[float] | None = None,
 ) -> ResidualHead:
-    """Metric learning from labelled pairs (1 similar, 0 dissimilar; other values are ignored)."""
+    """Metric learning from labelled pairs (1 similar, 0 dissimilar; other values are ignored).
+
+    Data-parallel inside a process group, like :func:`train_on_labels`.
+    """
+    device = distributed.setup()
     keep = (similar == 0) | (similar == 1)
-    pi, pj, y = (torch.from_numpy(np.asarray(a)[keep]) for a in (pair_i, pair_j, similar))
-    x = torch.from_numpy(features)
-    head = _new_head(features.shape[1], config, init, head_meta or {})
-    loss_fn, opt = make_loss(config.loss), _optimiser(head, config)
+    pi, pj, y = (torch.from_numpy(np.asarray(a)[keep]).to(device) for a in (pair_i, pair_j, similar))
+    x = torch.from_numpy(features).to(device)
+    head = _new_head(features.shape[1], config, init, head_meta or {}).to(device)
+    model, loss_fn, opt = distributed.wrap(head), make_loss(config.loss), _optimiser(head, config)
     gen = torch.Generator().manual_seed(config.seed)
     head.train()
-    for _ in trange(config.epochs, desc="training head", disable=not progress):
-        for batch in torch.randperm(len(y), generator=gen).split(config.batch_size):
+    for _ in trange(config.epochs, desc="training head", disable=not (progress and distributed.is_main())):
+        losses = []
+        for batch in distributed.shard(list(torch.randperm(len(y), generator=gen).split(config.batch_size))):
+            batch = batch.to(device)
             m = len(batch)
-            emb = head(torch.cat([x[pi[batch]], x[pj[batch]]]))
-            left, right, is_sim = torch.arange(m), torch.arange(m, 2 * m), y[batch] == 1
+            emb = model(torch.cat([x[pi[batch]], x[pj[batch]]]))
+            left, right = torch.arange(m, device=device), torch.arange(m, 2 * m, device=device)
+            is_sim = y[batch] == 1
             tuple_ = (left[is_sim], right[is_sim], left[~is_sim], right[~is_sim])
             loss = loss_fn(emb, indices_tuple=tuple_)
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return head.eval()
+            losses.append(loss.item())
+        _record(history, losses)
+    return head.cpu().eval()
