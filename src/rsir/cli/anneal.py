@@ -2,10 +2,87 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
 
 app = typer.Typer(no_args_is_help=True)
 
+ALL = "random,neighbours,mgue,bcgue,diversity,anneal-mgue,anneal-bcgue"
+
+
+@app.command()
+def simulate(
+    archive: Path,
+    out: Annotated[Path, typer.Option(help="Run folder: results.csv/json, curve.png, campaigns.db.")],
+    strategies: Annotated[str, typer.Option(help="Comma-separated strategy names.")] = ALL,
+    initial: Annotated[int, typer.Option(min=1, help="Pairs asked in the initial round.")] = 100,
+    per_round: Annotated[int, typer.Option(min=1, help="Pairs asked per round after the initial one.")] = 250,
+    rounds: Annotated[int, typer.Option(min=0, help="Rounds after the initial one.")] = 8,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..S-1 (split, initial pairs, training).")] = 3,
+    db: Annotated[
+        str | None, typer.Option(help="Campaign store: SQLite file or URL (postgresql+psycopg://...).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="holdout:F = test-query fraction (stratified).")] = "holdout:0.2",
+    encoder: Annotated[str | None, typer.Option(help="Encoder name (default efficientnet-lite0).")] = None,
+    n_neighbours: Annotated[int, typer.Option(min=1, help="Neighbours per item in the candidate pool.")] = 10,
+    n_random: Annotated[int, typer.Option(min=0, help="Random pairs in the candidate pool.")] = 2000,
+    rule: Annotated[str, typer.Option(help="Oracle rule: share-any, same-set or jaccard:T.")] = "share-any",
+    steps: Annotated[int, typer.Option(min=1, help="Head training steps per round (warm-started).")] = 40,
+    full_labels: Annotated[bool, typer.Option(help="Also train the all-class-labels reference head.")] = True,
+    name: Annotated[str, typer.Option(help="Campaign name prefix in the store.")] = "sim",
+    threads: Annotated[int, typer.Option(min=1, help="Torch threads (1 is fastest on a busy machine).")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Simulate ANNEAL campaigns (oracle answers from class labels) for every strategy x seed.
+
+    Resumable: rerun the same command after a kill and it continues from the campaign store.
+    """
+    from rsir.active.learner import PairTraining
+    from rsir.active.simulate import FIELDS, SimulationConfig, simulate
+
+    with user_errors():
+        config = SimulationConfig(
+            strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
+            seeds=seeds,
+            initial=initial,
+            per_round=per_round,
+            rounds=rounds,
+            split=split,
+            encoder=encoder,
+            rule=rule,
+            n_neighbours=n_neighbours,
+            n_random=n_random,
+            train=PairTraining(steps=steps),
+            full_labels=full_labels,
+            name=name,
+            threads=threads,
+        )
+        result = simulate(open_archive_or_exit(archive, strict=False), out, config, db=db, progress=True)
+    public = {k: result[k] for k in ("rounds", "off_the_shelf", "full_labels")}
+    if as_json:
+        public["rounds"] = [{k: r[k] for k in FIELDS} for r in public["rounds"]]
+    emit(public, as_json, lambda r: _human(result, out))
+
+
+def _human(result: dict, out: Path) -> str:
+    from rsir.active.simulate import mean_curves
+
+    curves = mean_curves(result["rounds"])
+    budgets = sorted({n for c in curves.values() for n in c})
+    rows = [{"strategy": s, **{str(n): c.get(n) for n in budgets}} for s, c in curves.items()]
+    refs = "  ".join(
+        f"{k.replace('_', ' ')}: {v['map@20']:.4f}" for k in ("off_the_shelf", "full_labels")
+        if (v := result.get(k)) and v.get("map@20") is not None
+    )  # fmt: skip
+    head = f"map@20 (mean over seeds) by annotated pairs; {refs}"
+    return f"{head}\n{table(rows)}\nwritten: {out / 'results.csv'}, {out / 'results.json'}, {out / 'curve.png'}"
+
+
+# `rsir anneal serve` (the annotation app) lives in its own module; keep this registration.
 from rsir.cli.anneal_serve import serve  # noqa: E402
 
 app.command("serve")(serve)

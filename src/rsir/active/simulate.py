@@ -1,0 +1,207 @@
+"""Simulated ANNEAL campaigns: every strategy x seed on a labelled archive, the oracle answering
+from class labels, ``map@k`` (test queries -> unlabelled pool) after every round.
+
+Each (strategy, seed) is one campaign in the store (``RUN/campaigns.db`` by default), so a killed
+simulation resumes where it stopped. Results go to ``RUN/results.csv``, ``RUN/results.json`` and
+``RUN/curve.png``; ``RUN/references.json`` caches the off-the-shelf and full-label references.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rsir.active.campaign import CampaignLoop, CampaignSettings, create_or_resume_campaign
+from rsir.active.learner import PairTraining
+from rsir.data.items import Archive
+
+ALL_STRATEGIES = ("random", "neighbours", "mgue", "bcgue", "diversity", "anneal-mgue", "anneal-bcgue")
+FIELDS = ("strategy", "seed", "round", "n_labelled", "map@20")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    strategies: Sequence[str] = ALL_STRATEGIES
+    seeds: int = 3
+    initial: int = 100
+    per_round: int = 250
+    rounds: int = 8
+    split: str = "holdout:0.2"
+    k: int = 20
+    encoder: str | None = None
+    rule: str = "share-any"
+    n_neighbours: int = 10
+    n_random: int = 2_000
+    train: PairTraining = field(default_factory=PairTraining)
+    full_labels: bool = True
+    name: str = "sim"  # campaign names are "<name>/<strategy>/seed<k>"
+    threads: int = 1  # torch threads: one per process is fastest on a shared machine
+
+
+@dataclass
+class _Seed:
+    """One seed's split, oracle and evaluation."""
+
+    vectors: np.ndarray
+    labels: list
+    query: np.ndarray
+    gallery: np.ndarray
+    k: int
+
+    def evaluate(self, head) -> dict[str, float]:
+        from rsir.cbir.evaluation import evaluate_vectors
+        from rsir.embed.features import apply_head
+
+        m = evaluate_vectors(apply_head(self.vectors, head), self.labels, self.query, self.gallery, k=self.k)
+        return {f"map@{self.k}": float(m[f"map@{self.k}"])}
+
+
+def _references(part: _Seed, seed: int, config: SimulationConfig, cache: Path, head_meta: dict) -> dict:
+    """Off-the-shelf and full-label ``map@k`` for one seed, cached in ``references.json``."""
+    key = f"{config.split}|seed{seed}|k{config.k}|{config.encoder}"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    ref = known.get(key, {})
+    if "off_the_shelf" not in ref:
+        ref["off_the_shelf"] = part.evaluate(None)
+    if config.full_labels and "full_labels" not in ref:
+        from rsir.train.metric_head import TrainConfig, train_on_labels
+
+        rows = part.gallery
+        head = train_on_labels(
+            part.vectors[rows], [part.labels[r] for r in rows], TrainConfig(seed=seed), head_meta=head_meta,
+            progress=False,
+        )  # fmt: skip
+        ref["full_labels"] = part.evaluate(head)
+    known[key] = ref
+    cache.write_text(json.dumps(known, indent=1))
+    return ref
+
+
+def _settings(strategy: str, seed: int, config: SimulationConfig, extra: dict) -> CampaignSettings:
+    return CampaignSettings(
+        strategy=strategy,
+        seed=seed,
+        initial=config.initial,
+        per_round=config.per_round,
+        rounds=config.rounds,
+        n_neighbours=config.n_neighbours,
+        n_random=config.n_random,
+        train=config.train,
+        extra=extra,
+    )
+
+
+def simulate(
+    archive: Archive,
+    out: Path,
+    config: SimulationConfig = SimulationConfig(),
+    db: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run (or resume) every strategy x seed; write the results files; return the results JSON."""
+    from tqdm.auto import tqdm
+
+    from rsir.active.oracle import LabelOracle
+    from rsir.active.store import Store
+    from rsir.active.strategies import get_strategy
+    from rsir.cbir.evaluation import labels_of, split_of
+    from rsir.cbir.space import Space
+
+    for name in config.strategies:
+        get_strategy(name)  # unknown names fail before any work
+    if not archive.is_labelled:
+        raise ValueError("simulation needs a labelled archive (the oracle answers from class labels)")
+    start = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(config.threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    space = Space.load(config.encoder)
+    feats = space.embed(archive, progress=progress)
+    labels = labels_of(archive, feats.ids)
+    paths = {it.id: str(it.path) for it in archive.items}
+    head_meta = {"encoder": space.encoder.config.name, "weights_hash": space.encoder.weights_hash}
+    store = Store(db or out / "campaigns.db")
+    rows, refs = [], {}
+    total = config.seeds * len(config.strategies) * (config.rounds + 1)
+    bar = tqdm(total=total, desc="anneal", unit="round", disable=not progress)
+    try:
+        for seed in range(config.seeds):
+            split = split_of(labels, config.split, seed)
+            part = _Seed(feats.vectors, labels, split.query, split.gallery, config.k)
+            refs[seed] = _references(part, seed, config, out / "references.json", head_meta)
+            oracle = LabelOracle([labels[r] for r in split.gallery], config.rule)
+            pool_ids = [feats.ids[r] for r in split.gallery]
+            extra = {"archive": str(archive.root), "encoder": head_meta["encoder"], "split": config.split,
+                     "rule": config.rule}  # fmt: skip
+            for strategy in config.strategies:
+                bar.set_postfix_str(f"{strategy} seed {seed}")
+                cid = create_or_resume_campaign(
+                    store, f"{config.name}/{strategy}/seed{seed}", _settings(strategy, seed, config, extra),
+                    pool_ids, [paths[i] for i in pool_ids],
+                )  # fmt: skip
+                loop = CampaignLoop(store, cid, feats.vectors[split.gallery], part.evaluate, head_meta)
+                bar.update(len(loop.history()))
+                history = loop.run(oracle, on_round=lambda _rec: bar.update(1))
+                metric = f"map@{config.k}"
+                rows += [
+                    {"strategy": strategy, "seed": seed, "round": h["round"], "n_labelled": h["n_labelled"],
+                     "map@20": h[metric], "n_similar": h.get("n_similar")}
+                    for h in history
+                ]  # fmt: skip
+    finally:
+        bar.close()
+        store.dispose()
+    result = _result(rows, refs, config, time.perf_counter() - start)
+    write_results(out, result)
+    return result
+
+
+def _mean_ref(refs: dict, key: str) -> dict:
+    per_seed = {str(s): r[key]["map@" + "20"] for s, r in refs.items() if key in r}
+    if not per_seed:
+        return {"map@20": None, "per_seed": {}}
+    return {"map@20": float(np.mean(list(per_seed.values()))), "per_seed": per_seed}
+
+
+def _result(rows: list[dict], refs: dict, config: SimulationConfig, seconds: float) -> dict:
+    cfg = asdict(config)
+    cfg["strategies"] = list(config.strategies)
+    return {
+        "rounds": rows,
+        "off_the_shelf": _mean_ref(refs, "off_the_shelf"),
+        "full_labels": _mean_ref(refs, "full_labels"),
+        "config": cfg,
+        "seconds": round(seconds, 1),
+    }
+
+
+def write_results(out: Path, result: dict) -> None:
+    from rsir.active.plots import plot_curves
+
+    with (out / "results.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(result["rounds"])
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    plot_curves(result, out / "curve.png")
+
+
+def mean_curves(rows: list[dict], metric: str = "map@20") -> dict[str, dict[int, float]]:
+    """``{strategy: {n_labelled: mean over seeds}}`` (rounds align by number across seeds)."""
+    by: dict[str, dict[int, list[tuple[int, float]]]] = {}
+    for r in rows:
+        by.setdefault(r["strategy"], {}).setdefault(r["round"], []).append((r["n_labelled"], r[metric]))
+    return {
+        s: {
+            int(round(np.mean([n for n, _ in v]))): float(np.mean([m for _, m in v])) for _, v in sorted(rounds.items())
+        }
+        for s, rounds in by.items()
+    }
