@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PG_SCRIPT = REPO / "scripts" / "pg-test.sh"
-SMALL = {"initial": 8, "per_round": 4, "rounds": 1, "epochs": 2}  # two short rounds, quick training
+SMALL = {"initial": 8, "per_round": 4, "rounds": 1, "steps": 2}  # two short rounds, quick training
 _pg: dict = {}
 
 

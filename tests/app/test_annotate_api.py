@@ -156,8 +156,8 @@ def test_a_complete_round_trains_in_the_background_and_the_next_round_follows(
 ):
     from rsir.app.annotate import create_annotate_app
 
-    # many epochs: training lasts long enough to watch the server answer meanwhile
-    c = open_campaign(archive_copy, demo_embeddings, str(tmp_path / "c.db"), epochs=40)
+    # many steps: training lasts long enough to watch the server answer meanwhile
+    c = open_campaign(archive_copy, demo_embeddings, str(tmp_path / "c.db"), steps=60)
     with TestClient(create_annotate_app(c, cache_dir=tmp_path / "t")) as client:
         for k in range(8):
             qid = _ready(client, "alice")["question"]["id"]

@@ -53,8 +53,8 @@ def _answers(campaign) -> dict[int, tuple[int, str]]:
 def test_browser_answers_pairs_with_the_keyboard(browser, archive_copy, demo_embeddings, tmp_path):  # noqa: F811
     from rsir.app.annotate import create_annotate_app
 
-    # enough epochs that "preparing the next round" stays on screen for a moment
-    campaign = open_campaign(archive_copy, demo_embeddings, str(tmp_path / "c.db"), epochs=40)
+    # enough steps that "preparing the next round" stays on screen for a moment
+    campaign = open_campaign(archive_copy, demo_embeddings, str(tmp_path / "c.db"), steps=60)
     errors: list[str] = []
     with ThreadServer(create_annotate_app(campaign, cache_dir=tmp_path / "thumbs")) as server:
         page = browser.new_page(viewport={"width": 1280, "height": 800})

@@ -37,7 +37,7 @@ class Served:
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "rsir.cli.main", "anneal", "serve", str(demo_archive_path()), "--campaign", name,
                "--db", db, "--port", str(self.port), "--initial", "8", "--per-round", "4", "--rounds", "1",
-               "--epochs", "2", "--log-level", "warning"]  # fmt: skip
+               "--steps", "2", "--log-level", "warning"]  # fmt: skip
         self.log = log
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))

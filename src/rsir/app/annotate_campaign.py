@@ -43,19 +43,17 @@ class ServeOptions:
     initial: int | None = None
     per_round: int | None = None
     rounds: int | None = None
-    epochs: int | None = None
+    steps: int | None = None  # optimiser steps per round (None: the learner's default)
     split: str | None = None
     encoder: str | None = None
 
 
-DEFAULTS = ServeOptions(
-    strategy="anneal-mgue", seed=0, initial=100, per_round=100, rounds=10, epochs=20, split="holdout:0.2"
-)
+DEFAULTS = ServeOptions(strategy="anneal-mgue", seed=0, initial=100, per_round=100, rounds=10, split="holdout:0.2")
 
 
 def _stored_value(settings: CampaignSettings, name: str):
-    if name == "epochs":
-        return settings.train.epochs
+    if name == "steps":
+        return settings.train.steps
     if name in ("split", "encoder"):
         return settings.extra.get(name)
     return getattr(settings, name)
@@ -88,7 +86,7 @@ def resolve_settings(
         initial=o.initial,
         per_round=o.per_round,
         rounds=o.rounds,
-        train=PairTraining(epochs=o.epochs),
+        train=PairTraining(**({"steps": o.steps} if o.steps is not None else {})),
         extra={"archive": str(archive.root), "encoder": encoder, "split": split, "app": "rsir anneal serve"},
     )
 
@@ -234,7 +232,6 @@ class AnnotationCampaign:
 
     def _run_job(self) -> None:
         try:
-            _leave_a_core_for_the_web()
             self.loop.start()
             while not self._stopping and not self.loop.done and self.store.round_complete(self.id):
                 with self.lock:
@@ -305,18 +302,6 @@ class AnnotationCampaign:
         from rsir.app.common import safe_path
 
         return safe_path(self.root, item_path(self.store, self.id, idx))
-
-
-def _leave_a_core_for_the_web() -> None:
-    """Train on all cores but one: torch's default (every core) starves the request threads, and on a
-    busy 2-core machine oversubscribed intra-op threads made training ~5x slower."""
-    import os
-
-    import torch
-
-    want = max(1, (os.cpu_count() or 2) - 1)
-    if torch.get_num_threads() > want:
-        torch.set_num_threads(want)
 
 
 def check_annotator(name: str) -> None:

@@ -26,7 +26,7 @@ def serve(
     initial: Annotated[int | None, typer.Option(min=1, help="pairs in the first round (default 100)")] = None,
     per_round: Annotated[int | None, typer.Option(min=1, help="pairs per later round (default 100)")] = None,
     rounds: Annotated[int | None, typer.Option(min=0, help="rounds after the first (default 10)")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="training epochs per round (default 20)")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="training steps per round (default: the learner's)")] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the split and the selection (default 0)")] = None,
     split: Annotated[
         str | None, typer.Option(help="test queries for the mAP curve, e.g. holdout:0.2 (labelled archives)")
