@@ -266,6 +266,22 @@ def test_images_come_at_full_resolution_and_never_from_outside_the_archive(clien
     assert client.get("/static/../annotate.py").status_code == 404
 
 
+def test_formats_a_browser_cannot_show_come_as_full_size_jpeg(client, campaign, archive_copy):  # noqa: F811
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    name = unique("scene") + ".tif"
+    pixels = np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(Path(archive_copy.root) / name)
+    with campaign.store.session() as s:
+        s.execute(update(ItemRow).where((ItemRow.campaign_id == campaign.id) & (ItemRow.idx == 0)).values(path=name))
+    response = client.get("/api/images/0")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(response.content)).size == (300, 200)  # not shrunk
+
+
 def test_with_a_token_every_request_must_carry_it(campaign, tmp_path):
     from rsir.app.annotate import create_annotate_app
 
