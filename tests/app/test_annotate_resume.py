@@ -41,7 +41,7 @@ class Served:
         self.log = log
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.http = httpx.Client(base_url=self.url, timeout=60)
         wait_for(self._healthy, START_TIMEOUT, 0.25, f"the server to start (log: {self.tail()})")
 
     def tail(self) -> str:
