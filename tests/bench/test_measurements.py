@@ -1,0 +1,84 @@
+"""The measurement functions behind `rsir bench`, on tiny inputs (the full run is `rsir bench`)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rsir.bench.ann import compare, generate, project, recall
+from rsir.bench.selection import pool_of_size, selection_benchmark
+from rsir.bench.throughput import extraction_throughput, forward_throughput, spread
+from rsir.index.faiss_index import IndexParams
+
+
+@pytest.fixture(scope="module")
+def seeds() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 48)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_recall_counts_shared_neighbours_and_ignores_missing() -> None:
+    truth = np.array([[1, 2, 3], [4, 5, 6]])
+    got = np.array([[3, 2, 9], [-1, -1, 4]])
+    assert recall(got, truth) == pytest.approx(3 / 6)
+    assert recall(truth, truth) == 1.0
+
+
+def test_generated_vectors_are_normalised_and_stay_near_their_seeds(seeds) -> None:
+    rng = np.random.default_rng(1)
+    x = generate(seeds, 500, rng, spread=0.3, chunk=128)
+    assert x.shape == (500, 48) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
+    nearest_seed = (x @ seeds.T).max(1)
+    unrelated = np.random.default_rng(2).normal(size=(500, 48))
+    unrelated /= np.linalg.norm(unrelated, axis=1, keepdims=True)
+    assert nearest_seed.mean() > (unrelated @ seeds.T).max(1).mean() + 0.3
+    low = project(seeds, 16, rng)
+    assert low.shape == (60, 16) and np.allclose(np.linalg.norm(low, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="up to"):
+        project(seeds, 64, rng)
+
+
+def test_compare_reports_exact_then_approximate_rows(seeds) -> None:
+    rng = np.random.default_rng(3)
+    base, queries = generate(seeds, 3000, rng), generate(seeds, 20, rng)
+    rows = compare(base, queries, ["hnsw"], {"hnsw": IndexParams(index_type="hnsw", hnsw_m=8)})
+    exact, hnsw = rows
+    assert (exact.index, exact.recall10, exact.bytes_per_item) == ("exact", 1.0, 4.0 * 48)
+    assert hnsw.index == "hnsw" and hnsw.recall10 > 0.8 and hnsw.bytes_per_item > 4 * 48
+    assert hnsw.speedup == pytest.approx(exact.ms_per_query / hnsw.ms_per_query, rel=0.06)
+    json.dumps([r.to_dict() for r in rows])
+
+
+def test_pool_has_the_asked_size_without_labelled_pairs(seeds) -> None:
+    from rsir.active.pool import Pairs
+
+    labelled = Pairs.from_arrays([0, 1, 2], [5, 6, 7])
+    pool = pool_of_size(seeds, 900, np.random.default_rng(0), labelled)
+    assert len(pool) == 900 and len(pool.canonical()) == 900
+    assert not pool.mask_in(labelled).any()
+
+
+def test_selection_benchmark_times_each_strategy(seeds) -> None:
+    labels = [(str(i % 5),) for i in range(len(seeds))]
+    rows = selection_benchmark(seeds, labels, [500], strategies=["anneal-mgue"], budget=10, n_labelled=40)
+    assert [r["strategy"] for r in rows] == ["(pool build)", "anneal-mgue"]
+    assert rows[1]["pool"] == 500 and rows[1]["picked"] == 10 and rows[1]["seconds"] >= 0
+
+
+def test_throughputs_on_a_few_real_images(demo_archive) -> None:
+    import torch
+
+    from rsir.models.encoders import load_encoder
+
+    encoder = load_encoder()
+    part = spread(demo_archive, 4)
+    assert len(part) == 4 and len({it.labels for it in part.items}) == 4  # spread over classes
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert forward_throughput(encoder, 4, batch_size=2) > 0
+        assert extraction_throughput(demo_archive, encoder, 4, batch_size=2) > 0
+    finally:
+        torch.set_num_threads(before)
