@@ -7,6 +7,8 @@ on UC Merced):
 - a *class-balanced* contrastive loss: the mean loss of the similar pairs plus the mean loss of the
   dissimilar ones, so the ~95% dissimilar pairs of a random sample do not drown the rest, and the
   few similar ones are not pulled at full weight by an unnormalised sum either;
+- *evidence weighting*: each class's mean is weighted ``n / (n + evidence)`` by its number of
+  answers, so 4 similar answers do not pull as hard as 400;
 - a *geometry-preservation* term: on random items of the campaign's (unlabelled) pool, the squared
   difference between the head's cosine-similarity matrix and the encoder's. The answers move the
   space only where they say something; with no answers the head stays the identity.
@@ -29,7 +31,7 @@ class PairTraining:
     pos_margin: float = 1.0  # similar pairs are pulled until their cosine reaches this
     neg_margin: float = 0.5  # dissimilar pairs are pushed until their cosine falls below this
     preserve: float = 10.0  # weight of the geometry-preservation term (0 = off)
-    evidence: float = 0.0  # a class's loss is weighted n / (n + evidence) by its answer count n
+    evidence: float = 20.0  # a class's loss is weighted n / (n + evidence) by its answer count n
     n_anchors: int = 256  # pool items per step for the preservation term
     steps: int = 40  # optimiser steps per round; 0 = ``epochs`` passes over the answers instead
     epochs: int = 20

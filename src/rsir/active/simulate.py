@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ class SimulationConfig:
     strategies: Sequence[str] = ALL_STRATEGIES
     seeds: int = 3
     initial: int = 100
+    initial_strategy: str = "neighbours"
     per_round: int = 250
     rounds: int = 8
     split: str = "holdout:0.2"
@@ -42,6 +43,7 @@ class SimulationConfig:
     full_labels: bool = True
     name: str = "sim"  # campaign names are "<name>/<strategy>/seed<k>"
     threads: int = 1  # torch threads: one per process is fastest on a shared machine
+    workers: int = 1  # campaigns run in parallel processes (one core each)
 
 
 @dataclass
@@ -88,6 +90,7 @@ def _settings(strategy: str, seed: int, config: SimulationConfig, extra: dict) -
         strategy=strategy,
         seed=seed,
         initial=config.initial,
+        initial_strategy=config.initial_strategy,
         per_round=config.per_round,
         rounds=config.rounds,
         n_neighbours=config.n_neighbours,
@@ -95,6 +98,79 @@ def _settings(strategy: str, seed: int, config: SimulationConfig, extra: dict) -
         train=config.train,
         extra=extra,
     )
+
+
+@dataclass
+class _Task:
+    """One (strategy, seed) campaign, self-contained so a worker process can run it."""
+
+    name: str
+    settings: CampaignSettings
+    db: str
+    part: _Seed
+    rule: str
+    pool_ids: list[str]
+    pool_paths: list[str]
+    head_meta: dict
+
+
+def _run_task(task: _Task, on_round: Callable[[], None] | None = None) -> list[dict]:
+    from rsir.active.oracle import LabelOracle
+    from rsir.active.store import Store
+
+    store = Store(task.db)
+    try:
+        cid = create_or_resume_campaign(store, task.name, task.settings, task.pool_ids, task.pool_paths)
+        part = task.part
+        loop = CampaignLoop(store, cid, part.vectors[part.gallery], part.evaluate, task.head_meta)
+        tick = on_round or (lambda: None)
+        for _ in loop.history():
+            tick()  # rounds a previous run already stored
+        oracle = LabelOracle([part.labels[r] for r in part.gallery], task.rule)
+        history = loop.run(oracle, on_round=lambda _record: tick())
+    finally:
+        store.dispose()
+    metric, s = f"map@{part.k}", task.settings
+    return [
+        {"strategy": s.strategy, "seed": s.seed, "round": h["round"], "n_labelled": h["n_labelled"],
+         "map@20": h[metric], "n_similar": h.get("n_similar")}
+        for h in history
+    ]  # fmt: skip
+
+
+def _run_in_worker(task: _Task, queue) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(1)
+    return _run_task(task, on_round=lambda: queue.put(1))
+
+
+def _run_all(tasks: list[_Task], workers: int, bar) -> list[list[dict]]:
+    """Run the campaigns, in ``workers`` processes when > 1 (they share the store safely)."""
+    if workers <= 1 or len(tasks) <= 1:
+        out = []
+        for task in tasks:
+            bar.set_postfix_str(task.name)
+            out.append(_run_task(task, on_round=lambda: bar.update(1)))
+        return out
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")  # torch and fork do not mix
+    with ctx.Manager() as manager, ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx) as pool:
+        ticks = manager.Queue()
+        futures = [pool.submit(_run_in_worker, t, ticks) for t in tasks]
+        while True:
+            done, pending = wait(futures, timeout=0.5)
+            try:
+                while True:
+                    bar.update(ticks.get_nowait())
+            except queue_mod.Empty:
+                pass
+            if not pending:
+                break
+        return [f.result() for f in futures]
 
 
 def simulate(
@@ -105,21 +181,19 @@ def simulate(
     progress: bool = True,
 ) -> dict:
     """Run (or resume) every strategy x seed; write the results files; return the results JSON."""
+    import torch
     from tqdm.auto import tqdm
 
-    from rsir.active.oracle import LabelOracle
-    from rsir.active.store import Store
+    from rsir.active.store import Store, database_url
     from rsir.active.strategies import get_strategy
     from rsir.cbir.evaluation import labels_of, split_of
     from rsir.cbir.space import Space
 
-    for name in config.strategies:
+    for name in (*config.strategies, config.initial_strategy):
         get_strategy(name)  # unknown names fail before any work
     if not archive.is_labelled:
         raise ValueError("simulation needs a labelled archive (the oracle answers from class labels)")
     start = time.perf_counter()
-    import torch
-
     torch.set_num_threads(config.threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,37 +202,24 @@ def simulate(
     labels = labels_of(archive, feats.ids)
     paths = {it.id: str(it.path) for it in archive.items}
     head_meta = {"encoder": space.encoder.config.name, "weights_hash": space.encoder.weights_hash}
-    store = Store(db or out / "campaigns.db")
-    rows, refs = [], {}
-    total = config.seeds * len(config.strategies) * (config.rounds + 1)
-    bar = tqdm(total=total, desc="anneal", unit="round", disable=not progress)
-    try:
-        for seed in range(config.seeds):
-            split = split_of(labels, config.split, seed)
-            part = _Seed(feats.vectors, labels, split.query, split.gallery, config.k)
-            refs[seed] = _references(part, seed, config, out / "references.json", head_meta)
-            oracle = LabelOracle([labels[r] for r in split.gallery], config.rule)
-            pool_ids = [feats.ids[r] for r in split.gallery]
-            extra = {"archive": str(archive.root), "encoder": head_meta["encoder"], "split": config.split,
-                     "rule": config.rule}  # fmt: skip
-            for strategy in config.strategies:
-                bar.set_postfix_str(f"{strategy} seed {seed}")
-                cid = create_or_resume_campaign(
-                    store, f"{config.name}/{strategy}/seed{seed}", _settings(strategy, seed, config, extra),
-                    pool_ids, [paths[i] for i in pool_ids],
-                )  # fmt: skip
-                loop = CampaignLoop(store, cid, feats.vectors[split.gallery], part.evaluate, head_meta)
-                bar.update(len(loop.history()))
-                history = loop.run(oracle, on_round=lambda _rec: bar.update(1))
-                metric = f"map@{config.k}"
-                rows += [
-                    {"strategy": strategy, "seed": seed, "round": h["round"], "n_labelled": h["n_labelled"],
-                     "map@20": h[metric], "n_similar": h.get("n_similar")}
-                    for h in history
-                ]  # fmt: skip
-    finally:
-        bar.close()
-        store.dispose()
+    url = database_url(db or out / "campaigns.db")
+    Store(url).dispose()  # create the tables once, before any worker touches them
+    tasks, refs = [], {}
+    for seed in range(config.seeds):
+        split = split_of(labels, config.split, seed)
+        part = _Seed(feats.vectors, labels, split.query, split.gallery, config.k)
+        refs[seed] = _references(part, seed, config, out / "references.json", head_meta)
+        pool_ids = [feats.ids[r] for r in split.gallery]
+        extra = {"archive": str(archive.root), "encoder": head_meta["encoder"], "split": config.split,
+                 "rule": config.rule}  # fmt: skip
+        tasks += [
+            _Task(f"{config.name}/{strategy}/seed{seed}", _settings(strategy, seed, config, extra), url, part,
+                  config.rule, pool_ids, [paths[i] for i in pool_ids], head_meta)
+            for strategy in config.strategies
+        ]  # fmt: skip
+    total = len(tasks) * (config.rounds + 1)
+    with tqdm(total=total, desc="anneal", unit="round", disable=not progress) as bar:
+        rows = [row for part_rows in _run_all(tasks, config.workers, bar) for row in part_rows]
     result = _result(rows, refs, config, time.perf_counter() - start)
     write_results(out, result)
     return result

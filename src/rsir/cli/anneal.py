@@ -20,6 +20,9 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Run folder: results.csv/json, curve.png, campaigns.db.")],
     strategies: Annotated[str, typer.Option(help="Comma-separated strategy names.")] = ALL,
     initial: Annotated[int, typer.Option(min=1, help="Pairs asked in the initial round.")] = 100,
+    initial_strategy: Annotated[
+        str, typer.Option(help="How the initial pairs are chosen (shared by all strategies of a seed).")
+    ] = "neighbours",
     per_round: Annotated[int, typer.Option(min=1, help="Pairs asked per round after the initial one.")] = 250,
     rounds: Annotated[int, typer.Option(min=0, help="Rounds after the initial one.")] = 8,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..S-1 (split, initial pairs, training).")] = 3,
@@ -35,6 +38,7 @@ def simulate(
     full_labels: Annotated[bool, typer.Option(help="Also train the all-class-labels reference head.")] = True,
     name: Annotated[str, typer.Option(help="Campaign name prefix in the store.")] = "sim",
     threads: Annotated[int, typer.Option(min=1, help="Torch threads (1 is fastest on a busy machine).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Campaigns run in parallel processes.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Simulate ANNEAL campaigns (oracle answers from class labels) for every strategy x seed.
@@ -49,6 +53,7 @@ def simulate(
             strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
             seeds=seeds,
             initial=initial,
+            initial_strategy=initial_strategy,
             per_round=per_round,
             rounds=rounds,
             split=split,
@@ -60,6 +65,7 @@ def simulate(
             full_labels=full_labels,
             name=name,
             threads=threads,
+            workers=workers,
         )
         result = simulate(open_archive_or_exit(archive, strict=False), out, config, db=db, progress=True)
     public = {k: result[k] for k in ("rounds", "off_the_shelf", "full_labels")}
