@@ -66,6 +66,8 @@ def _batches(n: int, config: PairTraining, gen) -> list:
 
     size = min(config.batch_size, n)
     total = config.steps or config.epochs * -(-n // size)
+    if total <= 0:
+        return []
     stream = torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-total * size // n))])
     return list(stream[: total * size].view(total, size))
 

@@ -1,0 +1,83 @@
+"""The per-round head: identity without answers, learns from answers, stays near the encoder space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rsir.active.learner import PairTraining, pair_loss, train_head
+from rsir.active.oracle import LabelOracle
+from rsir.active.pool import random_pairs
+from rsir.embed.features import apply_head
+
+FAST = PairTraining(steps=60, hidden=32, n_anchors=64, lr=3e-3)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def two_views(n_per: int = 15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Classes separated along dims 0-2, plus a strong class-independent nuisance along dims 3-5."""
+    rng = np.random.default_rng(seed)
+    cls = np.repeat(np.arange(3), n_per)
+    x = np.zeros((len(cls), 8), np.float32)
+    x[np.arange(len(cls)), cls] = 0.6
+    x[:, 3:6] = rng.normal(0, 0.6, (len(cls), 3))
+    x[:, 6:] = rng.normal(0, 0.05, (len(cls), 2))
+    return x / np.linalg.norm(x, axis=1, keepdims=True), cls
+
+
+def separation(emb: np.ndarray, cls: np.ndarray) -> float:
+    """Mean same-class cosine minus mean other-class cosine."""
+    sim = emb @ emb.T
+    same = cls[:, None] == cls[None, :]
+    off = ~np.eye(len(cls), dtype=bool)
+    return float(sim[same & off].mean() - sim[~same].mean())
+
+
+def test_no_usable_answer_leaves_the_identity():
+    x, _ = two_views()
+    head = train_head(x, np.array([0, 1]), np.array([2, 3]), np.array([-1, -1]), FAST)
+    assert np.allclose(apply_head(x, head), x, atol=1e-6)
+
+
+def test_answers_pull_classes_apart():
+    x, cls = two_views()
+    oracle = LabelOracle([[str(c)] for c in cls])
+    pairs = random_pairs(len(x), 300, np.random.default_rng(0))
+    head = train_head(x, pairs.i, pairs.j, oracle.answer(pairs), FAST, seed=1)
+    assert separation(apply_head(x, head), cls) > separation(x, cls) + 0.05
+
+
+def test_warm_start_continues_from_the_given_head():
+    x, cls = two_views()
+    oracle = LabelOracle([[str(c)] for c in cls])
+    pairs = random_pairs(len(x), 200, np.random.default_rng(0))
+    y = oracle.answer(pairs)
+    first = train_head(x, pairs.i, pairs.j, y, FAST, seed=1)
+    again = train_head(x, pairs.i, pairs.j, y, PairTraining(steps=0, epochs=0, hidden=32), init=first)
+    assert np.allclose(apply_head(x, again), apply_head(x, first), atol=1e-6)  # zero steps: same head
+
+
+def test_preservation_keeps_the_space_when_answers_are_few():
+    x, cls = two_views()
+    i, j, y = np.array([0, 0, 20]), np.array([1, 40, 41]), np.array([1, 0, 0])  # one similar answer
+    free = train_head(x, i, j, y, PairTraining(steps=60, hidden=32, lr=3e-3, preserve=0, evidence=0))
+    kept = train_head(x, i, j, y, FAST)
+    drift = [float(np.abs(apply_head(x, h) @ apply_head(x, h).T - x @ x.T).mean()) for h in (free, kept)]
+    assert drift[1] < drift[0] / 2
+
+
+def test_pair_loss_is_class_balanced_and_weighted():
+    cos = torch.tensor([0.5, 0.9, 0.9, 0.9])
+    similar = torch.tensor([True, False, False, False])
+    # similar: relu(1 - 0.5) = 0.5; dissimilar: mean relu(0.9 - 0.5) = 0.4, whatever their number
+    assert float(pair_loss(cos, similar, 1.0, 0.5)) == pytest.approx(0.9)
+    assert float(pair_loss(cos, similar, 1.0, 0.5, (0.5, 1.0))) == pytest.approx(0.65)
+    assert float(pair_loss(cos[1:], similar[1:], 1.0, 0.5)) == pytest.approx(0.4)  # no similar pair at all
