@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from rsir.bench.ann import compare, generate, project, recall
+from rsir.bench.ann import compare, generate, headline, project, recall
 from rsir.bench.selection import pool_of_size, selection_benchmark
 from rsir.bench.throughput import extraction_throughput, forward_throughput, spread
 from rsir.index.faiss_index import IndexParams
@@ -40,14 +40,20 @@ def test_generated_vectors_are_normalised_and_stay_near_their_seeds(seeds) -> No
         project(seeds, 64, rng)
 
 
-def test_compare_reports_exact_then_approximate_rows(seeds) -> None:
+def test_compare_reports_exact_then_each_knob_setting(seeds) -> None:
     rng = np.random.default_rng(3)
     base, queries = generate(seeds, 3000, rng), generate(seeds, 20, rng)
-    rows = compare(base, queries, ["hnsw"], {"hnsw": IndexParams(index_type="hnsw", hnsw_m=8)})
-    exact, hnsw = rows
+    params = {"hnsw": IndexParams(index_type="hnsw", hnsw_m=8)}
+    rows = compare(base, queries, ["hnsw"], params, sweeps={"hnsw": ("ef_search", (10, 80))})
+    exact, narrow, wide = rows
     assert (exact.index, exact.recall10, exact.bytes_per_item) == ("exact", 1.0, 4.0 * 48)
-    assert hnsw.index == "hnsw" and hnsw.recall10 > 0.8 and hnsw.bytes_per_item > 4 * 48
-    assert hnsw.speedup == pytest.approx(exact.ms_per_query / hnsw.ms_per_query, rel=0.06)
+    assert "efS=10" in narrow.settings and "efS=80" in wide.settings
+    assert wide.recall10 > 0.8 and wide.recall10 >= narrow.recall10 and wide.bytes_per_item > 4 * 48
+    assert wide.speedup == pytest.approx(exact.ms_per_query / wide.ms_per_query, rel=0.06)
+    dicts = [r.to_dict() for r in rows]
+    good = [r for r in (narrow, wide) if r.recall10 >= 0.5]
+    assert headline(dicts, 3000, 48, min_recall=0.5) == max(good, key=lambda r: r.speedup).to_dict()
+    assert headline(dicts, 3000, 48, min_recall=1.01)["recall10"] == wide.recall10
     json.dumps([r.to_dict() for r in rows])
 
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rsir.index.faiss_index import IndexParams, build_index, search_index
+from rsir.index.faiss_index import IndexParams, build_index, search_index, set_search_params
 
 
 @dataclass
@@ -84,16 +84,32 @@ def _bytes_per_item(index, n: int) -> float:
     return round(faiss.serialize_index(index).nbytes / n, 1)
 
 
+SWEEPS = {"ivfpq": ("nprobe", (8, 16, 32, 64)), "hnsw": ("ef_search", (64, 128, 256))}
+
+
 def _settings(kind: str, index, params: IndexParams) -> str:
     if kind == "ivfpq":
         return f"nlist={index.nlist} m={index.pq.M} nprobe={index.nprobe} rerank={params.rerank}"
-    return f"M={params.hnsw_m} efC={params.ef_construction} efS={params.ef_search}"
+    return f"M={params.hnsw_m} efC={params.ef_construction} efS={index.hnsw.efSearch}"
+
+
+def _timed_search(index, queries: np.ndarray, k: int, base: np.ndarray, rerank: int) -> tuple[np.ndarray, float]:
+    search_index(index, queries[:2], k, base, rerank)  # warm caches
+    start = time.perf_counter()
+    _, got = search_index(index, queries, k, base, rerank)
+    return got, 1000 * (time.perf_counter() - start) / len(queries)
 
 
 def compare(
-    base: np.ndarray, queries: np.ndarray, kinds: list[str], params: dict[str, IndexParams], k: int = 10
+    base: np.ndarray,
+    queries: np.ndarray,
+    kinds: list[str],
+    params: dict[str, IndexParams],
+    k: int = 10,
+    sweeps: dict = SWEEPS,
 ) -> list[AnnRow]:
-    """One row for exact search and one per approximate index kind, at this collection size and dim."""
+    """One row for exact search, then per approximate kind one row per value of its query-time knob
+    (``sweeps``: IVF-PQ nprobe, HNSW efSearch), all at this collection size and dimension."""
     n, dim = base.shape
     truth, exact_s = exact_search(base, queries, k)
     exact_ms = 1000 * exact_s / len(queries)
@@ -102,26 +118,26 @@ def compare(
         p = params[kind]
         start = time.perf_counter()
         index = build_index(base, p)
-        build_s = time.perf_counter() - start
-        search_index(index, queries[:2], k, base, p.rerank if kind == "ivfpq" else 0)  # warm caches
-        start = time.perf_counter()
-        _, got = search_index(index, queries, k, base, p.rerank if kind == "ivfpq" else 0)
-        ms = 1000 * (time.perf_counter() - start) / len(queries)
-        rows.append(
-            AnnRow(
-                n,
-                dim,
-                kind,
-                _settings(kind, index, p),
-                round(build_s, 2),
-                _bytes_per_item(index, n),
-                round(ms, 3),
-                round(recall(got, truth), 4),
-                round(exact_ms / ms, 1),
-            )
-        )
+        build_s, size = round(time.perf_counter() - start, 2), _bytes_per_item(index, n)
+        knob, values = sweeps.get(kind, ("", (None,)))
+        for value in values:
+            if value is not None:
+                set_search_params(index, **{knob: value})
+            got, ms = _timed_search(index, queries, k, base, p.rerank if kind == "ivfpq" else 0)
+            rec = round(recall(got, truth), 4)
+            rows.append(AnnRow(n, dim, kind, _settings(kind, index, p), build_s, size, round(ms, 3), rec, 0.0))
+            rows[-1].speedup = round(exact_ms / ms, 1)
         del index
     return rows
+
+
+def headline(rows: list[dict], n: int, dim: int, min_recall: float = 0.9) -> dict | None:
+    """The fastest approximate setting at (n, dim) with recall@10 >= ``min_recall`` (else the most exact)."""
+    approx = [r for r in rows if r["n"] == n and r["dim"] == dim and r["index"] != "exact"]
+    good = [r for r in approx if r["recall10"] >= min_recall]
+    if good:
+        return max(good, key=lambda r: r["speedup"])
+    return max(approx, key=lambda r: r["recall10"], default=None)
 
 
 def ann_benchmark(

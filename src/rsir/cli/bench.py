@@ -62,7 +62,7 @@ def render(report: dict) -> str:
         "",
     ]
     keys = ["extract_ratio", "extract_images_per_s", "forward_images_per_s", "ann_speedup_1e6", "ann_recall10_1e6"]
-    keys += ["select_seconds_1e6_pairs", "ray_over_local", "peak_rss_mb"]
+    keys += ["ann_setting_1e6", "select_seconds_1e6_pairs", "ray_over_local", "peak_rss_mb"]
     lines.append(table([{"metric": k, "value": report.get(k), "target": _verdict(k, report.get(k))} for k in keys]))
     if "throughput" in report:
         lines += ["", "extraction vs forward-only (images/s, back to back)", table(report["throughput"]["repeats"])]
