@@ -161,11 +161,9 @@ def ann_benchmark(
             base = generate(dim_seeds, n, rng)
             queries = generate(dim_seeds, n_queries, rng)
             kinds = ["ivfpq"] + (["hnsw"] if n <= hnsw_max else [])
-            rows += compare(base, queries, kinds, params)
+            new = compare(base, queries, kinds, params)
+            rows += new
             if log:
-                log(
-                    f"ann n={n} dim={dim}: "
-                    + ", ".join(f"{r.index} {r.ms_per_query}ms r={r.recall10}" for r in rows[-3:])
-                )
+                log(f"ann n={n} dim={dim}: " + ", ".join(f"{r.index} {r.ms_per_query} ms r={r.recall10}" for r in new))
             del base
     return rows
