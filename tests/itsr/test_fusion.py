@@ -81,28 +81,30 @@ def test_every_fusion_shape(name: str):
     "cfg",
     [
         TFFConfig(d_model=16, heads=2, layers=2, dropout=0.0),
-        TFFConfig(d_model=16, heads=2, layers=1, pool="cls", diff_stream=False, dropout=0.0),
+        TFFConfig(d_model=16, heads=2, layers=1, pool="cls", diff_stream=False, dropout=0.0, global_skip=False),
         TFFConfig(d_model=16, heads=4, layers=1, grid=2, dropout=0.0),
+        TFFConfig(d_model=16, heads=2, layers=1, pool="cls", cell_readout=3, dropout=0.0),
     ],
 )
 def test_tff_is_batch_first(cfg: TFFConfig):
     torch.manual_seed(0)
-    tff = TFF(DT, L, cfg).eval()
-    _, t = _inputs(b=6)
+    tff = TFF(DT, L, cfg, global_dim=D).eval()
+    g, t = _inputs(b=6)
     with torch.no_grad():
-        out = tff(None, t)
+        out = tff(g, t)
         perm = torch.tensor([3, 0, 5, 1, 4, 2])
-        assert torch.allclose(tff(None, t[perm]), out[perm], atol=1e-5)  # permuting items permutes outputs
-        alone = tff(None, t[2:3])
+        assert torch.allclose(tff(g[perm], t[perm]), out[perm], atol=1e-5)  # permuting items permutes outputs
+        alone = tff(g[2:3], t[2:3])
         assert torch.allclose(alone, out[2:3], atol=1e-5)  # one sample does not see the others
-        other = t.clone()
-        other[[0, 1, 3, 4, 5]] = torch.randn(5, 2, L, DT)
-        assert torch.allclose(tff(None, other)[2], out[2], atol=1e-5)
+        other_t, other_g = t.clone(), g.clone()
+        other_t[[0, 1, 3, 4, 5]] = torch.randn(5, 2, L, DT)
+        other_g[[0, 1, 3, 4, 5]] = torch.randn(5, 2, D)
+        assert torch.allclose(tff(other_g, other_t)[2], out[2], atol=1e-5)
 
 
 def test_tff_uses_patch_order_and_dates():
     torch.manual_seed(0)
-    tff = TFF(DT, L, TFFConfig(d_model=16, heads=2, layers=1, dropout=0.0, grid=None)).eval()
+    tff = TFF(DT, L, TFFConfig(d_model=16, heads=2, layers=1, dropout=0.0, grid=None, global_skip=False)).eval()
     with torch.no_grad():
         torch.nn.init.normal_(tff.pos, std=1.0)
         torch.nn.init.normal_(tff.time, std=1.0)
@@ -114,7 +116,7 @@ def test_tff_uses_patch_order_and_dates():
 
 def test_tff_pooling_once_equals_pooling_in_forward():
     torch.manual_seed(0)
-    tff = TFF(DT, 49, TFFConfig(d_model=16, heads=2, layers=1, dropout=0.0, grid=4)).eval()
+    tff = TFF(DT, 49, TFFConfig(d_model=16, heads=2, layers=1, dropout=0.0, grid=4, global_skip=False)).eval()
     t = torch.randn(3, 2, 49, DT)
     pooled = tff.reduce_tokens(t)
     assert pooled.shape == (3, 2, 16, DT)
@@ -122,6 +124,19 @@ def test_tff_pooling_once_equals_pooling_in_forward():
         assert torch.allclose(tff(None, t), tff(None, pooled), atol=1e-5)
     # Token grids that are not square (or already small) are used as they are.
     assert TFF(DT, 10, TFFConfig(d_model=16, heads=2, layers=1)).reduce_tokens(t[:, :, :10]).shape[2] == 10
+
+
+def test_tff_global_skip_adds_gff_concat_diff():
+    torch.manual_seed(0)
+    cfg = TFFConfig(d_model=16, heads=2, layers=1, dropout=0.0)
+    tff = TFF(DT, L, cfg, global_dim=D).eval()
+    assert tff.out_dim == 16 + 3 * D
+    g, t = _inputs()
+    with torch.no_grad():
+        out = tff(g, t)
+        assert torch.allclose(out[:, 16:], tff.skip(g))
+    with pytest.raises(ValueError, match="needs the date globals"):
+        tff(None, t)
 
 
 def test_unknown_fusion_is_a_clear_error():

@@ -78,6 +78,7 @@ def train(
     tff_heads: int = 4,
     tff_pool: Annotated[str, typer.Option(help="mean | cls")] = "mean",
     tff_diff: Annotated[bool, typer.Option(help="add the after-before token stream")] = True,
+    tff_skip: Annotated[bool, typer.Option(help="also give the head GFF concat+diff of the globals")] = True,
     patience: Annotated[int | None, typer.Option(help="stop after N epochs without val gain")] = None,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
@@ -92,7 +93,9 @@ def train(
 
     try:
         build_fusion(fusion, 8, 8, 4)  # validate the name before any feature is computed
-        tff = TFFConfig(layers=tff_layers, heads=tff_heads, pool=tff_pool, diff_stream=tff_diff).to_dict()
+        tff = TFFConfig(
+            layers=tff_layers, heads=tff_heads, pool=tff_pool, diff_stream=tff_diff, global_skip=tff_skip
+        ).to_dict()
     except ValueError as exc:
         _fail(str(exc))
     config = ITSRTrainConfig(

@@ -83,6 +83,12 @@ class TFFConfig:
     diff_stream: bool = True  # add (after - before) tokens as a third stream
     # Average-pool a square token grid to grid x grid first (7x7 -> 4x4 keeps quadrants, costs ~1/3).
     grid: int | None = 4
+    # Also pass GFF concat+diff of the date globals to the head: the global picture (what is there) comes
+    # straight from the encoder, the transformer adds where and how it changed.
+    global_skip: bool = True
+    # Channels per grid cell read out from the change tokens and flattened into the output (0 = off):
+    # keeps *where* explicitly, which mean / CLS pooling has to encode indirectly.
+    cell_readout: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,7 +99,9 @@ class TFF(nn.Module):
 
     needs_tokens = True
 
-    def __init__(self, token_dim: int, n_tokens: int, config: TFFConfig | None = None) -> None:
+    def __init__(
+        self, token_dim: int, n_tokens: int, config: TFFConfig | None = None, global_dim: int | None = None
+    ) -> None:
         super().__init__()
         cfg = config or TFFConfig()
         if cfg.pool not in ("mean", "cls"):
@@ -125,7 +133,9 @@ class TFF(nn.Module):
         # enable_nested_tensor only matters with padding masks (none here) and warns with norm_first.
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm_out = nn.LayerNorm(cfg.d_model)
-        self.out_dim = cfg.d_model
+        self.skip = GFF(global_dim or token_dim, "concat+diff") if cfg.global_skip else None
+        self.readout = nn.Linear(cfg.d_model, cfg.cell_readout) if cfg.cell_readout else None
+        self.out_dim = cfg.d_model + (self.skip.out_dim if self.skip is not None else 0) + cfg.cell_readout * n_tokens
 
     def forward(self, globals_: torch.Tensor | None, tokens: torch.Tensor) -> torch.Tensor:
         b, dates, n, _ = tokens.shape
@@ -143,7 +153,14 @@ class TFF(nn.Module):
         if self.cls is not None:
             x = torch.cat([self.cls.expand(b, -1, -1), x], dim=1)
         x = self.norm_out(self.encoder(x))
-        return x[:, 0] if self.cls is not None else x.mean(dim=1)
+        parts = [x[:, 0] if self.cls is not None else x.mean(dim=1)]
+        if self.readout is not None:
+            parts.append(self.readout(x[:, -n:]).flatten(1))  # the last stream: diff (or after) tokens
+        if self.skip is not None:
+            if globals_ is None:
+                raise ValueError("TFF with global_skip needs the date globals [B, 2, D]")
+            parts.append(self.skip(globals_.float()))
+        return torch.cat(parts, dim=-1)
 
     def reduce_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """The fixed (parameter-free) token pooling; callers may apply it once to cached tokens."""
@@ -174,7 +191,7 @@ def build_fusion(name: str, dim: int, token_dim: int, n_tokens: int, tff: TFFCon
     if name == "after":
         return AfterOnly(dim)
     if name == "tff":
-        return TFF(token_dim, n_tokens, tff)
+        return TFF(token_dim, n_tokens, tff, global_dim=dim)
     if name.startswith("gff-"):
         return GFF(dim, name[4:])
     raise ValueError(f"unknown fusion {name!r}; known: {', '.join(FUSIONS)} (or gff-<op>+<op>...)")
