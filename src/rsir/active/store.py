@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rsir.active.db import (
@@ -97,6 +98,14 @@ class Store:
         strategy, seed and items agree (else :class:`CampaignMismatch`)."""
         settings = json.loads(json.dumps(settings))  # what the JSON column will give back
         paths = list(item_paths) if item_paths is not None else [""] * len(item_ids)
+        try:
+            return self._create_or_resume(name, strategy, seed, settings, item_ids, paths)
+        except IntegrityError:  # another process created it between our look-up and insert
+            return self._create_or_resume(name, strategy, seed, settings, item_ids, paths)
+
+    def _create_or_resume(
+        self, name: str, strategy: str, seed: int, settings: dict, item_ids: Sequence[str], paths: list[str]
+    ) -> int:
         with self.session() as s:
             row = s.scalar(select(CampaignRow).where(CampaignRow.name == name))
             if row is not None:
