@@ -3,7 +3,7 @@ the targets of the ANNEAL issue.
 
     .venv/bin/python benchmarks/bench_anneal.py                 # table + target checks, writes curve.png
     .venv/bin/python benchmarks/bench_anneal.py --json          # machine-readable
-    .venv/bin/python benchmarks/bench_anneal.py --workers 2     # two campaigns at a time (one core each)
+    .venv/bin/python benchmarks/bench_anneal.py --workers 1     # one campaign at a time (default: 2, one core each)
 
 The run folder (default ``$RSIR_CACHE/bench-anneal``) holds the campaign store, so a killed benchmark
 resumes where it stopped; ``--fresh`` starts over. Needs ``../shared/data/ucmerced`` (or
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--initial", type=int, default=100)
     p.add_argument("--per-round", type=int, default=250)
     p.add_argument("--rounds", type=int, default=8)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2, help="campaigns at a time, one core each")
     p.add_argument("--db", default=None, help="campaign store URL (default: SQLite file in the run folder)")
     p.add_argument("--fresh", action="store_true", help="delete the run folder first")
     p.add_argument("--json", action="store_true")
