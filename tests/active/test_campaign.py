@@ -121,3 +121,18 @@ def test_features_must_match_the_campaign(tmp_path):
 def test_settings_round_trip():
     s = CampaignSettings(strategy="bcgue", seed=3, train=PairTraining(steps=7), extra={"archive": "/a"})
     assert CampaignSettings.from_dict(s.to_dict()) == s
+
+
+def test_the_app_can_reload_a_campaigns_features_from_its_settings(tmp_path, demo_archive):
+    from rsir.active.campaign import campaign_features
+    from rsir.cbir.space import Space
+
+    emb = Space.load().embed(demo_archive, progress=False)
+    ids = emb.ids[::3]
+    store = Store(tmp_path / "c.db")
+    settings = CampaignSettings(strategy="mgue", extra={"archive": str(demo_archive.root)})
+    cid = create_or_resume_campaign(store, "app", settings, ids)
+    assert np.array_equal(campaign_features(store, cid), emb.vectors[::3])
+    bare = create_or_resume_campaign(store, "bare", CampaignSettings(strategy="mgue"), ids)
+    with pytest.raises(ValueError, match="no archive"):
+        campaign_features(store, bare)

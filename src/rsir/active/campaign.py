@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -273,6 +274,30 @@ def create_or_resume_campaign(
     )
 
 
-def advance(store: Store, campaign_id: int, features: np.ndarray, evaluate: Evaluate | None = None) -> dict:
-    """For the annotation app: once :meth:`Store.round_complete`, train and store the next round."""
+def campaign_features(store: Store, campaign_id: int) -> np.ndarray:
+    """Encoder features of the campaign's items (store order), from the archive and encoder named in
+    its settings (``extra.archive``, ``extra.encoder``); embedded once and cached on disk."""
+    from rsir.cbir.space import Space
+    from rsir.data.archives import open_archive
+
+    extra = store.campaign(campaign_id).settings.get("extra") or {}
+    if "archive" not in extra:
+        raise ValueError("the campaign's settings name no archive (extra.archive): pass its features instead")
+    emb = Space.load(extra.get("encoder")).embed(open_archive(Path(extra["archive"])), progress=False)
+    row = {item: k for k, item in enumerate(emb.ids)}
+    ids = store.item_ids(campaign_id)
+    missing = [i for i in ids if i not in row]
+    if missing:
+        raise ValueError(f"{len(missing)} campaign items are not in the archive any more, e.g. {missing[0]!r}")
+    return emb.vectors[[row[i] for i in ids]]
+
+
+def advance(
+    store: Store, campaign_id: int, features: np.ndarray | None = None, evaluate: Evaluate | None = None
+) -> dict:
+    """For the annotation app: once :meth:`Store.round_complete`, train the head on every answer and
+    store the next round's questions (or finish the campaign). ``features`` default to
+    :func:`campaign_features`."""
+    if features is None:
+        features = campaign_features(store, campaign_id)
     return CampaignLoop(store, campaign_id, features, evaluate).advance()
