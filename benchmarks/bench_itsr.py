@@ -22,6 +22,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 FUSIONS = ["after", "gff-concat", "gff-diff", "gff-absdiff", "gff-sum", "gff-product", "gff-concat+diff", "tff"]
 KEYS = ("r@1", "r@5", "r@10")
+# Ablations of the default TFF, run with --ablations: paper-style TFF (diff stream, mean pooling, no
+# global skip, no cell readout) and the default without its cell readout.
+VARIANTS = {
+    "tff-plain": {"pool": "mean", "global_skip": False, "cell_readout": 0},
+    "tff-noreadout": {"cell_readout": 0},
+}
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,9 +40,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--fusions", nargs="+", default=FUSIONS)
+    p.add_argument("--ablations", action="store_true", help=f"also run {', '.join(VARIANTS)}")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--tff-epochs", type=int, default=None, help="epochs for tff (default --epochs)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
     p.add_argument("--json", action="store_true", help="print the results as JSON only")
     return p.parse_args(argv)
 
@@ -54,11 +62,14 @@ def _dataset(args: argparse.Namespace) -> Path:
 
 def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> dict:
     from rsir.itsr.pipeline import evaluate_checkpoint, train
+    from rsir.models.fusion import TFFConfig
     from rsir.train.itsr import ITSRTrainConfig
 
-    epochs = args.tff_epochs if fusion == "tff" and args.tff_epochs else args.epochs
+    is_tff = fusion.startswith("tff")
+    epochs = args.tff_epochs if is_tff and args.tff_epochs else args.epochs
     ckpt = args.work / "runs" / f"{fusion}-s{seed}-e{epochs}"
-    config = ITSRTrainConfig(fusion=fusion, epochs=epochs, seed=seed, device=args.device)
+    tff = TFFConfig(**VARIANTS.get(fusion, {})).to_dict()
+    config = ITSRTrainConfig(fusion="tff" if is_tff else fusion, epochs=epochs, seed=seed, tff=tff, device=args.device)
     summary = train(data, ckpt, config, progress=False)
     test = evaluate_checkpoint(ckpt, data, "test", args.device, detail=True, progress=False)
     return {
@@ -91,6 +102,7 @@ def aggregate(runs: list[dict]) -> dict[str, dict]:
 
 
 def targets(agg: dict[str, dict]) -> dict:
+    agg = {f: row for f, row in agg.items() if f not in VARIANTS}  # targets are about the named fusions
     best = max(agg, key=lambda f: agg[f]["mR"][0])
     gff = [f for f in agg if f.startswith("gff-")]
     out = {"best": best, "best_t2i_r@10": agg[best]["t2i r@10"][0], "best_mR": agg[best]["mR"][0]}
@@ -123,10 +135,14 @@ def table(agg: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     data = _dataset(args)
     manifest = json.loads((data / "synth_manifest.json").read_text())
     runs, t0 = [], time.perf_counter()
-    for fusion in args.fusions:
+    for fusion in args.fusions + (list(VARIANTS) if args.ablations else []):
         for seed in args.seeds:
             run = _one_run(data, fusion, seed, args)
             runs.append(run)

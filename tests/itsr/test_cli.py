@@ -42,7 +42,19 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_resume_eval_search(dataset: Path, tmp_path: Path):
     ckpt = tmp_path / "ckpt"
-    args = ["train", str(dataset), "--out", str(ckpt), "--fusion", "gff-concat+diff", "--dim", "32", "--json"]
+    args = [
+        "train",
+        str(dataset),
+        "--out",
+        str(ckpt),
+        "--fusion",
+        "gff-concat+diff",
+        "--dim",
+        "32",
+        "--threads",
+        "1",
+        "--json",
+    ]
     first = json.loads(_run(*args, "--epochs", "2"))
     assert first["epochs_run"] == 2 and len(first["history"]) == 2
     manifest = json.loads((ckpt / "manifest.json").read_text())
@@ -94,14 +106,19 @@ def test_train_tff_and_clear_errors(dataset: Path, tmp_path: Path):
             "32",
             "--tff-layers",
             "1",
+            "--threads",
+            "1",
             "--json",
         )
     )
     assert out["epochs_run"] == 1
-    assert json.loads((ckpt / "manifest.json").read_text())["config"]["tff"]["diff_stream"] is True
+    tff = json.loads((ckpt / "manifest.json").read_text())["config"]["tff"]
+    assert tff["diff_stream"] and tff["global_skip"] and tff["pool"] == "cls" and tff["layers"] == 1
 
     bad = runner.invoke(app, ["itsr", "train", str(dataset), "--out", str(tmp_path / "x"), "--fusion", "lff"])
     assert bad.exit_code == 2 and "unknown fusion" in bad.output
+    heads = runner.invoke(app, ["itsr", "train", str(dataset), "--out", str(tmp_path / "y"), "--tff-heads", "3"])
+    assert heads.exit_code == 2 and "divisible" in heads.output
     changed = runner.invoke(
         app,
         [

@@ -128,13 +128,18 @@ def test_tff_pooling_once_equals_pooling_in_forward():
 
 def test_tff_global_skip_adds_gff_concat_diff():
     torch.manual_seed(0)
-    cfg = TFFConfig(d_model=16, heads=2, layers=1, dropout=0.0)
+    cfg = TFFConfig(d_model=16, heads=2, layers=1, dropout=0.0, cell_readout=3, grid=None)
     tff = TFF(DT, L, cfg, global_dim=D).eval()
-    assert tff.out_dim == 16 + 3 * D
+    assert tff.out_dim == 16 + 3 * L + 3 * D  # CLS, per-cell readout, GFF concat+diff
     g, t = _inputs()
     with torch.no_grad():
         out = tff(g, t)
-        assert torch.allclose(out[:, 16:], tff.skip(g))
+        assert torch.allclose(out[:, 16 + 3 * L :], tff.skip(g))
+        # Changing one cell of the after image changes that cell's readout most.
+        t2 = t.clone()
+        t2[:, 1, 5] += 5.0 * torch.randn(DT)  # not a constant shift: LayerNorm would remove that
+        delta = (tff(g, t2) - out)[:, 16 : 16 + 3 * L].reshape(5, L, 3).abs().sum(-1)
+        assert (delta.argmax(1) == 5).all()
     with pytest.raises(ValueError, match="needs the date globals"):
         tff(None, t)
 

@@ -74,14 +74,17 @@ def train(
     lr: float = 5e-4,
     encoder: Annotated[str, typer.Option(help="image encoder (rsir registry name)")] = "efficientnet-lite0",
     text_encoder: Annotated[str, typer.Option(help="HF text model, or the offline default")] = "all-minilm-l6-v2",
-    tff_layers: int = 2,
-    tff_heads: int = 4,
-    tff_pool: Annotated[str, typer.Option(help="mean | cls")] = "mean",
+    tff_dim: Annotated[int | None, typer.Option(help="TFF width (default 128)")] = None,
+    tff_layers: Annotated[int | None, typer.Option(help="TFF layers (default 2)")] = None,
+    tff_heads: Annotated[int | None, typer.Option(help="TFF heads (default 4)")] = None,
+    tff_pool: Annotated[str | None, typer.Option(help="TFF output: cls (default) | mean")] = None,
+    tff_readout: Annotated[int | None, typer.Option(help="channels per grid cell read out (0 = off)")] = None,
     tff_diff: Annotated[bool, typer.Option(help="add the after-before token stream")] = True,
     tff_skip: Annotated[bool, typer.Option(help="also give the head GFF concat+diff of the globals")] = True,
     patience: Annotated[int | None, typer.Option(help="stop after N epochs without val gain")] = None,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
     cache_dir: CacheDir = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
@@ -93,9 +96,17 @@ def train(
 
     try:
         build_fusion(fusion, 8, 8, 4)  # validate the name before any feature is computed
-        tff = TFFConfig(
-            layers=tff_layers, heads=tff_heads, pool=tff_pool, diff_stream=tff_diff, global_skip=tff_skip
-        ).to_dict()
+        given = {
+            "d_model": tff_dim,
+            "layers": tff_layers,
+            "heads": tff_heads,
+            "pool": tff_pool,
+            "cell_readout": tff_readout,
+            "diff_stream": tff_diff,
+            "global_skip": tff_skip,
+        }
+        tff = TFFConfig(**{k: v for k, v in given.items() if v is not None}).to_dict()
+        build_fusion("tff", 8, 8, 4, TFFConfig(**tff))
     except ValueError as exc:
         _fail(str(exc))
     config = ITSRTrainConfig(
@@ -111,6 +122,10 @@ def train(
         patience=patience,
         device=device,
     )
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         summary = run_train(dataset, out, config, cache_dir=cache_dir, progress=not json_out, restart=restart)
     except (ChangeCaptionError, ValueError) as exc:

@@ -75,11 +75,11 @@ class AfterOnly(nn.Module):
 
 @dataclass(frozen=True)
 class TFFConfig:
-    d_model: int = 256
+    d_model: int = 128
     layers: int = 2
     heads: int = 4
     dropout: float = 0.1
-    pool: str = "mean"  # "mean" over all tokens, or "cls"
+    pool: str = "cls"  # "cls" (a learned token attends to the rest) or "mean" over all tokens
     diff_stream: bool = True  # add (after - before) tokens as a third stream
     # Average-pool a square token grid to grid x grid first (7x7 -> 4x4 keeps quadrants, costs ~1/3).
     grid: int | None = 4
@@ -88,7 +88,7 @@ class TFFConfig:
     global_skip: bool = True
     # Channels per grid cell read out from the change tokens and flattened into the output (0 = off):
     # keeps *where* explicitly, which mean / CLS pooling has to encode indirectly.
-    cell_readout: int = 0
+    cell_readout: int = 8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,6 +106,8 @@ class TFF(nn.Module):
         cfg = config or TFFConfig()
         if cfg.pool not in ("mean", "cls"):
             raise ValueError(f"TFF pool must be 'mean' or 'cls', got {cfg.pool!r}")
+        if cfg.d_model % cfg.heads:
+            raise ValueError(f"TFF width {cfg.d_model} must be divisible by its {cfg.heads} heads")
         self.config = cfg
         self.n_streams = 3 if cfg.diff_stream else 2
         self.side = math.isqrt(n_tokens) if math.isqrt(n_tokens) ** 2 == n_tokens else None
