@@ -31,7 +31,7 @@ def index(
     nlist: Annotated[int | None, typer.Option(help="IVF-PQ lists (default ~sqrt(N)).")] = None,
     pq_m: Annotated[int | None, typer.Option(help="IVF-PQ bytes per vector (must divide the dim).")] = None,
     nprobe: Annotated[int, typer.Option(help="IVF-PQ lists visited per query (recall vs speed).")] = 32,
-    rerank: Annotated[int, typer.Option(help="IVF-PQ: re-rank rerank*k candidates exactly (0 = off).")] = 4,
+    rerank: Annotated[int, typer.Option(help="IVF-PQ: re-rank rerank*k candidates exactly (0 = off).")] = 10,
     hnsw_m: Annotated[int, typer.Option(help="HNSW graph degree (memory vs recall).")] = 32,
     ef_search: Annotated[int, typer.Option(help="HNSW search beam (recall vs speed).")] = 128,
     engine: Annotated[
