@@ -44,12 +44,12 @@ def test_compare_reports_exact_then_each_knob_setting(seeds) -> None:
     rng = np.random.default_rng(3)
     base, queries = generate(seeds, 3000, rng), generate(seeds, 20, rng)
     params = {"hnsw": IndexParams(index_type="hnsw", hnsw_m=8)}
-    rows = compare(base, queries, ["hnsw"], params, sweeps={"hnsw": ("ef_search", (10, 80))})
+    rows = compare(base, queries, ["hnsw"], params, sweeps={"hnsw": ({"ef_search": 10}, {"ef_search": 80})})
     exact, narrow, wide = rows
     assert (exact.index, exact.recall10, exact.bytes_per_item) == ("exact", 1.0, 4.0 * 48)
     assert "efS=10" in narrow.settings and "efS=80" in wide.settings
     assert wide.recall10 > 0.8 and wide.recall10 >= narrow.recall10 and wide.bytes_per_item > 4 * 48
-    assert wide.speedup == pytest.approx(exact.ms_per_query / wide.ms_per_query, rel=0.06)
+    assert wide.speedup == pytest.approx(exact.ms_per_query / wide.ms_per_query, rel=0.15)
     dicts = [r.to_dict() for r in rows]
     good = [r for r in (narrow, wide) if r.recall10 >= 0.5]
     assert headline(dicts, 3000, 48, min_recall=0.5) == max(good, key=lambda r: r.speedup).to_dict()
