@@ -22,6 +22,6 @@ def test_quick_bench_prints_the_json_keys(tmp_path) -> None:
     assert set(report) >= KEYS and report["quick"] is True
     assert 0.3 < report["extract_ratio"] < 2.0 and report["peak_rss_mb"] > 100
     assert {r["index"] for r in report["ann"]} == {"exact", "ivfpq", "hnsw"}
-    assert all(r["recall10"] > 0.5 for r in report["ann"])
+    assert all(r["recall10"] > 0.8 for r in report["ann"] if "rerank=0" not in r["settings"])
     assert {r["strategy"] for r in report["selection"]} >= {"anneal-bcgue", "anneal-mgue"}
     assert report["ann_speedup_1e6"] is None  # a quick run does not reach 10^6 vectors and says so
