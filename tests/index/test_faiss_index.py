@@ -7,9 +7,17 @@ from rsir.index.manifest import IndexManifest, IndexMismatch
 
 
 def _manifest(n: int, dim: int, **kw) -> IndexManifest:
-    base = dict(encoder="enc", weights_hash="w1", dim=dim, metric="cosine", index_type="flat",
-                ids=[f"i{k}" for k in range(n)], paths=[f"/p/{k}.jpg" for k in range(n)],
-                labels=[["a"]] * n, archive_root="/p")
+    base = dict(
+        encoder="enc",
+        weights_hash="w1",
+        dim=dim,
+        metric="cosine",
+        index_type="flat",
+        ids=[f"i{k}" for k in range(n)],
+        paths=[f"/p/{k}.jpg" for k in range(n)],
+        labels=[["a"]] * n,
+        archive_root="/p",
+    )
     return IndexManifest(**{**base, **kw})
 
 

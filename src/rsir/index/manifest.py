@@ -33,9 +33,7 @@ class IndexManifest:
     def read(cls, folder: Path) -> IndexManifest:
         path = Path(folder) / MANIFEST
         if not path.exists():
-            raise FileNotFoundError(
-                f"{folder} is not an rsir index (no {MANIFEST}); build one with `rsir index`"
-            )
+            raise FileNotFoundError(f"{folder} is not an rsir index (no {MANIFEST}); build one with `rsir index`")
         return cls(**json.loads(path.read_text()))
 
     def check_compatible(self, encoder: str, weights_hash: str, head_hash: str | None) -> None:
