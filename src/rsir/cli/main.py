@@ -12,9 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 cbir.register(app)
-app.add_typer(
-    anneal.app, name="anneal", help="ANNEAL: active learning of the metric space from pair answers."
-)
+app.add_typer(anneal.app, name="anneal", help="ANNEAL: active learning of the metric space from pair answers.")
 app.add_typer(itsr.app, name="itsr", help="Text <-> bitemporal image retrieval (GFF / TFF fusion).")
 app.command("bench")(bench.bench)
 app.command("serve")(serve.serve)

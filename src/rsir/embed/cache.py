@@ -15,9 +15,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("RSIR_CACHE", Path.home() / ".cache" / "rsir"))
 
 
-def embedding_key(
-    root: Path, ids: list[str], config: EncoderConfig, weights_hash: str, head: str = ""
-) -> str:
+def embedding_key(root: Path, ids: list[str], config: EncoderConfig, weights_hash: str, head: str = "") -> str:
     """Changes whenever the items, the encoder, its weights, its preprocessing or the head change."""
     payload = json.dumps(
         {

@@ -148,8 +148,7 @@ def _topk_sums(ranked_relevance: np.ndarray, n_relevant: np.ndarray, k: int) -> 
 
 def _average(per_query: Mapping[str, list[np.ndarray]], n_queries: int) -> dict[str, float]:
     out = {
-        name: float(np.concatenate(parts).mean()) if n_queries else float("nan")
-        for name, parts in per_query.items()
+        name: float(np.concatenate(parts).mean()) if n_queries else float("nan") for name, parts in per_query.items()
     }
     out["n_queries"] = n_queries
     return out
@@ -218,11 +217,7 @@ def ranking_metrics(
     per_query: dict[str, list[np.ndarray]] = {name: [] for name in names}
     n_kept = 0
     for rows in _chunks(n_q, n_g, chunk_size):
-        excl = (
-            np.zeros((rows.stop - rows.start, n_g), bool)
-            if exclude is None
-            else np.asarray(exclude[rows], bool)
-        )
+        excl = np.zeros((rows.stop - rows.start, n_g), bool) if exclude is None else np.asarray(exclude[rows], bool)
         rel = relevant[rows] & ~excl
         n_rel = rel.sum(1)
         keep = n_rel > 0
@@ -248,9 +243,7 @@ def _best_positive_rank(similarity: np.ndarray, positives: np.ndarray) -> np.nda
     masked = np.where(positives, similarity, -np.inf)
     best = masked.argmax(1)  # first maximum = lowest index among tied positives
     best_sim = np.take_along_axis(similarity, best[:, None], axis=1)
-    before = (similarity > best_sim) | (
-        (similarity == best_sim) & (np.arange(similarity.shape[1]) < best[:, None])
-    )
+    before = (similarity > best_sim) | ((similarity == best_sim) & (np.arange(similarity.shape[1]) < best[:, None]))
     return before.sum(1)
 
 
@@ -267,9 +260,7 @@ def recall_at_k(
     similarity = np.asarray(similarity)
     positives = np.asarray(positives, dtype=bool)
     if similarity.shape != positives.shape or similarity.ndim != 2:
-        raise ValueError(
-            f"similarity {similarity.shape} and positives {positives.shape} must be equal [Q, G]"
-        )
+        raise ValueError(f"similarity {similarity.shape} and positives {positives.shape} must be equal [Q, G]")
     n_q, n_g = similarity.shape
     ranks = []
     for rows in _chunks(n_q, n_g, chunk_size):

@@ -44,9 +44,7 @@ def _cell_image(cell: Cell, size: int) -> Image.Image:
     return out
 
 
-def write_grid(
-    query: Cell | None, results: list[Cell], out: Path, columns: int = 5, size: int = THUMB
-) -> Path:
+def write_grid(query: Cell | None, results: list[Cell], out: Path, columns: int = 5, size: int = THUMB) -> Path:
     """Write a PNG (``.png``) or HTML (``.html``) grid; the query, if any, comes first, framed in red."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
