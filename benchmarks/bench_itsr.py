@@ -36,6 +36,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archive", type=Path, default=shared / "ucmerced", help="scene archive for the synth set")
     p.add_argument("--work", type=Path, default=cache / "bench-itsr", help="data, caches and checkpoints")
+    p.add_argument("--dataset", type=Path, default=None, help="a LEVIR-CC / Dubai-CC folder instead of the synth set")
+    p.add_argument("--encoder", default=None, help="image encoder name (default: the registry's default)")
+    p.add_argument("--text-encoder", default=None, help="text encoder name (default: offline MiniLM)")
     p.add_argument("--pairs", type=int, default=2500)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -52,7 +55,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 def _dataset(args: argparse.Namespace) -> Path:
     from rsir.data.synth import make_synthetic
 
-    data = args.work / f"synth-ucm-p{args.pairs}-s{args.data_seed}"
+    if args.dataset:
+        return args.dataset
+    data = args.work / f"synth-{args.archive.name}-p{args.pairs}-s{args.data_seed}"
     if not (data / "synth_manifest.json").is_file():
         if not args.archive.is_dir():
             sys.exit(f"scene archive not found at {args.archive} (set RSIR_SHARED_DATA or --archive)")
@@ -67,9 +72,11 @@ def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> di
 
     is_tff = fusion.startswith("tff")
     epochs = args.tff_epochs if is_tff and args.tff_epochs else args.epochs
-    ckpt = args.work / "runs" / f"{fusion}-s{seed}-e{epochs}"
+    ckpt = args.work / "runs" / data.name / f"{fusion}-s{seed}-e{epochs}"
     tff = TFFConfig(**VARIANTS.get(fusion, {})).to_dict()
-    config = ITSRTrainConfig(fusion="tff" if is_tff else fusion, epochs=epochs, seed=seed, tff=tff, device=args.device)
+    names = {k: v for k, v in (("encoder", args.encoder), ("text_encoder", args.text_encoder)) if v}
+    fusion_name = "tff" if is_tff else fusion
+    config = ITSRTrainConfig(fusion=fusion_name, epochs=epochs, seed=seed, tff=tff, device=args.device, **names)
     summary = train(data, ckpt, config, progress=False)
     test = evaluate_checkpoint(ckpt, data, "test", args.device, detail=True, progress=False)
     return {
@@ -92,10 +99,14 @@ def aggregate(runs: list[dict]) -> dict[str, dict]:
     for fusion in dict.fromkeys(r["fusion"] for r in runs):
         rs = [r for r in runs if r["fusion"] == fusion]
         row = {"seeds": [r["seed"] for r in rs]}
-        for d in ("t2i", "i2t", "t2i_changed", "t2i_unchanged"):
+        for d in ("t2i", "i2t"):
             for k in KEYS:
-                row[f"{d} {k}"] = _mean_std([r[d][k] for r in rs if d in r])
+                row[f"{d} {k}"] = _mean_std([r[d][k] for r in rs])
         row["mR"] = _mean_std([r["mR"] for r in rs])
+        for subset in ("changed", "unchanged"):  # queries about changed pairs (region-naming captions) / the rest
+            if all(subset in r for r in rs):
+                row[f"{subset} mR"] = _mean_std([r[subset]["mR"] for r in rs])
+                row[f"{subset} t2i r@10"] = _mean_std([r[subset]["t2i"]["r@10"] for r in rs])
         row["train_s"] = _mean_std([r["train_seconds"] for r in rs])
         out[fusion] = row
     return out
@@ -116,20 +127,28 @@ def targets(agg: dict[str, dict]) -> dict:
         out["best_gff"] = best_gff
         out["tff_minus_best_gff_mR"] = agg["tff"]["mR"][0] - agg[best_gff]["mR"][0]
         out["tff_beats_gff_by_2"] = out["tff_minus_best_gff_mR"] >= 2
+        if "changed mR" in agg["tff"]:
+            best_region = max(gff, key=lambda f: agg[f]["changed mR"][0])
+            out["best_gff_on_region_captions"] = best_region
+            out["tff_minus_best_gff_mR_region"] = agg["tff"]["changed mR"][0] - agg[best_region]["changed mR"][0]
+            out["tff_beats_gff_by_2_on_region_captions"] = out["tff_minus_best_gff_mR_region"] >= 2
     return out
 
 
+def _cell(stat: tuple[float, float]) -> str:
+    return f"{stat[0]:.1f} ± {stat[1]:.1f}"
+
+
 def table(agg: dict[str, dict]) -> str:
-    head = (
-        f"{'fusion':<16} {'t2i R@1':>11} {'t2i R@5':>11} {'t2i R@10':>11} {'i2t R@1':>11} {'i2t R@5':>11} "
-        f"{'i2t R@10':>11} {'mR':>11} {'chg t2i@10':>11} {'noc t2i@10':>11} {'train s':>9}"
-    )
-    lines = [head, "-" * len(head)]
+    """Markdown table, mean ± std over seeds; chg/noc = queries about changed / unchanged pairs."""
+    cols = [f"{d} R@{k}" for d in ("t2i", "i2t") for k in (1, 5, 10)] + ["mR", "chg mR", "chg t2i R@10"]
+    cols += ["noc t2i R@10", "train s"]
+    keys = [f"{d} r@{k}" for d in ("t2i", "i2t") for k in (1, 5, 10)] + ["mR", "changed mR", "changed t2i r@10"]
+    keys += ["unchanged t2i r@10"]
+    lines = ["| fusion | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for fusion, row in agg.items():
-        cells = [f"{row[f'{d} {k}'][0]:5.1f}±{row[f'{d} {k}'][1]:4.1f}" for d in ("t2i", "i2t") for k in KEYS]
-        cells.append(f"{row['mR'][0]:5.1f}±{row['mR'][1]:4.1f}")
-        cells += [f"{row[f'{d} r@10'][0]:5.1f}±{row[f'{d} r@10'][1]:4.1f}" for d in ("t2i_changed", "t2i_unchanged")]
-        lines.append(f"{fusion:<16} " + " ".join(f"{c:>11}" for c in cells) + f" {row['train_s'][0]:9.1f}")
+        cells = [_cell(row[k]) if k in row else "-" for k in keys] + [f"{row['train_s'][0]:.0f}"]
+        lines.append(f"| {fusion} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -140,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     data = _dataset(args)
-    manifest = json.loads((data / "synth_manifest.json").read_text())
+    synth = data / "synth_manifest.json"
+    manifest = json.loads(synth.read_text()) if synth.is_file() else {"pairs": None, "duplicate_rate": None}
     runs, t0 = [], time.perf_counter()
     for fusion in args.fusions + (list(VARIANTS) if args.ablations else []):
         for seed in args.seeds:
@@ -165,15 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
-    (args.work / "results.json").write_text(json.dumps(result, indent=2))
+    (args.work / f"results-{data.name}.json").write_text(json.dumps(result, indent=2))
     if args.json:
         print(json.dumps(result))
         return 0
-    print(
-        f"\nsemi-synthetic set {data} (test gallery {result['gallery_size']} pairs, "
-        f"caption duplicate rate {100 * manifest['duplicate_rate']:.2f}%), seeds {args.seeds}"
-    )
-    print("chg/noc t2i@10: text->pair R@10 for region-naming change captions / no-change captions\n")
+    dup = manifest["duplicate_rate"]
+    about = f"semi-synthetic set, caption duplicate rate {100 * dup:.2f}%" if dup is not None else "dataset"
+    print(f"\n{about} {data}: test gallery {result['gallery_size']} pairs, seeds {args.seeds}")
+    print("chg / noc: queries about changed pairs (their captions name the region) / unchanged pairs\n")
     print(table(agg))
     print("\ntargets:", json.dumps(result["targets"], indent=1))
     return 0

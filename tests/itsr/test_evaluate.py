@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rsir.itsr.evaluate import retrieval_scores
+from rsir.itsr.evaluate import retrieval_scores, subset_scores
 
 
 def _unit(rows: list[list[float]]) -> np.ndarray:
@@ -54,3 +54,28 @@ def test_no_change_pairs_stay_in_the_gallery():
     full = retrieval_scores(np.concatenate([changed, distractors]), text, np.arange(5))
     assert full["gallery_size"] == 55
     assert full["t2i"]["r@1"] <= only_changed["t2i"]["r@1"]
+
+
+def _naive_recall(sim: np.ndarray, positives: np.ndarray, k: int) -> float:
+    hits = [any(positives[q, g] for g in np.argsort(-sim[q], kind="stable")[:k]) for q in range(len(sim))]
+    return 100 * float(np.mean(hits))
+
+
+def test_subset_scores_match_a_naive_loop_over_the_full_gallery():
+    rng = np.random.default_rng(3)
+    n_pairs, per_pair = 30, 3
+    caption_pair = np.repeat(np.arange(n_pairs), per_pair)
+    pair_emb = _unit(rng.normal(size=(n_pairs, 6)).tolist())
+    text_emb = _unit((pair_emb[caption_pair] + 0.9 * rng.normal(size=(n_pairs * per_pair, 6))).tolist())
+    sim = text_emb @ pair_emb.T
+    subset = rng.random(n_pairs) < 0.4
+    scores = subset_scores(sim, caption_pair, subset)
+    positives = caption_pair[:, None] == np.arange(n_pairs)[None, :]
+    text_rows = np.flatnonzero(subset[caption_pair])
+    pair_rows = np.flatnonzero(subset)
+    for k in (1, 5, 10):
+        # Queries are the subset's, but each still ranks the whole gallery (not just the subset).
+        assert scores["t2i"][f"r@{k}"] == pytest.approx(_naive_recall(sim[text_rows], positives[text_rows], k))
+        assert scores["i2t"][f"r@{k}"] == pytest.approx(_naive_recall(sim.T[pair_rows], positives.T[pair_rows], k))
+    assert scores["pairs"] == subset.sum()
+    assert scores["mR"] == pytest.approx(np.mean([*scores["t2i"].values(), *scores["i2t"].values()]))

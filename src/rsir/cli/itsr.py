@@ -143,11 +143,13 @@ def train(
 
 def _print_scores(scores: dict) -> None:
     typer.echo(f"gallery: {scores['gallery_size']} pairs")
-    for name in ("t2i", "i2t", "t2i_changed", "t2i_unchanged"):
-        if name in scores:
-            r = scores[name]
-            typer.echo(f"{name:>14}: R@1 {r['r@1']:6.2f}  R@5 {r['r@5']:6.2f}  R@10 {r['r@10']:6.2f}")
-    typer.echo(f"{'mR':>14}: {scores['mR']:.2f}")
+    blocks = [("all queries", scores)] + [(f"{n} pairs", scores[n]) for n in ("changed", "unchanged") if n in scores]
+    for title, block in blocks:
+        typer.echo(title + (f" ({block['pairs']})" if "pairs" in block else ""))
+        for name in ("t2i", "i2t"):
+            r = block[name]
+            typer.echo(f"  {name}: R@1 {r['r@1']:6.2f}  R@5 {r['r@5']:6.2f}  R@10 {r['r@10']:6.2f}")
+        typer.echo(f"  mR: {block['mR']:.2f}")
 
 
 @app.command("eval")

@@ -46,15 +46,30 @@ def retrieval_scores(pair_emb: np.ndarray, text_emb: np.ndarray, caption_pair: n
     return {"t2i": t2i, "i2t": i2t, "mR": mean_recall(t2i, i2t), "gallery_size": int(len(pair_emb))}
 
 
+def subset_scores(sim: np.ndarray, caption_pair: np.ndarray, pair_rows: np.ndarray) -> dict:
+    """Scores of the queries about a subset of pairs, still against the FULL gallery of the other modality.
+
+    ``pair_rows`` [N] marks the pairs; t2i queries are their captions, i2t queries are the pairs themselves.
+    """
+    positives = caption_pair[:, None] == np.arange(sim.shape[1])[None, :]
+    text_rows = pair_rows[caption_pair]
+    t2i = recall_at_k(sim[text_rows], positives[text_rows])
+    i2t = recall_at_k(sim.T[pair_rows], positives.T[pair_rows])
+    return {"t2i": t2i, "i2t": i2t, "mR": mean_recall(t2i, i2t), "pairs": int(pair_rows.sum())}
+
+
 def evaluate(model, feats: SplitFeatures, device: str = "cpu", detail: bool = False) -> dict:
-    """Scores over the full split gallery; ``detail`` adds t2i for change / no-change caption queries."""
+    """Scores over the full split gallery.
+
+    ``detail`` adds the same scores restricted to the queries about changed pairs (whose captions name the
+    change and, in the synthetic sets, its region) and about unchanged pairs: ``changed`` / ``unchanged``.
+    """
     pair_emb, text_emb = embed_split(model, feats, device)
     out = retrieval_scores(pair_emb, text_emb, feats.caption_pair)
     if detail:
         sim = text_emb @ pair_emb.T
-        positives = feats.caption_pair[:, None] == np.arange(len(pair_emb))[None, :]
-        changed = feats.changed[feats.caption_pair]
-        for name, rows in (("t2i_changed", changed), ("t2i_unchanged", ~changed)):
+        changed = np.asarray(feats.changed, dtype=bool)
+        for name, rows in (("changed", changed), ("unchanged", ~changed)):
             if rows.any():
-                out[name] = recall_at_k(sim[rows], positives[rows])
+                out[name] = subset_scores(sim, feats.caption_pair, rows)
     return out
