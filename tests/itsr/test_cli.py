@@ -142,3 +142,39 @@ def test_train_tff_and_clear_errors(dataset: Path, tmp_path: Path):
     assert missing.exit_code == 2 and "not an rsir itsr checkpoint" in missing.output
     both = runner.invoke(app, ["itsr", "search", str(ckpt), str(dataset)])
     assert both.exit_code == 2 and "exactly one of --text or --pair" in both.output
+
+
+def test_finetune_trains_the_encoder_tail_and_eval_uses_it(dataset: Path, tmp_path: Path):
+    import torch
+
+    from rsir.data.changecap import open_change_captions
+    from rsir.itsr.features import encode_pair_batch, prepared_pair, trunk_features
+    from rsir.itsr.pipeline import Encoders, evaluate_checkpoint
+    from rsir.models.encoders import load_encoder, weights_fingerprint
+    from rsir.train.itsr_finetune import TunedTail
+
+    ckpt = tmp_path / "tuned"
+    args = ["train", str(dataset), "--out", str(ckpt), "--fusion", "gff-concat+diff", "--dim", "32"]
+    summary = json.loads(_run(*args, "--finetune", "1", "--finetune-lr", "1e-3", "--epochs", "2", "--json"))
+    assert summary["epochs_run"] == 2
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    assert manifest["finetuned_blocks"] == 1 and manifest["train"]["finetune"] == 1
+    tuned, pretrained = torch.load(ckpt / "encoder.pt", weights_only=True), load_encoder().state_dict()
+    changed = {k for k in tuned if not torch.equal(tuned[k], pretrained[k])}
+    assert changed and all(k.startswith(("net._blocks.15.", "net._conv_head", "net._bn1")) for k in changed)
+
+    # Evaluation embeds the gallery with the fine-tuned encoder: its own cache folder, keyed by encoder.pt.
+    scores = evaluate_checkpoint(ckpt, dataset, "test", progress=False)
+    assert scores["gallery_size"] == 2
+    folders = {p.name for p in (dataset / ".rsir_cache" / "itsr").iterdir()}
+    assert any(weights_fingerprint(str((ckpt / "encoder.pt").resolve())) in f for f in folders)
+
+    # Fast path (cached float16 trunk maps + tail) == the whole encoder on the images.
+    pairs = open_change_captions(dataset).split("test").pairs
+    encoder = load_encoder()
+    maps = trunk_features(pairs, encoder, 1, tmp_path / "cache", "test", progress=False)
+    tail = TunedTail(encoder, 1, maps, maps, "cpu")
+    glob, tokens = tail.batch(torch.arange(len(pairs)))
+    x = torch.stack([prepared_pair(p, encoder.config.preprocess) for p in pairs])
+    want_glob, want_tokens = encode_pair_batch(Encoders("efficientnet-lite0", "all-minilm-l6-v2").image, x)
+    assert torch.allclose(tokens, want_tokens, atol=0.01) and torch.allclose(glob, want_glob, atol=0.002)

@@ -52,16 +52,9 @@ class Space:
 
 def _encoder_for(name: str, head: Path) -> ImageEncoder:
     """The named encoder, with the fine-tuned weights stored beside the head when there are any."""
-    from dataclasses import replace
-
-    import torch
-
+    from rsir.models.encoders import load_finetuned_weights
     from rsir.models.heads import ENCODER_WEIGHTS
 
     encoder = load_encoder(name)
     weights = head / ENCODER_WEIGHTS
-    if weights.exists():
-        encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        # the weights hash (and so caches and index compatibility) now follows the fine-tuned file
-        encoder.config = replace(encoder.config, weights=str(weights.resolve()))
-    return encoder.eval()
+    return load_finetuned_weights(encoder, weights) if weights.exists() else encoder.eval()

@@ -82,15 +82,21 @@ def train(
     tff_diff: Annotated[bool, typer.Option(help="add the after-before token stream")] = True,
     tff_skip: Annotated[bool, typer.Option(help="also give the head GFF concat+diff of the globals")] = True,
     patience: Annotated[int | None, typer.Option(help="stop after N epochs without val gain")] = None,
+    finetune: Annotated[
+        int, typer.Option(help="also train the image encoder's last N blocks (0: frozen encoders, cached features)")
+    ] = 0,
+    finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
     cache_dir: CacheDir = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
-    """Train with frozen encoders on cached features; keeps the best-on-validation epoch; resumable."""
+    """Train on cached features of frozen encoders (or fine-tune the image encoder's last blocks with
+    --finetune N); keeps the best-on-validation epoch; resumable."""
     from rsir.data.changecap import ChangeCaptionError
     from rsir.itsr.pipeline import train as run_train
+    from rsir.models.encoders import EncoderUnavailable
     from rsir.models.fusion import TFFConfig, build_fusion
     from rsir.train.itsr import ITSRTrainConfig
 
@@ -120,6 +126,8 @@ def train(
         text_encoder=text_encoder,
         tff=tff,
         patience=patience,
+        finetune=finetune,
+        finetune_lr=finetune_lr,
         device=device,
     )
     if threads:
@@ -128,7 +136,7 @@ def train(
         torch.set_num_threads(threads)
     try:
         summary = run_train(dataset, out, config, cache_dir=cache_dir, progress=not json_out, restart=restart)
-    except (ChangeCaptionError, ValueError) as exc:
+    except (ChangeCaptionError, ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
     if json_out:
         typer.echo(json.dumps(summary))

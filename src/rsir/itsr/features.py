@@ -23,7 +23,7 @@ from rsir.data.changecap import ChangeCaptionArchive, ChangePair, load_pair_imag
 @dataclass
 class SplitFeatures:
     pairs: list[ChangePair]
-    globals_: np.ndarray  # float32 [N, 2, D]
+    globals_: np.ndarray | None  # float32 [N, 2, D]; None when fine-tuning computes them
     tokens: np.ndarray | None  # float16 [N, 2, L, Dt] (memmap) or None when not requested
     text: np.ndarray  # float32 [M, Dtext], captions of pair i at caption_offsets[i]:caption_offsets[i+1]
     caption_pair: np.ndarray  # int64 [M]: pair index of each caption
@@ -131,6 +131,47 @@ def image_features(
     return np.load(g_path), np.load(t_path, mmap_mode="r")
 
 
+def trunk_features(
+    pairs: list[ChangePair],
+    encoder,
+    n_tail: int,
+    cache_dir: Path,
+    split: str,
+    batch_size: int = 32,
+    progress: bool = True,
+    device: str = "cpu",
+) -> np.ndarray:
+    """float16 [N, 2, C, h, w] outputs of the encoder's frozen trunk (all but the last ``n_tail`` blocks), cached.
+
+    Fine-tuning trains the tail on these: the trunk, most of the forward pass, runs once per image.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = encoder.config
+    folder = Path(cache_dir) / "itsr" / f"{cfg.name.replace('/', '_').replace(':', '_')}-{encoder.weights_hash}"
+    path = folder / f"{split}-trunk{n_tail}-{_digest([pairs_digest(pairs), cfg.to_dict()])}.npy"
+    if path.is_file():
+        return np.load(path, mmap_mode="r")
+    folder.mkdir(parents=True, exist_ok=True)
+    trunk, _ = encoder.split(n_tail)
+    loader = torch.utils.data.DataLoader(_PairInputs(pairs, cfg.preprocess), batch_size=batch_size)
+    out, tmp, start = None, path.with_suffix(f".tmp{os.getpid()}.npy"), 0
+    with torch.inference_mode():
+        for x in tqdm(loader, desc=f"trunk features ({split})", disable=not progress, unit="batch"):
+            maps = trunk(x.to(device).flatten(0, 1))
+            maps = maps.reshape(x.shape[0], 2, *maps.shape[1:]).cpu().numpy().astype(np.float16)
+            if out is None:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(pairs), *maps.shape[1:]))
+            out[start : start + len(maps)] = maps
+            start += len(maps)
+    if out is None:
+        raise ValueError(f"split {split!r} has no pairs to encode")
+    out.flush()
+    del out
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
 def text_features(captions: list[str], encoders, cache_dir: Path, split: str, progress: bool = True) -> np.ndarray:
     """float32 [M, Dtext] caption embeddings, cached; the text model is only loaded on a cache miss."""
     folder = Path(cache_dir) / "itsr" / f"text-{encoders.text_name.replace('/', '_')}-{encoders.text_hash}"
@@ -152,14 +193,20 @@ def split_features(
     cache_dir: Path,
     progress: bool = True,
     batch_size: int = 32,
+    images: bool = True,
 ) -> SplitFeatures:
-    """Features of one split; ``encoders`` is a rsir.itsr.pipeline.Encoders (image, text, device)."""
+    """Features of one split; ``encoders`` is a rsir.itsr.pipeline.Encoders (image, text, device).
+
+    ``images=False`` leaves the image features out (None): fine-tuning computes its own.
+    """
     pairs = archive.split(split).pairs
     if not pairs:
         raise ValueError(f"{archive.root}: split {split!r} has no pairs")
-    glob, tokens = image_features(
-        pairs, encoders.image, cache_dir, split, batch_size, progress=progress, device=encoders.device
-    )
+    glob = tokens = None
+    if images:
+        glob, tokens = image_features(
+            pairs, encoders.image, cache_dir, split, batch_size, progress=progress, device=encoders.device
+        )
     counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     captions = [c for p in pairs for c in p.captions]

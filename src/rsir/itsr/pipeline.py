@@ -28,15 +28,34 @@ def _text_encoder(name: str, device: str):
     return load_text_encoder(name, device=device)
 
 
-class Encoders:
-    """The two frozen pretrained encoders, loaded lazily and once per process (MiniLM takes seconds)."""
+@cache
+def _finetuned_encoder(name: str, weights: Path, device: str, stamp: int):
+    """``stamp`` (the file's mtime) makes a rewritten weights file load anew."""
+    from rsir.models.encoders import load_encoder, load_finetuned_weights
 
-    def __init__(self, image: str, text: str, device: str = "cpu") -> None:
+    return load_finetuned_weights(load_encoder(name, device=device), weights)
+
+
+class Encoders:
+    """The two pretrained encoders, loaded lazily and once per process (MiniLM takes seconds).
+
+    ``image_weights``: fine-tuned image-encoder weights (a checkpoint's ``encoder.pt``) to use instead.
+    """
+
+    def __init__(self, image: str, text: str, device: str = "cpu", image_weights: Path | None = None) -> None:
         self.image_name, self.text_name, self.device = image, text, device
+        self.image_weights = Path(image_weights).resolve() if image_weights else None
 
     @property
     def image(self):
+        if self.image_weights is not None:
+            stamp = self.image_weights.stat().st_mtime_ns
+            return _finetuned_encoder(self.image_name, self.image_weights, self.device, stamp)
         return _image_encoder(self.image_name, self.device)
+
+    @property
+    def pretrained_image_hash(self) -> str:
+        return _image_encoder(self.image_name, self.device).weights_hash
 
     @property
     def text(self):
@@ -67,15 +86,21 @@ def train(
     archive = open_change_captions(dataset)
     cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(out).resolve().parent)
     enc = Encoders(config.encoder, config.text_encoder, config.device)
-    feats = load_features(archive, ["train", "val"], enc, cache_dir, progress)
-    train_f = feats["train"]
+    splits = ["train", "val"]
+    feats = {s: split_features(archive, s, enc, cache_dir, progress, images=not config.finetune) for s in splits}
+    train_f, images = feats["train"], None
+    if config.finetune:
+        images = _tuned_tail(archive, enc, config, cache_dir, progress)
+        image_dim, token_dim, n_tokens = images.shapes()
+    else:
+        image_dim, token_dim, n_tokens = train_f.globals_.shape[-1], train_f.tokens.shape[-1], train_f.tokens.shape[-2]
     model_config = ITSRConfig(
         fusion=config.fusion,
         encoder=config.encoder,
-        encoder_hash=enc.image.weights_hash,
-        image_dim=train_f.globals_.shape[-1],
-        token_dim=train_f.tokens.shape[-1],
-        n_tokens=train_f.tokens.shape[-2],
+        encoder_hash=enc.pretrained_image_hash,
+        image_dim=image_dim,
+        token_dim=token_dim,
+        n_tokens=n_tokens,
         text_encoder=config.text_encoder,
         text_hash=enc.text_hash,
         text_dim=train_f.text.shape[-1],
@@ -91,16 +116,35 @@ def train(
             "kind": archive.kind,
             "train_pairs": len(train_f.pairs),
             "val_pairs": len(feats["val"].pairs),
-        }
+        },
+        "finetuned_blocks": config.finetune,
     }
-    return train_itsr(model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart)
+    return train_itsr(
+        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=images
+    )
 
 
-def _checked_encoders(manifest: dict, device: str) -> Encoders:
+def _tuned_tail(archive: ChangeCaptionArchive, enc: Encoders, config: ITSRTrainConfig, cache_dir: Path, progress):
+    """A fresh copy of the encoder (the cached one stays pretrained) whose last blocks will learn."""
+    from rsir.itsr.features import trunk_features
+    from rsir.models.encoders import load_encoder
+    from rsir.train.itsr_finetune import TunedTail
+
+    encoder = load_encoder(config.encoder, device=config.device)
+    maps = {
+        s: trunk_features(
+            archive.split(s).pairs, encoder, config.finetune, cache_dir, s, progress=progress, device=config.device
+        )
+        for s in ("train", "val")
+    }
+    return TunedTail(encoder, config.finetune, maps["train"], maps["val"], config.device)
+
+
+def _checked_encoders(manifest: dict, device: str, image_weights: Path | None = None) -> Encoders:
     cfg = manifest["config"]
-    enc = Encoders(cfg["encoder"], cfg["text_encoder"], device)
+    enc = Encoders(cfg["encoder"], cfg["text_encoder"], device, image_weights)
     for what, have, want in (
-        ("image", enc.image.weights_hash, cfg["encoder_hash"]),
+        ("image", enc.pretrained_image_hash, cfg["encoder_hash"]),
         ("text", enc.text_hash, cfg["text_hash"]),
     ):
         if have != want:
@@ -116,8 +160,11 @@ def open_for_checkpoint(
     cache_dir: Path | None = None,
     progress: bool = True,
 ):
+    from rsir.models.heads import ENCODER_WEIGHTS
+
     model, manifest = load_checkpoint(ckpt, device)
-    enc = _checked_encoders(manifest, device)
+    tuned = Path(ckpt) / ENCODER_WEIGHTS  # present when the image encoder was fine-tuned
+    enc = _checked_encoders(manifest, device, tuned if tuned.is_file() else None)
     cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(ckpt).resolve().parent)
     feats = load_features(open_change_captions(dataset), [split], enc, cache_dir, progress)[split]
     return model, manifest, enc, feats

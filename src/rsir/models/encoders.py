@@ -50,13 +50,18 @@ class ImageEncoder(nn.Module):
         return weights_fingerprint(self.config.weights)
 
 
-@cache
 def weights_fingerprint(weights: str) -> str:
     """sha256 (first 16 hex) of a local weights file, or of the hub name when weights live on a hub."""
     path = Path(weights)
+    stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
+    return _fingerprint(weights, stamp)
+
+
+@cache
+def _fingerprint(weights: str, stamp: tuple[int, int] | None) -> str:
     digest = hashlib.sha256()
-    if path.is_file():
-        with path.open("rb") as fh:
+    if stamp is not None:  # a file: hashed once per (size, mtime), so a rewritten file is hashed anew
+        with Path(weights).open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     else:
@@ -107,3 +112,17 @@ def load_encoder(name: str = DEFAULT_ENCODER, device: str | torch.device = "cpu"
         raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}; known: {sorted(_FAMILIES)}")
     encoder = _FAMILIES[family](arg)
     return encoder.eval().to(device)
+
+
+def load_finetuned_weights(encoder: ImageEncoder, weights: str | Path) -> ImageEncoder:
+    """Load fine-tuned weights saved beside a checkpoint (``encoder.pt``) into ``encoder`` (in place).
+
+    The encoder's weights hash then follows the file, so feature caches and index manifests never mix
+    features of the fine-tuned encoder with the pretrained one's.
+    """
+    from dataclasses import replace
+
+    weights = Path(weights)
+    encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    encoder.config = replace(encoder.config, weights=str(weights.resolve()))
+    return encoder.eval()

@@ -40,6 +40,8 @@ class ITSRTrainConfig:
     text_encoder: str = "all-minilm-l6-v2"
     tff: dict = field(default_factory=lambda: TFFConfig().to_dict())
     patience: int | None = None  # stop after this many epochs without a better val mR
+    finetune: int = 0  # train the image encoder's last N blocks too (0 = frozen encoders, cached features)
+    finetune_lr: float = 1e-4
     device: str = "cpu"
 
     def to_dict(self) -> dict:
@@ -108,23 +110,46 @@ def _check_resume(state: dict, config: ITSRTrainConfig, out: Path) -> None:
         )
 
 
-class _Trainer:
-    def __init__(self, model, train_feats, val_feats, config: ITSRTrainConfig, out: Path, manifest_extra: dict):
-        self.model, self.train, self.val = model, train_feats, val_feats
-        self.config, self.out, self.extra = config, out, manifest_extra
-        dev = config.device
-        self.glob = torch.from_numpy(np.ascontiguousarray(train_feats.globals_)).to(dev)
+class FrozenImages:
+    """Image inputs from the frozen encoder's cached features (the default)."""
+
+    def __init__(self, model, train_feats, device: str) -> None:
+        self.glob = torch.from_numpy(np.ascontiguousarray(train_feats.globals_)).to(device)
         self.tokens = None
         if model.needs_tokens:  # float16 in memory; cast per batch
-            self.tokens = model.reduce_tokens(torch.from_numpy(np.array(train_feats.tokens))).to(dev)
+            self.tokens = model.reduce_tokens(torch.from_numpy(np.array(train_feats.tokens))).to(device)
+
+    def param_groups(self, config: ITSRTrainConfig) -> list[dict]:
+        return []
+
+    def batch(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.glob[pairs], self.tokens[pairs].float() if self.tokens is not None else None
+
+    def val_features(self, val_feats):
+        return val_feats
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def save(self, out: Path) -> None:
+        pass
+
+
+class _Trainer:
+    def __init__(self, model, train_feats, images, config: ITSRTrainConfig, manifest_extra: dict):
+        self.model, self.train, self.images = model, train_feats, images
+        self.config, self.extra = config, manifest_extra
+        dev = config.device
         self.text = torch.from_numpy(train_feats.text).to(dev)
         self.keys = torch.from_numpy(_text_keys(train_feats.captions)).to(dev)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n and "time" not in n]
         other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n and "time" not in n)]
-        self.optim = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}],
-            lr=config.lr,
-        )
+        groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
+        groups = [{**g, "base_lr": config.lr} for g in groups] + images.param_groups(config)
+        self.optim = torch.optim.AdamW(groups, lr=config.lr)
         self.steps_per_epoch = max(1, math.ceil(len(train_feats.pairs) / config.batch_size))
         if self.steps_per_epoch > 1 and len(train_feats.pairs) % config.batch_size == 1:
             self.steps_per_epoch -= 1
@@ -142,16 +167,15 @@ class _Trainer:
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         for i, (pairs, caps) in enumerate(bar):
             for group in self.optim.param_groups:
-                group["lr"] = _lr_at(epoch * self.steps_per_epoch + i, total, warmup, cfg.lr)
-            p = torch.from_numpy(pairs).to(self.glob.device)
-            tok = self.tokens[p].float() if self.tokens is not None else None
-            img = model.encode_pairs(self.glob[p], tok)
-            c = torch.from_numpy(caps).to(self.glob.device)
+                group["lr"] = _lr_at(epoch * self.steps_per_epoch + i, total, warmup, group["base_lr"])
+            p = torch.from_numpy(pairs).to(self.text.device)
+            img = model.encode_pairs(*self.images.batch(p))
+            c = torch.from_numpy(caps).to(self.text.device)
             txt = model.encode_text(self.text[c])
             loss = info_nce(img, txt, model.scale(), pair_ids=p, text_keys=self.keys[c])
             self.optim.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([q for g in self.optim.param_groups for q in g["params"]], 1.0)
             self.optim.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
@@ -167,21 +191,30 @@ def train_itsr(
     manifest_extra: dict | None = None,
     progress: bool = True,
     restart: bool = False,
+    images=None,
 ) -> dict:
-    """Train ``model`` in place; writes the best checkpoint to ``out`` and returns a summary."""
+    """Train ``model`` in place; writes the best checkpoint to ``out`` and returns a summary.
+
+    ``images`` supplies the image side (default :class:`FrozenImages`; fine-tuning passes
+    :class:`rsir.train.itsr_finetune.TunedTail`, which also saves the encoder with each best checkpoint).
+    """
     from rsir.itsr.evaluate import evaluate
     from rsir.itsr.model import manifest_dict, save_checkpoint
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    trainer = _Trainer(model, train_feats, val_feats, config, out, manifest_extra or {})
+    images = images or FrozenImages(model, train_feats, config.device)
+    trainer = _Trainer(model, train_feats, images, config, manifest_extra or {})
     state = {"epoch": -1, "best": None, "history": [], "train_seconds": 0.0}
     if (out / LAST).is_file() and not restart:
         saved = torch.load(out / LAST, map_location=config.device, weights_only=False)
         _check_resume(saved, config, out)
         model.load_state_dict(saved["model"])
+        images.load_state_dict(saved.get("images", {}))
         trainer.optim.load_state_dict(saved["optim"])
+        for group in trainer.optim.param_groups:  # runs saved before per-group base rates
+            group.setdefault("base_lr", config.lr)
         torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
     stale = sum(1 for h in state["history"] if h["epoch"] > (state["best"] or {}).get("epoch", -1))
@@ -190,12 +223,13 @@ def train_itsr(
             break
         t0 = time.perf_counter()
         loss = trainer.epoch(epoch, progress)
-        val = evaluate(model, val_feats, config.device)
+        val = evaluate(model, images.val_features(val_feats), config.device)
         state["train_seconds"] += time.perf_counter() - t0
         state["history"].append({"epoch": epoch, "loss": loss, "val_mR": val["mR"]})
         if state["best"] is None or val["mR"] > state["best"]["val"]["mR"]:
             state["best"] = {"epoch": epoch, "val": val}
             extra = {"train": config.to_dict(), **trainer.extra}
+            images.save(out)  # before the manifest: a checkpoint with a manifest is complete
             save_checkpoint(out, model, manifest_dict(model.config, epoch, val, extra))
             stale = 0
         else:
@@ -205,6 +239,7 @@ def train_itsr(
             {
                 "train_config": config.to_dict(),
                 "model": model.state_dict(),
+                "images": images.state_dict(),
                 "optim": trainer.optim.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "state": state,
