@@ -4,12 +4,17 @@ Each epoch visits every training pair once, in batches where each pair appears o
 sampled from its own captions, so a pair's other captions are never its negatives. Captions with the
 same text in one batch (e.g. two no-change pairs) are masked out of each other's negatives too.
 A run saves ``last.pt`` every epoch; running again with the same settings continues where it stopped.
+
+Under ``torchrun`` (or any torch.distributed process group) the loop is data-parallel: every rank draws
+the same epoch of batches and takes every world-size-th one, DDP averages the gradients (of a fine-tuned
+encoder tail too), and rank 0 alone writes checkpoints. Negatives stay within each rank's batch.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from rsir.models.fusion import TFFConfig
+from rsir.train import distributed
 
 LAST = "last.pt"
 # Settings that may differ between a run and its continuation.
@@ -138,9 +144,22 @@ class FrozenImages:
         pass
 
 
+class _Step(torch.nn.Module):
+    """One forward pass of a batch as a module (model + trainable image tail), so DDP can wrap it."""
+
+    def __init__(self, model, images) -> None:
+        super().__init__()
+        self.model, self.images = model, images
+        self.tail = getattr(images, "tail", None)  # registered: its gradients are averaged too
+
+    def forward(self, pairs: torch.Tensor, text: torch.Tensor):
+        return self.model.encode_pairs(*self.images.batch(pairs)), self.model.encode_text(text), self.model.scale()
+
+
 class _Trainer:
     def __init__(self, model, train_feats, images, config: ITSRTrainConfig, manifest_extra: dict):
         self.model, self.train, self.images = model, train_feats, images
+        self.step = distributed.wrap(_Step(model, images))
         self.config, self.extra = config, manifest_extra
         dev = config.device
         self.text = torch.from_numpy(train_feats.text).to(dev)
@@ -150,36 +169,38 @@ class _Trainer:
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
         groups = [{**g, "base_lr": config.lr} for g in groups] + images.param_groups(config)
         self.optim = torch.optim.AdamW(groups, lr=config.lr)
-        self.steps_per_epoch = max(1, math.ceil(len(train_feats.pairs) / config.batch_size))
-        if self.steps_per_epoch > 1 and len(train_feats.pairs) % config.batch_size == 1:
-            self.steps_per_epoch -= 1
+        self.steps_per_epoch = len(self.batches(0))
+
+    def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """This rank's batches of an epoch (all of them outside a process group)."""
+        rng = np.random.default_rng([self.config.seed, epoch])
+        return distributed.shard(caption_batches(self.train.caption_offsets, self.config.batch_size, rng))
 
     def epoch(self, epoch: int, progress: bool) -> float:
         from tqdm.auto import tqdm
 
         cfg, model = self.config, self.model
         model.train()
-        rng = np.random.default_rng([cfg.seed, epoch])
-        batches = caption_batches(self.train.caption_offsets, cfg.batch_size, rng)
+        batches = self.batches(epoch)
         total = cfg.epochs * self.steps_per_epoch
         warmup = int(cfg.warmup_epochs * self.steps_per_epoch)
         losses = []
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        show = progress and distributed.is_main()
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not show, leave=False)
         for i, (pairs, caps) in enumerate(bar):
             for group in self.optim.param_groups:
                 group["lr"] = _lr_at(epoch * self.steps_per_epoch + i, total, warmup, group["base_lr"])
             p = torch.from_numpy(pairs).to(self.text.device)
-            img = model.encode_pairs(*self.images.batch(p))
             c = torch.from_numpy(caps).to(self.text.device)
-            txt = model.encode_text(self.text[c])
-            loss = info_nce(img, txt, model.scale(), pair_ids=p, text_keys=self.keys[c])
+            img, txt, scale = self.step(p, self.text[c])
+            loss = info_nce(img, txt, scale, pair_ids=p, text_keys=self.keys[c])
             self.optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([q for g in self.optim.param_groups for q in g["params"]], 1.0)
             self.optim.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        return float(np.mean(losses))
+        return distributed.mean_across(float(np.mean(losses)))
 
 
 def train_itsr(
@@ -203,6 +224,8 @@ def train_itsr(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    distributed.setup()  # joins torchrun's process group when launched by it
+    main = distributed.is_main()  # only rank 0 writes files; all ranks hold the same weights
     torch.manual_seed(config.seed)
     images = images or FrozenImages(model, train_feats, config.device)
     trainer = _Trainer(model, train_feats, images, config, manifest_extra or {})
@@ -229,24 +252,16 @@ def train_itsr(
         if state["best"] is None or val["mR"] > state["best"]["val"]["mR"]:
             state["best"] = {"epoch": epoch, "val": val}
             extra = {"train": config.to_dict(), **trainer.extra}
-            images.save(out)  # before the manifest: a checkpoint with a manifest is complete
-            save_checkpoint(out, model, manifest_dict(model.config, epoch, val, extra))
+            if main:
+                images.save(out)  # before the manifest: a checkpoint with a manifest is complete
+                save_checkpoint(out, model, manifest_dict(model.config, epoch, val, extra))
             stale = 0
         else:
             stale += 1
         state["epoch"] = epoch
-        torch.save(
-            {
-                "train_config": config.to_dict(),
-                "model": model.state_dict(),
-                "images": images.state_dict(),
-                "optim": trainer.optim.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "state": state,
-            },
-            out / LAST,
-        )
-        if progress:
+        if main:
+            _save_last(out, config, model, images, trainer.optim, state)
+        if progress and main:
             print(
                 f"epoch {epoch + 1}: loss {loss:.3f}  val mR {val['mR']:.2f}  (best {state['best']['val']['mR']:.2f})"
             )
@@ -257,5 +272,23 @@ def train_itsr(
         "train_seconds": round(state["train_seconds"], 2),
         "history": state["history"],
     }
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    if main:
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _save_last(out: Path, config: ITSRTrainConfig, model, images, optim, state: dict) -> None:
+    """``last.pt``, atomically: a crash while writing leaves the previous one whole."""
+    tmp = out / f".{LAST}.tmp{os.getpid()}"
+    torch.save(
+        {
+            "train_config": config.to_dict(),
+            "model": model.state_dict(),
+            "images": images.state_dict(),
+            "optim": optim.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "state": state,
+        },
+        tmp,
+    )
+    os.replace(tmp, out / LAST)
