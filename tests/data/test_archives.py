@@ -111,7 +111,9 @@ def test_bigearthnet_archive_multilabels(bigearthnet_dir):
     for item in archive.items:
         meta = json.loads(next(item.path.glob("*_labels_metadata.json")).read_text())
         assert item.labels == tuple(meta["labels"])
-        assert item.meta == {"width": 120, "height": 120, "bands": 12, "dtype": "uint16"}
+        size = {k: item.meta[k] for k in ("width", "height", "bands", "dtype")}
+        assert size == {"width": 120, "height": 120, "bands": 12, "dtype": "uint16"}
+        assert item.meta["date"] == meta["acquisition_date"][:10] and len(item.meta["bbox"]) == 4  # test_geo.py
 
 
 def test_bigearthnet_patch_without_labels_or_bands_is_skipped(bigearthnet_dir, tmp_path):

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from rsir.data.geo import item_geo
 from rsir.data.images import IMAGE_EXTENSIONS, probe_image
 from rsir.data.items import Archive, ImageError, Item, SkippedFile
 
@@ -126,6 +127,7 @@ def _probe_all(candidates: list[_Candidate], skipped: list[SkippedFile], progres
             skipped.append(SkippedFile(path, getattr(e, "reason", str(e))))
             continue
         meta = {"width": info.width, "height": info.height, "bands": info.bands, "dtype": info.dtype}
+        meta.update(item_geo(path))  # bbox / date when the headers carry them
         items[item_id] = Item(item_id, path, labels, meta)
     return [items[k] for k in sorted(items)]
 
