@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from rsir.active.learner import PairTraining, pair_loss, train_head
+from rsir.active.learner import PairTraining, train_head
 from rsir.active.oracle import LabelOracle
 from rsir.active.pool import random_pairs
 from rsir.embed.features import apply_head
+from rsir.train.pair_losses import pair_loss
 
 FAST = PairTraining(steps=60, hidden=32, n_anchors=64, lr=3e-3)
 

@@ -33,7 +33,7 @@ def _map10(x, labels) -> float:
 
 SMALL = TrainConfig(epochs=6, hidden=32, lr=3e-3, batch_size=256)  # 48 items: one batch per epoch
 MANY = TrainConfig(epochs=12, hidden=64, lr=3e-3, batch_size=32, per_class=4)  # 180 items: ~6 batches
-PAIRS = TrainConfig(loss="contrastive", epochs=8, hidden=64, lr=3e-3, batch_size=64)
+PAIRS = TrainConfig(loss="balanced", epochs=8, hidden=64, lr=3e-3, batch_size=64)
 
 
 @pytest.fixture(autouse=True)

@@ -1,17 +1,8 @@
 """The head ANNEAL trains each round: a residual head on frozen features, from answered pairs.
 
-Two things keep a head trained on a few hundred answers from wrecking the pretrained space (a plain
-contrastive head on 100 random answers, ~4 of them similar, fell from 0.70 to 0.42-0.67 ``map@20``
-on UC Merced):
-
-- a *class-balanced* contrastive loss: the mean loss of the similar pairs plus the mean loss of the
-  dissimilar ones, so the ~95% dissimilar pairs of a random sample do not drown the rest, and the
-  few similar ones are not pulled at full weight by an unnormalised sum either;
-- *evidence weighting*: each class's mean is weighted ``n / (n + evidence)`` by its number of
-  answers, so 4 similar answers do not pull as hard as 400;
-- a *geometry-preservation* term: on random items of the campaign's (unlabelled) pool, the squared
-  difference between the head's cosine-similarity matrix and the encoder's. The answers move the
-  space only where they say something; with no answers the head stays the identity.
+The objective (class-balanced, evidence-weighted pair loss plus geometry preservation, which keep a
+few hundred answers from wrecking the pretrained space) lives in :mod:`rsir.train.pair_losses`;
+`rsir train cbir --pairs` trains with the same objective.
 
 Each round warm-starts from the previous round's head and takes a fixed number of optimiser steps
 over all answers so far, so a round costs the same however many answers there are.
@@ -22,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from rsir.train.pair_losses import PairObjective, evidence_weights, objective_loss
 
 
 @dataclass(frozen=True)
@@ -41,22 +34,8 @@ class PairTraining:
     hidden: int = 256
     warm_start: bool = True
 
-
-def pair_loss(cos, similar, pos_margin: float, neg_margin: float, weights: tuple[float, float] = (1.0, 1.0)):
-    """Class-balanced contrastive loss on cosine similarities (either class may be absent):
-    ``weights[0]`` x mean over similar pairs + ``weights[1]`` x mean over dissimilar ones."""
-    import torch
-
-    zero = cos.new_zeros(())
-    pos = torch.relu(pos_margin - cos[similar])
-    neg = torch.relu(cos[~similar] - neg_margin)
-    return weights[0] * (pos.mean() if len(pos) else zero) + weights[1] * (neg.mean() if len(neg) else zero)
-
-
-def preservation_loss(head, x):
-    """Mean squared change of the pairwise cosine similarities of the rows of ``x`` (normalised)."""
-    h = head(x)
-    return ((h @ h.T - x @ x.T) ** 2).mean()
+    def objective(self) -> PairObjective:
+        return PairObjective(self.pos_margin, self.neg_margin, self.preserve, self.evidence, self.n_anchors)
 
 
 def _batches(n: int, config: PairTraining, gen) -> list:
@@ -107,14 +86,11 @@ def train_head(
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n_pos = int(sim.sum())
-    weights = tuple(n / (n + config.evidence) if n else 0.0 for n in (n_pos, len(sim) - n_pos))
+    weights = evidence_weights(n_pos, len(sim) - n_pos, config.evidence)
+    objective = config.objective()
     head.train()
     for batch in _batches(len(sim), config, gen):
-        cos = (head(x[pi[batch]]) * head(x[pj[batch]])).sum(dim=1)
-        loss = pair_loss(cos, sim[batch], config.pos_margin, config.neg_margin, weights)
-        if config.preserve > 0:
-            anchors = torch.randint(len(x), (min(config.n_anchors, len(x)),), generator=gen)
-            loss = loss + config.preserve * preservation_loss(head, x[anchors])
+        loss = objective_loss(head, x, pi[batch], pj[batch], sim[batch], objective, weights, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()

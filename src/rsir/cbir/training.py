@@ -57,7 +57,7 @@ def train_cbir(
     train_rows = parts.gallery
     meta = {"encoder": space.encoder.config.name, "weights_hash": space.encoder.weights_hash}
     if pairs_file is not None:
-        config = config or TrainConfig(loss="contrastive")
+        config = config or TrainConfig(loss="balanced")
         a, b, y = read_pairs_file(pairs_file, feats.ids)
         allowed = np.zeros(len(feats.ids), bool)
         allowed[train_rows] = True

@@ -150,6 +150,12 @@ def eval_cbir(
     emit(metrics, as_json, lambda m: table([m]))
 
 
+LOSS_HELP = (
+    "labels: multisimilarity (default) / contrastive / triplet; "
+    "pairs: balanced (default: ANNEAL's geometry-preserving objective) / contrastive / triplet"
+)
+
+
 @train_app.command("cbir")
 def train_cbir(
     archive: Path,
@@ -158,7 +164,7 @@ def train_cbir(
     split: Split = "holdout:0.2",
     seed: int = 0,
     pairs: Annotated[Path | None, typer.Option(help="CSV id_a,id_b,similar: learn from pairs, not labels.")] = None,
-    loss: Annotated[str | None, typer.Option(help="multisimilarity (labels) / contrastive (pairs) / triplet")] = None,
+    loss: Annotated[str | None, typer.Option(help=LOSS_HELP)] = None,
     epochs: int = 40,
     finetune: Annotated[int, typer.Option(help="Also fine-tune the encoder's last N blocks (0 = frozen).")] = 0,
     strict: Strict = False,
@@ -170,7 +176,7 @@ def train_cbir(
 
     with user_errors():
         arch = open_archive_or_exit(archive, strict)
-        default_loss = "contrastive" if pairs else "multisimilarity"
+        default_loss = "balanced" if pairs else "multisimilarity"
         config = TrainConfig(loss=loss or default_loss, epochs=epochs, seed=seed)
         report = run(
             arch,

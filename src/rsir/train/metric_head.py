@@ -16,6 +16,7 @@ from tqdm.auto import trange
 
 from rsir.models.heads import HeadConfig, ResidualHead
 from rsir.train import distributed
+from rsir.train.pair_losses import PairObjective, evidence_weights, objective_loss
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,9 @@ def train_on_pairs(
     pair_i: np.ndarray,
     pair_j: np.ndarray,
     similar: np.ndarray,
-    config: TrainConfig = TrainConfig(loss="contrastive"),
+    config: TrainConfig = TrainConfig(loss="balanced"),
     *,
+    objective: PairObjective = PairObjective(),
     init: ResidualHead | None = None,
     head_meta: dict | None = None,
     progress: bool = True,
@@ -158,29 +160,47 @@ def train_on_pairs(
 ) -> ResidualHead:
     """Metric learning from labelled pairs (1 similar, 0 dissimilar; other values are ignored).
 
-    Data-parallel inside a process group, like :func:`train_on_labels`.
+    ``config.loss == "balanced"`` (the default) trains ANNEAL's objective (:mod:`rsir.train.pair_losses`:
+    class-balanced, evidence-weighted, geometry-preserving); other names use a pytorch-metric-learning loss
+    on the pairs alone. Data-parallel inside a process group, like :func:`train_on_labels`.
     """
     device = distributed.setup()
     keep = (similar == 0) | (similar == 1)
     pi, pj, y = (torch.from_numpy(np.asarray(a)[keep]).to(device) for a in (pair_i, pair_j, similar))
     x = torch.from_numpy(features).to(device)
     head = _new_head(features.shape[1], config, init, head_meta or {}).to(device)
-    model, loss_fn, opt = distributed.wrap(head), make_loss(config.loss), _optimiser(head, config)
+    model, opt = distributed.wrap(head), _optimiser(head, config)
+    step = _balanced_step(objective, y) if config.loss == "balanced" else _pml_step(make_loss(config.loss))
     gen = torch.Generator().manual_seed(config.seed)
     head.train()
     for _ in trange(config.epochs, desc="training head", disable=not (progress and distributed.is_main())):
         losses = []
         for batch in distributed.shard(list(torch.randperm(len(y), generator=gen).split(config.batch_size))):
             batch = batch.to(device)
-            m = len(batch)
-            emb = model(torch.cat([x[pi[batch]], x[pj[batch]]]))
-            left, right = torch.arange(m, device=device), torch.arange(m, 2 * m, device=device)
-            is_sim = y[batch] == 1
-            tuple_ = (left[is_sim], right[is_sim], left[~is_sim], right[~is_sim])
-            loss = loss_fn(emb, indices_tuple=tuple_)
+            loss = step(model, x, pi[batch], pj[batch], y[batch] == 1, gen)
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(loss.item())
         _record(history, losses)
     return head.cpu().eval()
+
+
+def _balanced_step(objective: PairObjective, y: torch.Tensor):
+    n_similar = int((y == 1).sum())
+    weights = evidence_weights(n_similar, len(y) - n_similar, objective.evidence)
+
+    def step(model, x, pi, pj, is_sim, gen):
+        return objective_loss(model, x, pi, pj, is_sim, objective, weights, gen)
+
+    return step
+
+
+def _pml_step(loss_fn):
+    def step(model, x, pi, pj, is_sim, gen):
+        m = len(pi)
+        emb = model(torch.cat([x[pi], x[pj]]))
+        left, right = torch.arange(m, device=x.device), torch.arange(m, 2 * m, device=x.device)
+        return loss_fn(emb, indices_tuple=(left[is_sim], right[is_sim], left[~is_sim], right[~is_sim]))
+
+    return step
