@@ -44,6 +44,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--fusions", nargs="+", default=FUSIONS)
     p.add_argument("--ablations", action="store_true", help=f"also run {', '.join(VARIANTS)}")
+    p.add_argument("--finetune", type=int, default=0, help="fine-tune the image encoder's last N blocks too")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--tff-epochs", type=int, default=None, help="epochs for tff (default --epochs)")
     p.add_argument("--device", default="cpu")
@@ -72,15 +73,18 @@ def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> di
 
     is_tff = fusion.startswith("tff")
     epochs = args.tff_epochs if is_tff and args.tff_epochs else args.epochs
-    ckpt = args.work / "runs" / data.name / f"{fusion}-s{seed}-e{epochs}"
+    tuned = f"-ft{args.finetune}" if args.finetune else ""
+    ckpt = args.work / "runs" / data.name / f"{fusion}{tuned}-s{seed}-e{epochs}"
     tff = TFFConfig(**VARIANTS.get(fusion, {})).to_dict()
     names = {k: v for k, v in (("encoder", args.encoder), ("text_encoder", args.text_encoder)) if v}
     fusion_name = "tff" if is_tff else fusion
-    config = ITSRTrainConfig(fusion=fusion_name, epochs=epochs, seed=seed, tff=tff, device=args.device, **names)
+    config = ITSRTrainConfig(
+        fusion=fusion_name, epochs=epochs, seed=seed, tff=tff, finetune=args.finetune, device=args.device, **names
+    )
     summary = train(data, ckpt, config, progress=False)
     test = evaluate_checkpoint(ckpt, data, "test", args.device, detail=True, progress=False)
     return {
-        "fusion": fusion,
+        "fusion": fusion + tuned,
         "seed": seed,
         "epochs": epochs,
         "best_epoch": summary["best_epoch"],
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
-    (args.work / f"results-{data.name}.json").write_text(json.dumps(result, indent=2))
+    tag = f"-ft{args.finetune}" if args.finetune else ""
+    (args.work / f"results-{data.name}{tag}.json").write_text(json.dumps(result, indent=2))
     if args.json:
         print(json.dumps(result))
         return 0
