@@ -125,19 +125,28 @@ def train_on_labels(
     head = _new_head(features.shape[1], config, None, head_meta or {}).to(device)
     model, loss_fn, opt = distributed.wrap(head), make_loss(config.loss), _optimiser(head, config)
     rng = np.random.default_rng(config.seed)
+
+    def loss_of(batch: np.ndarray) -> torch.Tensor:
+        b = torch.from_numpy(batch).to(device)
+        relevant = (hot_t[b] @ hot_t[b].T) > 0
+        return loss_fn(model(x[b]), indices_tuple=_pair_tuple(relevant))
+
     head.train()
     for _ in trange(config.epochs, desc="training head", disable=not (progress and distributed.is_main())):
-        losses = []
-        for batch in distributed.shard(_class_batches(hot, config, rng)):
-            b = torch.from_numpy(batch).to(device)
-            relevant = (hot_t[b] @ hot_t[b].T) > 0
-            loss = loss_fn(model(x[b]), indices_tuple=_pair_tuple(relevant))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        _record(history, losses)
+        _record(history, _fit_epoch(distributed.shard(_class_batches(hot, config, rng)), loss_of, opt))
     return head.cpu().eval()
+
+
+def _fit_epoch(batches: list, loss_of: Callable, opt: torch.optim.Optimizer) -> list[float]:
+    """One optimiser step per batch; the losses."""
+    losses = []
+    for batch in batches:
+        loss = loss_of(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
 
 
 def _record(history: list[float] | None, losses: list[float]) -> None:
@@ -174,14 +183,10 @@ def train_on_pairs(
     gen = torch.Generator().manual_seed(config.seed)
     head.train()
     for _ in trange(config.epochs, desc="training head", disable=not (progress and distributed.is_main())):
-        losses = []
-        for batch in distributed.shard(list(torch.randperm(len(y), generator=gen).split(config.batch_size))):
-            batch = batch.to(device)
-            loss = step(model, x, pi[batch], pj[batch], y[batch] == 1, gen)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+        batches = distributed.shard(list(torch.randperm(len(y), generator=gen).split(config.batch_size)))
+        losses = _fit_epoch(
+            [b.to(device) for b in batches], lambda b: step(model, x, pi[b], pj[b], y[b] == 1, gen), opt
+        )
         _record(history, losses)
     return head.cpu().eval()
 
