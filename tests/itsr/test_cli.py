@@ -178,3 +178,14 @@ def test_finetune_trains_the_encoder_tail_and_eval_uses_it(dataset: Path, tmp_pa
     x = torch.stack([prepared_pair(p, encoder.config.preprocess) for p in pairs])
     want_glob, want_tokens = encode_pair_batch(Encoders("efficientnet-lite0", "all-minilm-l6-v2").image, x)
     assert torch.allclose(tokens, want_tokens, atol=0.01) and torch.allclose(glob, want_glob, atol=0.002)
+
+
+@pytest.mark.parametrize("text_encoder", ["remoteclip-vit-b-32", "open_clip:ViT-B-16/openai", "no-such/model-xyz"])
+def test_unavailable_text_encoder_is_a_clear_error(dataset: Path, tmp_path: Path, text_encoder: str):
+    # Here: no open_clip package and no internet. Users with both get the tower; nobody gets a traceback.
+    result = runner.invoke(
+        app, ["itsr", "train", str(dataset), "--out", str(tmp_path / "c"), "--text-encoder", text_encoder]
+    )
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert ("open_clip" in result.output) or ("internet" in result.output)

