@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from conftest import shared_or_skip
-from rasterio.transform import from_origin
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.transform import Affine
 
 from rsir.data.archives import open_archive
 from rsir.data.geo import iso_date
@@ -20,8 +22,11 @@ def _geotiff(path: Path, crs: str | None, origin: tuple[float, float], res: floa
     data = np.random.default_rng(0).integers(0, 4000, (4, 32, 32), dtype=np.uint16)
     profile = dict(driver="GTiff", width=32, height=32, count=4, dtype="uint16")
     if crs:
-        profile.update(crs=crs, transform=from_origin(*origin, res, res))
-    with rasterio.open(path, "w", **profile) as dst:
+        profile.update(crs=crs, transform=Affine(res, 0.0, origin[0], 0.0, -res, origin[1]))
+    with warnings.catch_warnings():  # the plain (not georeferenced) file is the point of one case
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        dst = rasterio.open(path, "w", **profile)
+    with dst:
         dst.write(data)
         if tags:
             dst.update_tags(**tags)
