@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             if not args.json:
                 print(
-                    f"{fusion:<16} seed {seed}: mR {run['mR']:.2f}  t2i R@10 {run['t2i']['r@10']:.2f}  "
+                    f"{run['fusion']:<16} seed {seed}: mR {run['mR']:.2f}  t2i R@10 {run['t2i']['r@10']:.2f}  "
                     f"({run['train_seconds']:.0f}s train)",
                     flush=True,
                 )
