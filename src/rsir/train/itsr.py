@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -116,6 +117,17 @@ def _check_resume(state: dict, config: ITSRTrainConfig, out: Path) -> None:
         )
 
 
+class ImageInputs(Protocol):
+    """Where a training step's image side comes from (frozen cached features, or a learning encoder tail)."""
+
+    def param_groups(self, config: ITSRTrainConfig) -> list[dict]: ...
+    def batch(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+    def val_features(self, val_feats): ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+    def save(self, out: Path) -> None: ...
+
+
 class FrozenImages:
     """Image inputs from the frozen encoder's cached features (the default)."""
 
@@ -212,7 +224,7 @@ def train_itsr(
     manifest_extra: dict | None = None,
     progress: bool = True,
     restart: bool = False,
-    images=None,
+    images: ImageInputs | None = None,
 ) -> dict:
     """Train ``model`` in place; writes the best checkpoint to ``out`` and returns a summary.
 
