@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -71,3 +72,13 @@ def test_last_batch_of_one_is_merged():
     offsets = np.arange(0, 5 * 5, 5)  # 4 pairs
     batches = caption_batches(offsets, batch_size=3, rng=np.random.default_rng(1))
     assert [len(p) for p, _ in batches] == [4]
+
+
+def test_resume_accepts_runs_saved_before_new_settings_existed(tmp_path):
+    from rsir.train.itsr import ITSRTrainConfig, _check_resume
+
+    config = ITSRTrainConfig(fusion="gff-concat")
+    older = {k: v for k, v in config.to_dict().items() if k not in ("finetune", "finetune_lr")}
+    _check_resume({"train_config": older}, config, tmp_path)  # missing keys read as their defaults
+    with pytest.raises(ValueError, match="finetune"):
+        _check_resume({"train_config": older}, ITSRTrainConfig(fusion="gff-concat", finetune=1), tmp_path)

@@ -108,7 +108,8 @@ def _text_keys(captions: list[str]) -> np.ndarray:
 
 def _check_resume(state: dict, config: ITSRTrainConfig, out: Path) -> None:
     ignore = _RESUMABLE_CHANGES | ({"tff"} if config.fusion != "tff" else set())  # unused by other fusions
-    old = {k: v for k, v in state["train_config"].items() if k not in ignore}
+    saved = {**ITSRTrainConfig().to_dict(), **state["train_config"]}  # settings added since have their defaults
+    old = {k: v for k, v in saved.items() if k not in ignore}
     new = {k: v for k, v in config.to_dict().items() if k not in ignore}
     if old != new:
         diff = sorted(k for k in new if old.get(k) != new[k])
