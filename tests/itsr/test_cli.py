@@ -183,9 +183,10 @@ def test_finetune_trains_the_encoder_tail_and_eval_uses_it(dataset: Path, tmp_pa
 @pytest.mark.parametrize("text_encoder", ["remoteclip-vit-b-32", "open_clip:ViT-B-16/openai", "no-such/model-xyz"])
 def test_unavailable_text_encoder_is_a_clear_error(dataset: Path, tmp_path: Path, text_encoder: str):
     # Here: no open_clip package and no internet. Users with both get the tower; nobody gets a traceback.
-    result = runner.invoke(
-        app, ["itsr", "train", str(dataset), "--out", str(tmp_path / "c"), "--text-encoder", text_encoder]
-    )
+    cache = tmp_path / "cache"
+    args = ["itsr", "train", str(dataset), "--out", str(tmp_path / "c"), "--text-encoder", text_encoder]
+    result = runner.invoke(app, [*args, "--cache-dir", str(cache)])
     assert result.exit_code == 2, result.output
+    assert not list(cache.rglob("*.tokens.npy"))  # it failed before spending time on image features
     assert "error:" in result.output and "Traceback" not in result.output
     assert ("open_clip" in result.output) or ("internet" in result.output)

@@ -202,13 +202,14 @@ def split_features(
     pairs = archive.split(split).pairs
     if not pairs:
         raise ValueError(f"{archive.root}: split {split!r} has no pairs")
+    counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    captions = [c for p in pairs for c in p.captions]
+    # Text first: it is the cheaper pass, so an unavailable text model fails before minutes of images.
+    text = text_features(captions, encoders, cache_dir, split, progress=progress)
     glob = tokens = None
     if images:
         glob, tokens = image_features(
             pairs, encoders.image, cache_dir, split, batch_size, progress=progress, device=encoders.device
         )
-    counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    captions = [c for p in pairs for c in p.captions]
-    text = text_features(captions, encoders, cache_dir, split, progress=progress)
     return SplitFeatures(pairs, glob, tokens, text, np.repeat(np.arange(len(pairs)), counts), offsets)
