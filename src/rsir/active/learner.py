@@ -18,14 +18,10 @@ from rsir.train.pair_losses import PairObjective, evidence_weights, objective_lo
 
 
 @dataclass(frozen=True)
-class PairTraining:
-    """Settings of the per-round head training (defaults tuned on UC Merced, see bench_anneal.py)."""
+class PairTraining(PairObjective):
+    """Settings of the per-round head training: the objective's (margins, preservation, evidence) plus the
+    loop's. Defaults tuned on UC Merced, see bench_anneal.py; campaigns store them as one flat dict."""
 
-    pos_margin: float = 1.0  # similar pairs are pulled until their cosine reaches this
-    neg_margin: float = 0.5  # dissimilar pairs are pushed until their cosine falls below this
-    preserve: float = 10.0  # weight of the geometry-preservation term (0 = off)
-    evidence: float = 20.0  # a class's loss is weighted n / (n + evidence) by its answer count n
-    n_anchors: int = 256  # pool items per step for the preservation term
     steps: int = 40  # optimiser steps per round; 0 = ``epochs`` passes over the answers instead
     epochs: int = 20
     batch_size: int = 256
@@ -33,9 +29,6 @@ class PairTraining:
     weight_decay: float = 1e-4
     hidden: int = 256
     warm_start: bool = True
-
-    def objective(self) -> PairObjective:
-        return PairObjective(self.pos_margin, self.neg_margin, self.preserve, self.evidence, self.n_anchors)
 
 
 def _batches(n: int, config: PairTraining, gen) -> list:
@@ -87,10 +80,9 @@ def train_head(
     opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n_pos = int(sim.sum())
     weights = evidence_weights(n_pos, len(sim) - n_pos, config.evidence)
-    objective = config.objective()
     head.train()
     for batch in _batches(len(sim), config, gen):
-        loss = objective_loss(head, x, pi[batch], pj[batch], sim[batch], objective, weights, gen)
+        loss = objective_loss(head, x, pi[batch], pj[batch], sim[batch], config, weights, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
