@@ -91,6 +91,38 @@ class _PairInputs(torch.utils.data.Dataset):
         return prepared_pair(self.pairs[i], self.preprocess)
 
 
+def _pair_cache(encoder, pairs: list[ChangePair], cache_dir: Path, name: str) -> tuple[Path, str]:
+    """(folder, key) of cached image arrays: the folder names the encoder and its weights, the key ``name``
+    plus a digest of the pairs (ids, sizes, mtimes) and the preprocessing."""
+    cfg = encoder.config
+    folder = Path(cache_dir) / "itsr" / f"{cfg.name.replace('/', '_').replace(':', '_')}-{encoder.weights_hash}"
+    return folder, f"{name}-{_digest([pairs_digest(pairs), cfg.to_dict()])}"
+
+
+def _stream_to_npy(path: Path, n: int, batches, split: str) -> np.ndarray:
+    """Write float16 row batches (``n`` rows in all) to ``path`` through a temporary memmap, renamed into
+    place when complete; returns the finished file memory-mapped."""
+    out, tmp, start = None, path.with_suffix(f".tmp{os.getpid()}.npy"), 0
+    for rows in batches:
+        if out is None:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, *rows.shape[1:]))
+        out[start : start + len(rows)] = rows.astype(np.float16)
+        start += len(rows)
+    if out is None:
+        raise ValueError(f"split {split!r} has no pairs to encode")
+    out.flush()
+    del out
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def _pair_batches(pairs: list[ChangePair], preprocess, batch_size: int, workers: int, desc: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    loader = torch.utils.data.DataLoader(_PairInputs(pairs, preprocess), batch_size=batch_size, num_workers=workers)
+    return tqdm(loader, desc=desc, disable=not progress, unit="batch")
+
+
 def image_features(
     pairs: list[ChangePair],
     encoder,
@@ -102,33 +134,25 @@ def image_features(
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(globals float32 [N, 2, D], tokens float16 memmap [N, 2, L, Dt]) for ``pairs``, cached."""
-    from tqdm.auto import tqdm
-
-    cfg = encoder.config
-    folder = Path(cache_dir) / "itsr" / f"{cfg.name.replace('/', '_').replace(':', '_')}-{encoder.weights_hash}"
-    key = f"{split}-{_digest([pairs_digest(pairs), cfg.to_dict()])}"
+    folder, key = _pair_cache(encoder, pairs, cache_dir, split)
     g_path, t_path = folder / f"{key}.globals.npy", folder / f"{key}.tokens.npy"
     if g_path.is_file() and t_path.is_file():
         return np.load(g_path), np.load(t_path, mmap_mode="r")
     folder.mkdir(parents=True, exist_ok=True)
-    loader = torch.utils.data.DataLoader(_PairInputs(pairs, cfg.preprocess), batch_size=batch_size, num_workers=workers)
-    glob_parts, tokens_mm, tmp = [], None, t_path.with_suffix(f".tmp{os.getpid()}.npy")
-    start = 0
-    for x in tqdm(loader, desc=f"image features ({split})", disable=not progress, unit="batch"):
-        g, t = encode_pair_batch(encoder, x.to(device))
-        if tokens_mm is None:
-            shape = (len(pairs), *t.shape[1:])
-            tokens_mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
-        tokens_mm[start : start + len(t)] = t.cpu().numpy().astype(np.float16)
-        glob_parts.append(g.float().cpu().numpy())
-        start += len(t)
-    if tokens_mm is None:
-        raise ValueError(f"split {split!r} has no pairs to encode")
-    tokens_mm.flush()
-    del tokens_mm
-    np.save(g_path, np.concatenate(glob_parts))
-    os.replace(tmp, t_path)  # tokens last: both files present means the cache is complete
-    return np.load(g_path), np.load(t_path, mmap_mode="r")
+    glob_parts = []
+
+    def tokens():
+        desc = f"image features ({split})"
+        for x in _pair_batches(pairs, encoder.config.preprocess, batch_size, workers, desc, progress):
+            g, t = encode_pair_batch(encoder, x.to(device))
+            glob_parts.append(g.float().cpu().numpy())
+            yield t.cpu().numpy()
+
+    tokens_mm = _stream_to_npy(t_path, len(pairs), tokens(), split)
+    tmp = g_path.with_suffix(f".tmp{os.getpid()}.npy")  # globals last, atomically: both present = complete
+    np.save(tmp, np.concatenate(glob_parts))
+    os.replace(tmp, g_path)
+    return np.load(g_path), tokens_mm
 
 
 def trunk_features(
@@ -145,31 +169,20 @@ def trunk_features(
 
     Fine-tuning trains the tail on these: the trunk, most of the forward pass, runs once per image.
     """
-    from tqdm.auto import tqdm
-
-    cfg = encoder.config
-    folder = Path(cache_dir) / "itsr" / f"{cfg.name.replace('/', '_').replace(':', '_')}-{encoder.weights_hash}"
-    path = folder / f"{split}-trunk{n_tail}-{_digest([pairs_digest(pairs), cfg.to_dict()])}.npy"
+    folder, key = _pair_cache(encoder, pairs, cache_dir, f"{split}-trunk{n_tail}")
+    path = folder / f"{key}.npy"
     if path.is_file():
         return np.load(path, mmap_mode="r")
     folder.mkdir(parents=True, exist_ok=True)
     trunk, _ = encoder.split(n_tail)
-    loader = torch.utils.data.DataLoader(_PairInputs(pairs, cfg.preprocess), batch_size=batch_size)
-    out, tmp, start = None, path.with_suffix(f".tmp{os.getpid()}.npy"), 0
-    with torch.inference_mode():
-        for x in tqdm(loader, desc=f"trunk features ({split})", disable=not progress, unit="batch"):
-            maps = trunk(x.to(device).flatten(0, 1))
-            maps = maps.reshape(x.shape[0], 2, *maps.shape[1:]).cpu().numpy().astype(np.float16)
-            if out is None:
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(pairs), *maps.shape[1:]))
-            out[start : start + len(maps)] = maps
-            start += len(maps)
-    if out is None:
-        raise ValueError(f"split {split!r} has no pairs to encode")
-    out.flush()
-    del out
-    os.replace(tmp, path)
-    return np.load(path, mmap_mode="r")
+
+    def maps():
+        for x in _pair_batches(pairs, encoder.config.preprocess, batch_size, 0, f"trunk features ({split})", progress):
+            with torch.inference_mode():
+                m = trunk(x.to(device).flatten(0, 1))
+            yield m.reshape(x.shape[0], 2, *m.shape[1:]).cpu().numpy()
+
+    return _stream_to_npy(path, len(pairs), maps(), split)
 
 
 def text_features(captions: list[str], encoders, cache_dir: Path, split: str, progress: bool = True) -> np.ndarray:
