@@ -121,6 +121,8 @@ def _check_resume(state: dict, config: ITSRTrainConfig, out: Path) -> None:
 class ImageInputs(Protocol):
     """Where a training step's image side comes from (frozen cached features, or a learning encoder tail)."""
 
+    trainable: torch.nn.Module | None  # the image-side weights that learn (DDP averages their gradients)
+
     def param_groups(self, config: ITSRTrainConfig) -> list[dict]: ...
     def batch(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
     def val_features(self, val_feats): ...
@@ -131,6 +133,8 @@ class ImageInputs(Protocol):
 
 class FrozenImages:
     """Image inputs from the frozen encoder's cached features (the default)."""
+
+    trainable = None
 
     def __init__(self, model, train_feats, device: str) -> None:
         self.glob = torch.from_numpy(np.ascontiguousarray(train_feats.globals_)).to(device)
@@ -163,7 +167,7 @@ class _Step(torch.nn.Module):
     def __init__(self, model, images) -> None:
         super().__init__()
         self.model, self.images = model, images
-        self.tail = getattr(images, "tail", None)  # registered: its gradients are averaged too
+        self.trainable = images.trainable  # registered as a submodule: DDP averages its gradients too
 
     def forward(self, pairs: torch.Tensor, text: torch.Tensor):
         return self.model.encode_pairs(*self.images.batch(pairs)), self.model.encode_text(text), self.model.scale()

@@ -25,6 +25,7 @@ class TunedTail:
         self.encoder, self.device = encoder, device
         _, self.tail = encoder.split(n_tail)
         self.tail.eval()
+        self.trainable = self.tail
         self.train_maps = torch.from_numpy(np.array(train_maps)).to(device)  # float16 [N, 2, C, h, w]
         self.val_maps = val_maps
 
