@@ -12,15 +12,15 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rsir.data.geo import item_geo
+from rsir.data.geo import iso_date, item_geo
 from rsir.data.images import IMAGE_EXTENSIONS, probe_image
 from rsir.data.items import Archive, ImageError, Item, SkippedFile
 
 LAYOUTS = ("auto", "scene-folders", "bigearthnet", "folder")
 _BEN_MARK = "_B02.tif"
 _BEN_LABELS = "_labels_metadata.json"
-# Candidate: (id, path, labels) before probing.
-_Candidate = tuple[str, Path, tuple[str, ...]]
+# Candidate: (id, path, labels, metadata the listing already knows) before probing.
+_Candidate = tuple[str, Path, tuple[str, ...], dict]
 
 
 def _hidden(name: str) -> bool:
@@ -67,25 +67,28 @@ def _scene_candidates(root: Path) -> tuple[list[_Candidate], list[SkippedFile]]:
         if f.parent == root:
             skipped.append(SkippedFile(f, "image outside any class folder"))
         else:
-            found.append((_item_id(root, f), f, (f.relative_to(root).parts[0],)))
+            found.append((_item_id(root, f), f, (f.relative_to(root).parts[0],), {}))
     return found, skipped
 
 
 def _folder_candidates(root: Path) -> tuple[list[_Candidate], list[SkippedFile]]:
-    return [(_item_id(root, f), f, ()) for f in _image_files(root)], []
+    return [(_item_id(root, f), f, (), {}) for f in _image_files(root)], []
 
 
-def _ben_labels(folder: Path, files: Iterable[str]) -> tuple[str, ...]:
+def _ben_labels(folder: Path, files: Iterable[str]) -> tuple[tuple[str, ...], dict]:
+    """(labels, {"date"} when the JSON has a valid ``acquisition_date``) of a BigEarthNet patch."""
     meta = [f for f in files if f.endswith(_BEN_LABELS)]
     if not meta:
         raise ImageError(f"no *{_BEN_LABELS} with the patch labels")
     try:
-        labels = json.loads((folder / meta[0]).read_text(encoding="utf-8"))["labels"]
+        doc = json.loads((folder / meta[0]).read_text(encoding="utf-8"))
+        labels = doc["labels"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ImageError(f"unreadable {meta[0]} ({type(e).__name__}: {e})") from e
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise ImageError(f"{meta[0]}: 'labels' is not a list of strings")
-    return tuple(labels)
+    date = iso_date(doc.get("acquisition_date"))
+    return tuple(labels), ({"date": date} if date else {})
 
 
 def _ben_candidates(root: Path) -> tuple[list[_Candidate], list[SkippedFile]]:
@@ -94,7 +97,7 @@ def _ben_candidates(root: Path) -> tuple[list[_Candidate], list[SkippedFile]]:
         if any(f.endswith(_BEN_MARK) for f in files):
             dirnames[:] = []  # a patch folder has no patches below it
             try:
-                found.append((d.relative_to(root).as_posix(), d, _ben_labels(d, files)))
+                found.append((d.relative_to(root).as_posix(), d, *_ben_labels(d, files)))
             except ImageError as e:
                 skipped.append(SkippedFile(d, str(e)))
         elif d == root:
@@ -117,7 +120,7 @@ def _probe_all(candidates: list[_Candidate], skipped: list[SkippedFile], progres
 
         candidates = tqdm(candidates, desc="probing", unit="file")
     items: dict[str, Item] = {}
-    for item_id, path, labels in candidates:
+    for item_id, path, labels, known in candidates:
         if item_id in items:  # e.g. a.jpg and a.png in one folder: ids drop the extension
             skipped.append(SkippedFile(path, f"duplicate id {item_id!r} (kept {items[item_id].path.name})"))
             continue
@@ -128,6 +131,7 @@ def _probe_all(candidates: list[_Candidate], skipped: list[SkippedFile], progres
             continue
         meta = {"width": info.width, "height": info.height, "bands": info.bands, "dtype": info.dtype}
         meta.update(item_geo(path))  # bbox / date when the headers carry them
+        meta.update(known)
         items[item_id] = Item(item_id, path, labels, meta)
     return [items[k] for k in sorted(items)]
 

@@ -1,15 +1,14 @@
 """Footprint and acquisition date of an archive item, read from its headers (no pixels are decoded).
 
 ``Item.meta`` then carries ``bbox`` ([west, south, east, north] in WGS84 degrees) and ``date`` (ISO
-``YYYY-MM-DD``), which index manifests keep and the search service filters on. Sources, in order:
-a georeferenced raster's CRS and bounds; its ``TIFFTAG_DATETIME`` (or an acquisition-date tag); a
-BigEarthNet patch's ``*_labels_metadata.json`` (``acquisition_date``). Anything missing or unreadable is
-simply absent: geo metadata never makes an item unusable.
+``YYYY-MM-DD``), which index manifests keep and the search service filters on. Sources: a georeferenced
+raster's CRS and bounds, and its ``TIFFTAG_DATETIME`` (or an acquisition-date tag); a BigEarthNet
+patch's footprint comes from a band file here, its date from the labels JSON the archive reader parses
+anyway. Anything missing or unreadable is simply absent: geo metadata never makes an item unusable.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
@@ -58,25 +57,12 @@ def raster_geo(path: Path) -> dict:
     return out
 
 
-def bigearthnet_geo(folder: Path, band_file: Path | None) -> dict:
-    """A BigEarthNet patch: footprint from a band GeoTIFF, date from the labels JSON."""
-    out = raster_geo(band_file) if band_file is not None else {}
-    for meta in folder.glob("*_labels_metadata.json"):
-        try:
-            found = iso_date(json.loads(meta.read_text(encoding="utf-8")).get("acquisition_date"))
-        except (OSError, ValueError, AttributeError):
-            found = None
-        if found:
-            out["date"] = found
-    return out
-
-
 def item_geo(path: Path) -> dict:
     """Geo metadata of an archive item's path (an image file, or a BigEarthNet patch folder)."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir():  # a BigEarthNet patch: every band file has the patch's footprint
         bands = sorted(path.glob("*_B0[2-4].tif")) or sorted(path.glob("*.tif"))
-        return bigearthnet_geo(path, bands[0] if bands else None)
+        return raster_geo(bands[0]) if bands else {}
     if path.suffix.lower() in GEO_SUFFIXES:
         return raster_geo(path)
     return {}
