@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,18 +9,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_all():
-    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_every_benchmark_script_exists():
-    for name, cmd in _run_all().BENCHMARKS.items():
+def test_every_benchmark_script_exists(benchmark_script):
+    run_all = benchmark_script("run_all")
+    for name, cmd in run_all.BENCHMARKS.items():
         scripts = [Path(c) for c in cmd if c.endswith(".py")]
         assert all(s.is_file() for s in scripts), name
-    assert "bench" in _run_all().BENCHMARKS["scale"]
+    assert "bench" in run_all.BENCHMARKS["scale"]
 
 
 def test_makefile_bench_target_calls_run_all():

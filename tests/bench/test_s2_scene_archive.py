@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("s2_scene_archive", ROOT / "benchmarks" / "s2_scene_archive.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _bands(green: float, red: float, nir: float, shape=(64, 64)) -> dict[str, np.ndarray]:
     return {b: np.full(shape, v, np.float32) for b, v in (("B02", 0.05), ("B03", green), ("B04", red), ("B08", nir))}
 
 
-def test_spectral_rules_give_the_expected_classes():
-    s2 = _module()
+def test_spectral_rules_give_the_expected_classes(benchmark_script):
+    s2 = benchmark_script("s2_scene_archive")
     cases = {
         "water": (0.08, 0.05, 0.02),  # green above NIR: NDWI > 0
         "bare fields": (0.10, 0.15, 0.18),  # NDVI ~ 0.09
@@ -36,8 +26,8 @@ def test_spectral_rules_give_the_expected_classes():
         assert s2.CLASSES[int(s2.pixel_classes(_bands(g, r, n))[0, 0])] == name
 
 
-def test_tiles_take_their_majority_class_only_when_pure_enough(tmp_path: Path):
-    s2 = _module()
+def test_tiles_take_their_majority_class_only_when_pure_enough(benchmark_script, tmp_path: Path):
+    s2 = benchmark_script("s2_scene_archive")
     cls = np.zeros((64, 96), np.int64)
     cls[:32, 32:64] = 2  # one pure crop tile
     cls[32:, 64:] = np.where(np.arange(32)[None, :] < 12, 2, 4)  # 37.5% crops / 62.5% woodland
