@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from rsir.cli.main import app
@@ -61,3 +62,37 @@ def test_unknown_strategy_is_a_clear_error(demo_archive, tmp_path: Path) -> None
         app, ["anneal", "simulate", str(demo_archive.root), "--out", str(tmp_path), "--strategies", "nope"]
     )
     assert result.exit_code == 2 and "unknown strategy" in result.stderr
+
+
+def test_simulate_scores_rounds_with_the_k_asked_for(demo_archive, tmp_path: Path) -> None:
+    """`--k 10`: every row, reference and the CSV carry map@10, and the off-the-shelf reference is the same
+    number `rsir eval cbir --k 10` gives on that split (the k was not just renamed)."""
+    out = tmp_path / "run"
+    result = simulate(demo_archive, out, "--json", "--k", "10", "--rounds", "0", "--no-full-labels")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = report["rounds"]
+    assert rows and all(set(r) == KEYS - {"map@20"} | {"map@10"} for r in rows)
+    assert all(0.0 < r["map@10"] <= 1.0 for r in rows)
+    evaluated = runner.invoke(
+        app, ["eval", "cbir", str(demo_archive.root), "--split", "holdout:0.2", "--seed", "0", "--k", "10", "--json"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    off = report["off_the_shelf"]["map@10"]
+    assert off == pytest.approx(json.loads(evaluated.stdout)["map@10"], abs=1e-6)
+    with (out / "results.csv").open() as fh:
+        assert set(next(csv.DictReader(fh))) == KEYS - {"map@20"} | {"map@10"}
+
+    again = simulate(demo_archive, out, "--json", "--rounds", "0", "--no-full-labels")  # k=20 on the k=10 store
+    assert again.exit_code == 2 and "settings differ" in again.stderr
+
+
+def test_simulation_config_works_for_any_k(demo_archive, tmp_path: Path) -> None:
+    from rsir.active.simulate import SimulationConfig
+    from rsir.active.simulate import simulate as run
+
+    config = SimulationConfig(strategies=("random",), seeds=1, initial=10, per_round=5, rounds=0, k=10,
+                              full_labels=False)  # fmt: skip
+    result = run(demo_archive, tmp_path / "api", config, progress=False)
+    assert result["metric"] == "map@10" and result["off_the_shelf"]["map@10"] > 0
+    assert [set(r) >= {"map@10"} and "map@20" not in r for r in result["rounds"]] == [True]

@@ -22,7 +22,12 @@ from rsir.active.learner import PairTraining
 from rsir.data.items import Archive
 
 ALL_STRATEGIES = ("random", "neighbours", "mgue", "bcgue", "diversity", "anneal-mgue", "anneal-bcgue")
-FIELDS = ("strategy", "seed", "round", "n_labelled", "map@20")
+FIELDS = ("strategy", "seed", "round", "n_labelled", "map@20")  # the columns for the default k = 20
+
+
+def fields(k: int) -> tuple[str, ...]:
+    """The result columns of a simulation evaluated with ``map@k``."""
+    return (*FIELDS[:-1], f"map@{k}")
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ def _run_task(task: _Task, on_round: Callable[[], None] | None = None) -> list[d
     metric, s = f"map@{part.k}", task.settings
     return [
         {"strategy": s.strategy, "seed": s.seed, "round": h["round"], "n_labelled": h["n_labelled"],
-         "map@20": h[metric], "n_similar": h.get("n_similar")}
+         metric: h[metric], "n_similar": h.get("n_similar")}
         for h in history
     ]  # fmt: skip
 
@@ -212,6 +217,8 @@ def simulate(
         pool_ids = [feats.ids[r] for r in split.gallery]
         extra = {"archive": str(archive.root), "encoder": head_meta["encoder"], "split": config.split,
                  "rule": config.rule}  # fmt: skip
+        if config.k != 20:  # the stored rounds' metrics are map@k: another k must not resume them
+            extra["k"] = config.k  # (absent for 20, so campaigns stored before k was an option still resume)
         tasks += [
             _Task(f"{config.name}/{strategy}/seed{seed}", _settings(strategy, seed, config, extra), url, part,
                   config.rule, pool_ids, [paths[i] for i in pool_ids], head_meta)
@@ -225,11 +232,12 @@ def simulate(
     return result
 
 
-def _mean_ref(refs: dict, key: str) -> dict:
-    per_seed = {str(s): r[key]["map@" + "20"] for s, r in refs.items() if key in r}
+def _mean_ref(refs: dict, key: str, k: int) -> dict:
+    metric = f"map@{k}"
+    per_seed = {str(s): r[key][metric] for s, r in refs.items() if key in r}
     if not per_seed:
-        return {"map@20": None, "per_seed": {}}
-    return {"map@20": float(np.mean(list(per_seed.values()))), "per_seed": per_seed}
+        return {metric: None, "per_seed": {}}
+    return {metric: float(np.mean(list(per_seed.values()))), "per_seed": per_seed}
 
 
 def _result(rows: list[dict], refs: dict, config: SimulationConfig, seconds: float) -> dict:
@@ -237,8 +245,9 @@ def _result(rows: list[dict], refs: dict, config: SimulationConfig, seconds: flo
     cfg["strategies"] = list(config.strategies)
     return {
         "rounds": rows,
-        "off_the_shelf": _mean_ref(refs, "off_the_shelf"),
-        "full_labels": _mean_ref(refs, "full_labels"),
+        "metric": f"map@{config.k}",
+        "off_the_shelf": _mean_ref(refs, "off_the_shelf", config.k),
+        "full_labels": _mean_ref(refs, "full_labels", config.k),
         "config": cfg,
         "seconds": round(seconds, 1),
     }
@@ -247,12 +256,13 @@ def _result(rows: list[dict], refs: dict, config: SimulationConfig, seconds: flo
 def write_results(out: Path, result: dict) -> None:
     from rsir.active.plots import plot_curves
 
+    k = int(result.get("config", {}).get("k", 20))
     with (out / "results.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=fields(k), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(result["rounds"])
     (out / "results.json").write_text(json.dumps(result, indent=1))
-    plot_curves(result, out / "curve.png")
+    plot_curves(result, out / "curve.png", f"map@{k}")
 
 
 def mean_curves(rows: list[dict], metric: str = "map@20") -> dict[str, dict[int, float]]:

@@ -30,6 +30,7 @@ def simulate(
         str | None, typer.Option(help="Campaign store: SQLite file or URL (postgresql+psycopg://...).")
     ] = None,
     split: Annotated[str, typer.Option(help="holdout:F = test-query fraction (stratified).")] = "holdout:0.2",
+    k: Annotated[int, typer.Option("--k", min=1, help="Rounds are scored with map@K (test -> pool).")] = 20,
     encoder: Annotated[str | None, typer.Option(help="Encoder name (default efficientnet-lite0).")] = None,
     n_neighbours: Annotated[int, typer.Option(min=1, help="Neighbours per item in the candidate pool.")] = 10,
     n_random: Annotated[int, typer.Option(min=0, help="Random pairs in the candidate pool.")] = 2000,
@@ -46,7 +47,7 @@ def simulate(
     Resumable: rerun the same command after a kill and it continues from the campaign store.
     """
     from rsir.active.learner import PairTraining
-    from rsir.active.simulate import FIELDS, SimulationConfig, simulate
+    from rsir.active.simulate import SimulationConfig, fields, simulate
 
     with user_errors():
         config = SimulationConfig(
@@ -57,6 +58,7 @@ def simulate(
             per_round=per_round,
             rounds=rounds,
             split=split,
+            k=k,
             encoder=encoder,
             rule=rule,
             n_neighbours=n_neighbours,
@@ -68,23 +70,23 @@ def simulate(
             workers=workers,
         )
         result = simulate(open_archive_or_exit(archive, strict=False), out, config, db=db, progress=True)
-    public = {k: result[k] for k in ("rounds", "off_the_shelf", "full_labels")}
+    public = {key: result[key] for key in ("rounds", "off_the_shelf", "full_labels")}
     if as_json:
-        public["rounds"] = [{k: r[k] for k in FIELDS} for r in public["rounds"]]
-    emit(public, as_json, lambda r: _human(result, out))
+        public["rounds"] = [{f: r[f] for f in fields(k)} for r in public["rounds"]]
+    emit(public, as_json, lambda r: _human(result, out, f"map@{k}"))
 
 
-def _human(result: dict, out: Path) -> str:
+def _human(result: dict, out: Path, metric: str) -> str:
     from rsir.active.simulate import mean_curves
 
-    curves = mean_curves(result["rounds"])
+    curves = mean_curves(result["rounds"], metric)
     budgets = sorted({n for c in curves.values() for n in c})
     rows = [{"strategy": s, **{str(n): c.get(n) for n in budgets}} for s, c in curves.items()]
     refs = "  ".join(
-        f"{k.replace('_', ' ')}: {v['map@20']:.4f}" for k in ("off_the_shelf", "full_labels")
-        if (v := result.get(k)) and v.get("map@20") is not None
+        f"{key.replace('_', ' ')}: {v[metric]:.4f}" for key in ("off_the_shelf", "full_labels")
+        if (v := result.get(key)) and v.get(metric) is not None
     )  # fmt: skip
-    head = f"map@20 (mean over seeds) by annotated pairs; {refs}"
+    head = f"{metric} (mean over seeds) by annotated pairs; {refs}"
     return f"{head}\n{table(rows)}\nwritten: {out / 'results.csv'}, {out / 'results.json'}, {out / 'curve.png'}"
 
 
