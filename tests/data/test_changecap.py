@@ -189,3 +189,19 @@ def test_dubai_no_change_rule_on_every_real_caption_file():
 )
 def test_no_change_sentences(text: str, no_change: bool):
     assert says_no_change(text) is no_change
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [("", None), ("  ", None), ("2", None), ("yes", None), (0.5, None), ([1], None), (None, None), ("01", None),
+     ("1", True), (" 0 ", False), (1, True), (0, False), (1.0, True)],
+)  # fmt: skip
+def test_levir_change_flags_that_are_empty_or_unknown_fall_back_to_the_captions(tmp_path: Path, flag, expected):
+    entries = [
+        {**_entry("test", 0, ["nothing has changed", "the scene is the same"]), "changeflag": flag},
+        {**_entry("test", 1, ["many houses were built"]), "changeflag": flag},
+    ]
+    archive = open_change_captions(write_levir(tmp_path / "LEVIR-CC", entries))
+    assert not archive.skipped
+    by_captions = [False, True]  # what the captions say when the flag says nothing
+    assert [p.changed for p in archive.pairs] == (by_captions if expected is None else [expected, expected])

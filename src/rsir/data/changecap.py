@@ -202,6 +202,18 @@ def _make_pair(
     return ChangePair(pair_id, before, after, captions, changed, split)
 
 
+def _change_flag(flag: object) -> bool | None:
+    """LEVIR-CC's ``changeflag`` (0 / 1, as a number or a string); ``None`` for anything else (missing, empty,
+    unknown), so the captions decide, as for Dubai-CC."""
+    if isinstance(flag, bool):
+        return flag
+    if isinstance(flag, int | float) and flag in (0, 1):
+        return bool(flag)
+    if isinstance(flag, str) and flag.strip() in ("0", "1"):
+        return flag.strip() == "1"
+    return None
+
+
 def _read_levir(root: Path) -> ChangeCaptionArchive:
     data = _read_json(root / LEVIR_JSON)
     pairs: list[ChangePair] = []
@@ -219,8 +231,7 @@ def _read_levir(root: Path) -> ChangeCaptionArchive:
         folder = root / "images" / str(entry.get("filepath") or split)
         pair_id = f"{split}/{Path(name).stem}"
         captions = _clean_captions(entry, f"{LEVIR_JSON}:{name}", skipped)
-        flag = entry.get("changeflag")
-        changed = bool(int(flag)) if isinstance(flag, (int, float, str)) and str(flag).strip() in "01" else None
+        changed = _change_flag(entry.get("changeflag"))
         pair = _make_pair(pair_id, folder / "A" / name, folder / "B" / name, captions, split, changed, skipped)
         if pair:
             pairs.append(pair)
