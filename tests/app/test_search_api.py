@@ -53,8 +53,14 @@ def test_search_by_id_ranks_neighbours_and_leaves_the_item_out(client):
     scores = [h["score"] for h in page["hits"]]
     assert scores == sorted(scores, reverse=True)
     assert DEMO_ID not in {h["id"] for h in page["hits"]}
-    # real UC Merced features: most near neighbours of an airplane scene are airplanes
-    assert sum(h["labels"] == ["airplane"] for h in page["hits"][:5]) >= 2
+    # real UC Merced features: most near neighbours of an airplane scene are airplanes (chance: 7 in 167).
+    # Over every airplane query, since one scene alone may have a sparse-residential look-alike or three.
+    top5 = [
+        h["labels"] == ["airplane"]
+        for n in range(8)
+        for h in _ok(client.get("/api/search/id", params={"id": f"airplane/airplane{n:02d}", "k": 5}))["hits"]
+    ]
+    assert len(top5) == 40 and sum(top5) > len(top5) / 2
     first = page["hits"][0]
     assert first["kind"] == "scene" and first["thumbnails"][0].startswith("/api/thumbnails/scene?id=")
 
@@ -201,6 +207,8 @@ def test_text_and_pair_search_without_a_model_say_how_to_get_one(client):
     files = {"before": ("a.jpg", _jpeg(DEMO_ID), "image/jpeg"), "after": ("b.jpg", _jpeg(DEMO_ID), "image/jpeg")}
     _fails(client.post("/api/search/pair", files=files), 409, "--itsr")
     _fails(client.get("/api/search/pair-id", params={"id": "x"}), 409, "--itsr")
+    _fails(client.get("/api/pairs", params={"id": "test/x"}), 409, "--itsr")  # was a 500
+    _fails(client.get("/api/thumbnails/pair", params={"id": "test/x", "side": "before"}), 409, "--itsr")
 
 
 def test_unexpected_errors_are_500_json_without_details(demo_index: Path, tmp_path: Path, monkeypatch):

@@ -238,7 +238,7 @@ def _pair_routes(app: FastAPI, svc: SearchService) -> None:
     @app.get("/api/pairs", response_model=PairDetail, responses=ERRORS, tags=["items"])
     def pair(id: ItemId) -> PairDetail:
         """A gallery pair's captions and change flag."""
-        p = svc.pairs.pairs[svc.pair_row(id)]
+        p = svc.pair(id)
         sides = ("before", "after")
         return PairDetail(
             id=p.id,
@@ -252,7 +252,7 @@ def _pair_routes(app: FastAPI, svc: SearchService) -> None:
     @app.get("/api/thumbnails/pair", response_class=FileResponse, responses=ERRORS | JPEG, tags=["items"])
     def pair_thumbnail(id: ItemId, side: Literal["before", "after"], size: Size = 256) -> FileResponse:
         """JPEG thumbnail of one side of a gallery pair."""
-        p = svc.pairs.pairs[svc.pair_row(id)]
+        p = svc.pair(id)
         return svc.thumbnail(svc.pairs.root, p.before if side == "before" else p.after, size)
 
 

@@ -39,6 +39,11 @@ class SearchService:
         except KeyError:
             raise HTTPException(404, f"unknown pair id {pair_id!r}") from None
 
+    def pair(self, pair_id: str):
+        """The gallery pair ``pair_id`` (409 without a text-ITSR model, 404 when unknown)."""
+        row = self.pair_row(pair_id)  # first: it answers 409 when there is no pair gallery at all
+        return self.pairs.pairs[row]
+
     def scene_hit(self, rank: int, row: int, score: float) -> Hit:
         item_id = self.scenes.manifest.ids[row]
         return Hit(
