@@ -1,6 +1,7 @@
 """The measurement functions behind `rsir bench`, on tiny inputs (the full run is `rsir bench`)."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -66,11 +67,35 @@ def test_pool_has_the_asked_size_without_labelled_pairs(seeds) -> None:
     assert not pool.mask_in(labelled).any()
 
 
+class _Slow:
+    """A strategy that takes at least ``pause`` seconds per selection (then picks at random, in microseconds)."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause, self.calls = pause, 0
+
+    def select(self, ctx, budget, rng):
+        from rsir.active.strategies import get_strategy
+
+        self.calls += 1
+        time.sleep(self.pause)
+        return get_strategy("random").select(ctx, budget, rng)
+
+
 def test_selection_benchmark_times_each_strategy(seeds) -> None:
+    from rsir.active.strategies import STRATEGIES, register
+
     labels = [(str(i % 5),) for i in range(len(seeds))]
-    rows = selection_benchmark(seeds, labels, [500], strategies=["anneal-mgue"], budget=10, n_labelled=40)
-    assert [r["strategy"] for r in rows] == ["(pool build)", "anneal-mgue"]
-    assert rows[1]["pool"] == 500 and rows[1]["picked"] == 10 and rows[1]["seconds"] >= 0
+    slow = _Slow(0.2)
+    register("test-slow", slow)
+    try:
+        rows = selection_benchmark(seeds, labels, [500], strategies=["anneal-mgue", "test-slow"], budget=10,
+                                   n_labelled=40)  # fmt: skip
+    finally:
+        STRATEGIES.pop("test-slow")
+    assert [r["strategy"] for r in rows] == ["(pool build)", "anneal-mgue", "test-slow"]
+    assert rows[1]["pool"] == 500 and rows[1]["picked"] == 10 and rows[2]["picked"] == 10
+    # the timed round is one selection: the pause once, not the warm-up call too, nor nothing at all
+    assert slow.calls == 2 and 0.2 <= rows[2]["seconds"] < 0.39
 
 
 def test_throughputs_on_a_few_real_images(demo_archive) -> None:
@@ -83,8 +108,33 @@ def test_throughputs_on_a_few_real_images(demo_archive) -> None:
     assert len(part) == 4 and len({it.labels for it in part.items}) == 4  # spread over classes
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    slow = _PausedEncoder(encoder, 0.1)
     try:
-        assert forward_throughput(encoder, 4, batch_size=2) > 0
-        assert extraction_throughput(demo_archive, encoder, 4, batch_size=2) > 0
+        start = time.perf_counter()
+        forward = forward_throughput(slow, 8, batch_size=4)  # 1 untimed warm-up call + 2 timed batches of 4
+        outer = time.perf_counter() - start
+        assert slow.calls == 3
+        # images/s of the timed calls: at most 8 images / 0.2 s of pauses, at least 8 / the whole call
+        assert 8 / outer <= forward <= 8 / 0.2
+        slow.calls = 0
+        start = time.perf_counter()
+        extract = extraction_throughput(demo_archive, slow, 4, batch_size=2)  # 2 batches through the real path
+        outer = time.perf_counter() - start
+        assert slow.calls == 2 and 4 / outer <= extract <= 4 / 0.2
     finally:
         torch.set_num_threads(before)
+
+
+class _PausedEncoder:
+    """The real encoder, each ``encode`` call made at least ``pause`` seconds long (a known minimum time)."""
+
+    def __init__(self, encoder, pause: float) -> None:
+        self._encoder, self.pause, self.calls = encoder, pause, 0
+
+    def encode(self, x):
+        self.calls += 1
+        time.sleep(self.pause)
+        return self._encoder.encode(x)
+
+    def __getattr__(self, name: str):
+        return getattr(self._encoder, name)
