@@ -135,6 +135,19 @@ def test_an_expired_claim_frees_the_pair_for_someone_else(archive_copy, demo_emb
     c.stop(timeout=30)
 
 
+def test_an_undone_pair_is_held_for_the_claim_time_only(archive_copy, demo_embeddings, db_url, tmp_path):  # noqa: F811
+    from rsir.app.annotate import create_annotate_app
+
+    c = open_campaign(archive_copy, demo_embeddings, db_url, claim_seconds=0.3)
+    with TestClient(create_annotate_app(c, cache_dir=tmp_path / "t")) as client:
+        held = _ready(client, "alice")["question"]["id"]
+        _answer(client, "alice", held)
+        assert _ok(client.post("/api/undo", json={"annotator": "alice"}))["question"]["id"] == held
+        time.sleep(0.5)  # alice left after her undo: like any claim, hers ends after --claim-minutes
+        assert _ready(client, "bob")["question"]["id"] == held
+    c.stop(timeout=30)
+
+
 def test_undo_takes_back_the_last_answer_and_shows_that_pair_again(client, campaign):
     q1 = _ready(client, "alice")["question"]["id"]
     _answer(client, "alice", q1, "similar")

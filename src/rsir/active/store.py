@@ -255,9 +255,10 @@ class Store:
             s.connection().execute(stmt, rows)
         return len(rows)
 
-    def undo_last(self, campaign_id: int, annotator: str) -> Question | None:
+    def undo_last(self, campaign_id: int, annotator: str, claim_seconds: float = 600) -> Question | None:
         """Take back ``annotator``'s latest answer in the current round: the question is pending
-        again and claimed by them, so it is the next one they see. ``None`` if there is none."""
+        again and claimed by them for ``claim_seconds`` (like any claim), so it is the next one they
+        see. ``None`` if there is none."""
         with self.session() as s:
             camp = s.get(CampaignRow, campaign_id)
             q = s.scalar(
@@ -274,7 +275,7 @@ class Store:
             if q is None:
                 return None
             q.label, q.annotator, q.answered_at = None, None, None
-            q.claimed_by, q.claim_expires = annotator, utcnow() + timedelta(seconds=600)
+            q.claimed_by, q.claim_expires = annotator, utcnow() + timedelta(seconds=claim_seconds)
             s.flush()
             return self._question(s, q.id)
 

@@ -293,7 +293,7 @@ class AnnotationCampaign:
             if self.closing:
                 raise Closed("this round is closed: the model is training on it")
             before = last_answer(self.store, self.id, annotator)
-            q = self.store.undo_last(self.id, annotator)
+            q = self.store.undo_last(self.id, annotator, self.claim_seconds)
         return None if q is None else (q, before if before is not None else -1)
 
     def image_path(self, idx: int) -> Path:
