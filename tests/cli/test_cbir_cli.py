@@ -128,3 +128,21 @@ def test_finetuned_encoder_checkpoint_loads_everywhere(demo_root: Path, demo_arc
     image = demo_root / "beach" / "beach00.jpg"
     hits = as_json(rsir("search", index, "--image", image, "-k", "3", "--json"))["hits"]
     assert hits[0]["id"] == "beach/beach00"
+
+
+def test_index_skips_symlinks_out_of_the_archive_and_reports_them(demo_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    for cls in ("beach", "forest"):
+        (root / cls).mkdir(parents=True)
+        shutil.copy(demo_root / cls / f"{cls}00.jpg", root / cls)
+    private = tmp_path / "private"
+    private.mkdir()
+    shutil.copy(demo_root / "harbor" / "harbor00.jpg", private / "payroll.jpg")
+    (root / "forest" / "payroll.jpg").symlink_to(private / "payroll.jpg")
+    result = rsir("index", root, "--out", tmp_path / "idx", "--json")
+    report = as_json(result)
+    assert report["n_items"] == 2 and report["n_skipped"] == 1
+    assert "payroll.jpg" in result.stderr and "outside the archive root" in result.stderr
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert manifest["ids"] == ["beach/beach00", "forest/forest00"]
+    assert not any("private" in p for p in manifest["paths"])

@@ -144,3 +144,32 @@ def test_demo_archive_ships_with_attribution():
     archive = open_archive(root, strict=True)
     assert len(label_names(archive)) == DEMO_CLASSES
     assert len(archive) == DEMO_CLASSES * DEMO_PER_CLASS
+
+
+@pytest.mark.parametrize("layout", ["scene-folders", "folder"])
+def test_symlinks_out_of_the_root_are_skipped_and_reported(tmp_path, layout):
+    root = tmp_path / "archive"
+    _png(root / "field" / "a.png")
+    _png(root / "forest" / "b.png", value=30)
+    secret = _png(tmp_path / "private" / "secret.png", value=200)
+    (root / "forest" / "leak.png").symlink_to(secret)
+    (root / "field" / "alias.png").symlink_to(root / "forest" / "b.png")  # a link inside the root is fine
+    archive = open_archive(root, layout=layout)
+    assert archive.ids == ["field/a", "field/alias", "forest/b"]
+    assert [(s.path, s.reason) for s in archive.skipped] == [
+        (root / "forest" / "leak.png", "a symlink to a file outside the archive root")
+    ]
+    with pytest.raises(ImageError, match="outside the archive root"):
+        open_archive(root, layout=layout, strict=True)
+
+
+def test_a_bigearthnet_patch_with_a_band_linked_out_of_the_root_is_skipped(bigearthnet_dir, tmp_path):
+    root = Path(shutil.copytree(bigearthnet_dir, tmp_path / "ben"))
+    patch = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    band = next(patch.glob("*_B04.tif"))
+    outside = tmp_path / "elsewhere.tif"
+    shutil.move(band, outside)
+    band.symlink_to(outside)
+    archive = open_archive(root)
+    assert patch.name not in archive.ids and len(archive) == len(list(bigearthnet_dir.iterdir())) - 1
+    assert [(s.path, s.reason) for s in archive.skipped] == [(patch, "a symlink to a file outside the archive root")]

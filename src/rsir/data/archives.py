@@ -1,7 +1,8 @@
 """Reading an archive folder into items: scene folders, BigEarthNet patches, or a plain image folder.
 
 Every file is probed (header only, plus a cheap truncation check); files that fail go to
-``Archive.skipped`` with the reason, so a long run never dies on file 40,000. Files with other
+``Archive.skipped`` with the reason, so a long run never dies on file 40,000; so do symlinks that
+lead out of the archive root (the services only serve files inside it). Files with other
 extensions and hidden files are not images and are ignored without a report.
 """
 
@@ -114,15 +115,29 @@ _CANDIDATES = {
 }
 
 
-def _probe_all(candidates: list[_Candidate], skipped: list[SkippedFile], progress: bool) -> list[Item]:
+def _leaves_root(path: Path, root: Path) -> bool:
+    """True when ``path`` (or, for a BigEarthNet patch folder, a file in it) resolves outside ``root``
+    (already resolved): a symlink out of the archive must not make another file an item."""
+    if not path.resolve().is_relative_to(root):
+        return True
+    if path.is_dir():
+        return any(not (path / f).resolve().is_relative_to(root) for f in os.listdir(path) if not _hidden(f))
+    return False
+
+
+def _probe_all(candidates: list[_Candidate], skipped: list[SkippedFile], progress: bool, root: Path) -> list[Item]:
     if progress:
         from tqdm import tqdm
 
         candidates = tqdm(candidates, desc="probing", unit="file")
     items: dict[str, Item] = {}
+    root_r = root.resolve()
     for item_id, path, labels, known in candidates:
         if item_id in items:  # e.g. a.jpg and a.png in one folder: ids drop the extension
             skipped.append(SkippedFile(path, f"duplicate id {item_id!r} (kept {items[item_id].path.name})"))
+            continue
+        if _leaves_root(path, root_r):
+            skipped.append(SkippedFile(path, "a symlink to a file outside the archive root"))
             continue
         try:
             info = probe_image(path)
@@ -152,7 +167,7 @@ def open_archive(root: Path, layout: str = "auto", strict: bool = False, progres
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     kind = detect_layout(root) if layout == "auto" else layout
     candidates, skipped = _CANDIDATES[kind](root)
-    items = _probe_all(candidates, skipped, progress)
+    items = _probe_all(candidates, skipped, progress, root)
     skipped.sort(key=lambda s: str(s.path))
     archive = Archive(root, kind, items, skipped)
     if strict and skipped:
