@@ -202,6 +202,50 @@ def test_oversized_uploads_get_413(demo_index: Path, tmp_path: Path):
     _fails(streamed, 413, "larger than")
 
 
+def _huge_deflate_tiff(path: Path, side: int = 20000) -> bytes:
+    """A 20000 x 20000 px grey GeoTIFF of empty deflate tiles: ~0.4 MB on disk, 400 MP (1.6 GB as float32)."""
+    import rasterio
+
+    with rasterio.open(path, "w", driver="GTiff", width=side, height=side, count=1, dtype="uint8",
+                       compress="deflate", tiled=True, blockxsize=1024, blockysize=1024):  # fmt: skip
+        pass
+    return path.read_bytes()
+
+
+def test_uploads_with_too_many_pixels_get_413_before_decoding(client, tmp_path: Path):
+    import tracemalloc
+
+    data = _huge_deflate_tiff(tmp_path / "bomb.tif")
+    assert len(data) < 1_000_000
+    client.post("/api/search/image", files=_upload(_jpeg(DEMO_ID)))  # the encoder is loaded: not counted below
+    tracemalloc.start()
+    try:
+        response = client.post("/api/search/image", files=_upload(data, "bomb.tif", "image/tiff"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    _fails(response, 413, "too large", "20000x20000")
+    assert peak < 30_000_000  # decoding it would take 400 MB (uint8) + 1.6 GB (float32) of numpy arrays
+    files = {"before": ("a.tif", data, "image/tiff"), "after": ("b.jpg", _jpeg(DEMO_ID), "image/jpeg")}
+    assert client.post("/api/search/pair", files=files).status_code == 409  # no model: refused before reading
+
+
+def test_the_upload_pixel_cap_is_configurable(demo_index: Path, tmp_path: Path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from rsir.app.search import app_from_env
+
+    for key, value in {"INDEX": str(demo_index), "CACHE": str(tmp_path), "MAX_PIXELS": str(200 * 200)}.items():
+        monkeypatch.setenv(f"RSIR_SERVE_{key}", value)  # what `rsir serve --max-upload-megapixels 0.04` sets
+    client = TestClient(app_from_env())
+    assert _ok(client.get("/api/info"))["max_upload_pixels"] == 40_000
+    _fails(client.post("/api/search/image", files=_upload(_jpeg(DEMO_ID))), 413, "256x256", "40000")
+    small = io.BytesIO()
+    Image.open(demo_archive_path() / f"{DEMO_ID}.jpg").resize((200, 200)).save(small, format="PNG")
+    page = _ok(client.post("/api/search/image", files=_upload(small.getvalue(), "q.png", "image/png")))
+    assert page["hits"][0]["id"] == DEMO_ID
+
+
 def test_text_and_pair_search_without_a_model_say_how_to_get_one(client):
     _fails(client.get("/api/search/text", params={"q": "new buildings"}), 409, "--itsr")
     files = {"before": ("a.jpg", _jpeg(DEMO_ID), "image/jpeg"), "after": ("b.jpg", _jpeg(DEMO_ID), "image/jpeg")}

@@ -33,6 +33,8 @@ TOKEN_COOKIE = "rsir_token"
 TOKEN_QUERY = "token"
 UPLOAD_TYPES = ("image/", "application/octet-stream")
 THUMB_SIZES = (128, 256, 512)
+# Uploads are queries (resized to the encoder's input): 25 MP is a 5000 x 5000 scene, ~300 MB decoded as float32.
+DEFAULT_UPLOAD_PIXELS = 25_000_000
 
 
 class OutsideRoot(PermissionError):
@@ -137,16 +139,21 @@ def read_upload(upload: UploadFile, max_bytes: int, field: str = "file") -> byte
     return data
 
 
-def decode_upload(data: bytes, field: str = "file") -> np.ndarray:
-    """Decode uploaded bytes with the data room's loader (float32 [C, H, W]); unreadable -> 400."""
-    from rsir.data.images import load_image
+def decode_upload(data: bytes, field: str = "file", max_pixels: int = DEFAULT_UPLOAD_PIXELS) -> np.ndarray:
+    """Decode uploaded bytes with the data room's loader (float32 [C, H, W]); unreadable -> 400.
+
+    More than ``max_pixels`` -> 413, decided from the image header before anything is decoded: a few
+    hundred kB of deflate TIFF can claim 20000 x 20000 px and would take gigabytes to decode."""
+    from rsir.data.images import ImageTooLarge, load_image
     from rsir.data.items import ImageError
 
     with tempfile.TemporaryDirectory(prefix="rsir-upload-") as tmp:
         path = Path(tmp) / "upload"
         path.write_bytes(data)
         try:
-            return load_image(path)
+            return load_image(path, max_pixels=max_pixels)
+        except ImageTooLarge as err:
+            raise HTTPException(413, f"{field}: {err.reason}; queries are resized to a few hundred px") from None
         except ImageError as err:
             # the reason, not the message: the message names our temporary path
             reason = getattr(err, "reason", "unreadable")

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from rsir.app.common import (
+    DEFAULT_UPLOAD_PIXELS,
     BodyLimit,
     ThumbnailCache,
     TokenAuth,
@@ -60,9 +61,11 @@ def create_search_app(
     token: str | None = None,
     cache_dir: str | Path | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    max_upload_pixels: int = DEFAULT_UPLOAD_PIXELS,
     warm: bool = False,
 ) -> FastAPI:
     """The search app over INDEX_DIR (+ a text-ITSR checkpoint); with ``token``, every request must carry it.
+    Uploads larger than ``max_upload_bytes`` or with more than ``max_upload_pixels`` pixels get 413.
     ``warm`` loads the image encoder for uploads in the background right away instead of on first use."""
     from rsir.app.scene_gallery import SceneGallery
 
@@ -75,7 +78,7 @@ def create_search_app(
 
         pairs = PairGallery(itsr_ckpt, itsr_data, itsr_split)
     thumbs = ThumbnailCache(Path(cache_dir) if cache_dir else default_thumbnail_dir())
-    svc = SearchService(scenes, pairs, thumbs, max_upload_bytes)
+    svc = SearchService(scenes, pairs, thumbs, max_upload_bytes, max_upload_pixels)
     app = FastAPI(
         title="rsir search",
         version="1",
@@ -111,6 +114,7 @@ def app_from_env() -> FastAPI:
         token=env("TOKEN"),
         cache_dir=env("CACHE"),
         max_upload_bytes=int(env("MAX_UPLOAD") or DEFAULT_MAX_UPLOAD),
+        max_upload_pixels=int(env("MAX_PIXELS") or DEFAULT_UPLOAD_PIXELS),
         warm=True,
     )
 
@@ -159,7 +163,7 @@ def _scene_routes(app: FastAPI, svc: SearchService) -> None:
     ) -> SearchResponse:
         """Scenes most similar to an uploaded image, embedded exactly as the index was."""
         started = time.perf_counter()
-        image = decode_upload(read_upload(file, svc.max_upload))
+        image = decode_upload(read_upload(file, svc.max_upload), max_pixels=svc.max_pixels)
         return page("image", None, svc.scenes.embed(image), f, offset, k, started)
 
     @app.get("/api/items", response_model=ItemDetail, responses=ERRORS, tags=["items"])
@@ -220,7 +224,7 @@ def _pair_routes(app: FastAPI, svc: SearchService) -> None:
         started = time.perf_counter()
         pairs = svc.need_pairs()
         uploads = ((before, "before"), (after, "after"))
-        images = [decode_upload(read_upload(u, svc.max_upload, name), name) for u, name in uploads]
+        images = [decode_upload(read_upload(u, svc.max_upload, name), name, svc.max_pixels) for u, name in uploads]
         q = pairs.pair_vector(*images)
         return page("pair", None, q, offset, k, changed, started, captions=pairs.top_captions(q))
 
@@ -278,6 +282,7 @@ def _page_routes(app: FastAPI, svc: SearchService) -> None:
             pairs=len(svc.pairs) if svc.pairs is not None else 0,
             max_k=MAX_K,
             max_upload_bytes=svc.max_upload,
+            max_upload_pixels=svc.max_pixels,
         )
 
     @app.get("/healthz", tags=["service"])

@@ -84,6 +84,7 @@ class InfoResponse(BaseModel):
     pairs: int = Field(0, description="pairs in the text-ITSR gallery")
     max_k: int
     max_upload_bytes: int
+    max_upload_pixels: int
 
 
 class ItemDetail(BaseModel):

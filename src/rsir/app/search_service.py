@@ -19,8 +19,9 @@ NO_ITSR = "text and pair search need a text-ITSR model: start the server with `r
 class SearchService:
     """What the routes share: the galleries, the thumbnail cache and the limits."""
 
-    def __init__(self, scenes, pairs, thumbs: ThumbnailCache, max_upload: int) -> None:
+    def __init__(self, scenes, pairs, thumbs: ThumbnailCache, max_upload: int, max_pixels: int) -> None:
         self.scenes, self.pairs, self.thumbs, self.max_upload = scenes, pairs, thumbs, max_upload
+        self.max_pixels = max_pixels
 
     def need_pairs(self):
         if self.pairs is None:

@@ -29,6 +29,9 @@ def serve(
         typer.Option(envvar="RSIR_TOKEN", help="shared secret every request must carry (header, cookie or ?token=)"),
     ] = None,
     max_upload_mb: Annotated[float, typer.Option(min=0.1, help="largest accepted upload per file")] = 20.0,
+    max_upload_megapixels: Annotated[
+        float, typer.Option(min=0.01, help="largest accepted upload in pixels (checked from its header)")
+    ] = 25.0,
     cache_dir: Annotated[Path | None, typer.Option(help="thumbnail cache (default $RSIR_CACHE/thumbs)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
@@ -53,6 +56,7 @@ def serve(
         "ITSR_SPLIT": itsr_split,
         "TOKEN": token or "",
         "MAX_UPLOAD": str(int(max_upload_mb * 1024 * 1024)),
+        "MAX_PIXELS": str(int(max_upload_megapixels * 1_000_000)),
         "CACHE": str(Path(cache_dir).resolve()) if cache_dir else "",
     }
     for key, value in settings.items():
@@ -62,6 +66,8 @@ def serve(
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
+    from rsir.app.auth import uvicorn_log_config
+
     typer.echo(f"rsir search on http://{host}:{port}/ (index {index_dir}{', text-ITSR on' if itsr else ''})")
     uvicorn.run(
         "rsir.app.search:app_from_env",
@@ -70,5 +76,6 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=uvicorn_log_config(),  # ?token=... is masked in the access log
         proxy_headers=False,
     )

@@ -30,6 +30,7 @@ __all__ = [  # scaling lives in rsir.data.pixels; re-exported for callers of thi
     "MAX_PIXELS",
     "MIN_SIDE",
     "ImageInfo",
+    "ImageTooLarge",
     "is_bigearthnet_patch",
     "load_image",
     "probe_image",
@@ -75,8 +76,12 @@ class ImageInfo:
     dtype: str
 
 
-def _bad(path: Path, reason: str) -> ImageError:
-    err = ImageError(f"{path}: {reason}")
+class ImageTooLarge(ImageError):
+    """More pixels than the caller allows (found from the header, before any decoding)."""
+
+
+def _bad(path: Path, reason: str, kind: type[ImageError] = ImageError) -> ImageError:
+    err = kind(f"{path}: {reason}")
     err.path, err.reason = path, reason  # archives report the reason without the path
     return err
 
@@ -108,9 +113,9 @@ def _check_file(path: Path) -> int:
     return st.st_size
 
 
-def _check_size(path: Path, width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise _bad(path, f"too large: {width}x{height} px (limit {MAX_PIXELS} pixels)")
+def _check_size(path: Path, width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
+    if width * height > max_pixels:
+        raise _bad(path, f"too large: {width}x{height} px (limit {max_pixels} pixels)", ImageTooLarge)
     if min(width, height) < MIN_SIDE:
         raise _bad(path, f"too small: {width}x{height} px (minimum side {MIN_SIDE})")
 
@@ -188,8 +193,8 @@ def _raster_keep(ds) -> list[int]:
     return keep or [1]
 
 
-def _raster_info(path: Path, size: int, ds, verify: bool) -> ImageInfo:
-    _check_size(path, ds.width, ds.height)
+def _raster_info(path: Path, size: int, ds, verify: bool, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+    _check_size(path, ds.width, ds.height, max_pixels)
     if ds.colorinterp and ds.colorinterp[0].name == "palette":
         raise _bad(path, "palette image that Pillow cannot read")
     keep = _raster_keep(ds)
@@ -204,7 +209,7 @@ def _raster_info(path: Path, size: int, ds, verify: bool) -> ImageInfo:
     return ImageInfo(ds.width, ds.height, len(keep), str(ds.dtypes[0]))
 
 
-def _probe_file(path: Path, verify: bool) -> tuple[ImageInfo, str]:
+def _probe_file(path: Path, verify: bool, max_pixels: int = MAX_PIXELS) -> tuple[ImageInfo, str]:
     size = _check_file(path)
     try:
         img = _pil_open(path)
@@ -213,13 +218,13 @@ def _probe_file(path: Path, verify: bool) -> tuple[ImageInfo, str]:
     if img is not None:
         with img:
             if _pil_suits(img):
-                _check_size(path, *img.size)
+                _check_size(path, *img.size, max_pixels)
                 if verify and not _pil_complete(path, size, img):
                     _pil_decode(path, img)
                 bands, dtype, _ = _PIL_MODES[img.mode]
                 return ImageInfo(img.size[0], img.size[1], bands, dtype), "pil"
     with _raster_open(path) as ds:
-        return _raster_info(path, size, ds, verify), "raster"
+        return _raster_info(path, size, ds, verify, max_pixels), "raster"
 
 
 # ---------------------------------------------------------------- decoding
@@ -241,8 +246,8 @@ def _pil_decode(path: Path, img) -> np.ndarray:
     return arr[..., :3].transpose(2, 0, 1)  # RGBA -> RGB
 
 
-def _decode_file(path: Path) -> tuple[np.ndarray, bool]:
-    info, decoder = _probe_file(path, verify=False)
+def _decode_file(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, bool]:
+    info, decoder = _probe_file(path, verify=False, max_pixels=max_pixels)  # the header first: no bomb decodes
     if decoder == "pil":
         img = _pil_open(path)
         with img:
@@ -287,18 +292,18 @@ def _bigearthnet_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _probe_bigearthnet(folder: Path) -> tuple[ImageInfo, dict[str, Path]]:
+def _probe_bigearthnet(folder: Path, max_pixels: int = MAX_PIXELS) -> tuple[ImageInfo, dict[str, Path]]:
     files = _bigearthnet_files(folder)
     with _raster_open(files["B02"]) as ds:  # B02 is on the 10 m grid: it fixes the output size
-        _check_size(folder, ds.width, ds.height)
+        _check_size(folder, ds.width, ds.height, max_pixels)
         return ImageInfo(ds.width, ds.height, len(BIGEARTHNET_BANDS), str(ds.dtypes[0])), files
 
 
-def _load_bigearthnet(folder: Path) -> np.ndarray:
+def _load_bigearthnet(folder: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """12 bands resampled (bilinear) onto the B02 grid: 120 x 120 for BigEarthNet."""
     from rasterio.enums import Resampling
 
-    info, files = _probe_bigearthnet(folder)
+    info, files = _probe_bigearthnet(folder, max_pixels)
     out = np.empty((len(BIGEARTHNET_BANDS), info.height, info.width), dtype=np.float32)
     for i, band in enumerate(BIGEARTHNET_BANDS):
         with _raster_open(files[band]) as ds:
@@ -320,17 +325,18 @@ def probe_image(path: Path) -> ImageInfo:
     return _probe_file(path, verify=True)[0]
 
 
-def load_image(path: Path, bands: Sequence[int] | None = None) -> np.ndarray:
+def load_image(path: Path, bands: Sequence[int] | None = None, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode an image file or BigEarthNet patch folder to float32 ``[C, H, W]`` in [0, 1].
 
     ``bands`` are 0-based indexes into the output channels (after scaling, which always uses all
-    bands, so ``load_image(p, [3, 2, 1])`` equals ``load_image(p)[[3, 2, 1]]``).
+    bands, so ``load_image(p, [3, 2, 1])`` equals ``load_image(p)[[3, 2, 1]]``). An image with more
+    than ``max_pixels`` pixels raises :class:`ImageTooLarge` from its header, before decoding.
     """
     path = Path(path)
     if path.is_dir() and is_bigearthnet_patch(path):
-        out = scale_to_unit(_load_bigearthnet(path), multispectral=True)
+        out = scale_to_unit(_load_bigearthnet(path, max_pixels), multispectral=True)
     else:
-        raw, multispectral = _decode_file(path)
+        raw, multispectral = _decode_file(path, max_pixels)
         out = scale_to_unit(raw, multispectral)
     if bands is not None:
         idx = list(bands)
