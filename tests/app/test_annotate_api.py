@@ -24,6 +24,8 @@ from annotate_support import (  # noqa: E402
 
 from rsir.active.db import ItemRow, QuestionRow  # noqa: E402
 
+SHARED = "s3cret-s3cret-s3cret"  # the owner's token
+
 
 @pytest.fixture
 def campaign(archive_copy, demo_embeddings, db_url):  # noqa: F811
@@ -298,15 +300,15 @@ def test_formats_a_browser_cannot_show_come_as_full_size_jpeg(client, campaign, 
 def test_with_a_token_every_request_must_carry_it(campaign, tmp_path):
     from rsir.app.annotate import create_annotate_app
 
-    app = create_annotate_app(campaign, token="s3cret", cache_dir=tmp_path / "t")
+    app = create_annotate_app(campaign, token=SHARED, cache_dir=tmp_path / "t")
     with TestClient(app) as client:
         for path in ("/", "/dashboard", "/api/dashboard", "/api/images/0", "/static/annotate.js", "/healthz"):
             _fails(client.get(path), 401, "token")
         _fails(client.post("/api/next", json={"annotator": "a"}), 401, "token")
         _fails(client.get("/api/dashboard", headers={"X-RSIR-Token": "wrong"}), 401)
-        assert client.get("/api/dashboard", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        assert client.post("/api/next", json={"annotator": "a"}, headers={"X-RSIR-Token": "s3cret"}).status_code == 200
-        page = client.get("/?token=s3cret")  # a link with the token: the browser keeps it as a cookie
+        assert client.get("/api/dashboard", headers={"Authorization": f"Bearer {SHARED}"}).status_code == 200
+        assert client.post("/api/next", json={"annotator": "a"}, headers={"X-RSIR-Token": SHARED}).status_code == 200
+        page = client.get(f"/?token={SHARED}")  # a link with the token: the browser keeps it as a cookie
         assert page.status_code == 200 and "rsir_token" in page.headers["set-cookie"]
         assert client.get("/api/images/0").status_code == 200
 

@@ -15,6 +15,7 @@ from rsir.app.common import BindError, OutsideRoot, ThumbnailCache, check_bind, 
 from rsir.data.demo import demo_archive_path
 
 SCENE = demo_archive_path() / "beach" / "beach00.jpg"
+TOKEN = "s3cret-s3cret-s3cret"
 
 
 @pytest.fixture()
@@ -114,9 +115,38 @@ def test_loopback_detection(host: str, loopback: bool):
 
 def test_network_bind_needs_a_token():
     check_bind("127.0.0.1", None)
-    check_bind("0.0.0.0", "s3cret")
+    check_bind("0.0.0.0", TOKEN)
     with pytest.raises(BindError, match="--token"):
         check_bind("0.0.0.0", None)
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [("", "empty"), ("   ", "empty"), ("\t\n", "empty"), ("s3cret", "too short"), (" " * 20, "empty"),
+     ("s3cret s3cret s3cret", "no spaces"), ("s3cret-s3cret-s3crét", "ASCII")],
+)  # fmt: skip
+def test_empty_blank_or_short_tokens_are_refused(demo_index: Path, tmp_path: Path, token: str, why: str):
+    from rsir.app.search import create_search_app
+
+    for host in ("127.0.0.1", "0.0.0.0"):
+        with pytest.raises(BindError, match=why):
+            check_bind(host, token)
+    with pytest.raises(BindError, match=why):
+        create_search_app(demo_index, cache_dir=tmp_path, token=token)  # the library refuses it too
+
+
+def test_the_cli_refuses_a_blank_token_before_anything_else(tmp_path: Path, monkeypatch):
+    from rsir.cli.main import app
+
+    monkeypatch.delenv("RSIR_TOKEN", raising=False)
+    missing = str(tmp_path / "no-index")  # checked after the token: the old code stopped here, not at the token
+    for args in (["serve", missing], ["anneal", "serve", missing, "--campaign", "c", "--db", str(tmp_path / "d.db")]):
+        for token in ("   ", "short"):
+            result = CliRunner().invoke(app, [*args, "--host", "0.0.0.0", "--token", token])
+            assert result.exit_code == 2 and "token" in result.output and "Traceback" not in result.output, args
+    monkeypatch.setenv("RSIR_TOKEN", "   ")
+    result = CliRunner().invoke(app, ["serve", missing])
+    assert result.exit_code == 2 and "the token is empty" in result.output
 
 
 def test_serve_refuses_a_network_bind_without_token(demo_index: Path, monkeypatch):
@@ -132,19 +162,19 @@ def test_serve_refuses_a_network_bind_without_token(demo_index: Path, monkeypatc
 def test_token_guards_every_request(demo_index: Path, tmp_path: Path):
     from rsir.app.search import create_search_app
 
-    app = create_search_app(demo_index, cache_dir=tmp_path, token="s3cret")
+    app = create_search_app(demo_index, cache_dir=tmp_path, token=TOKEN)
     client = TestClient(app)
     for path in ("/", "/api/info", "/openapi.json", "/static/search.js", "/api/thumbnails/scene?id=beach/beach00"):
         response = client.get(path)
         assert response.status_code == 401 and "token" in response.json()["detail"], path
     assert client.get("/api/info", headers={"X-RSIR-Token": "wrong"}).status_code == 401
-    assert client.get("/api/info", headers={"X-RSIR-Token": "s3cret"}).status_code == 200
-    assert client.get("/api/info", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.get("/api/info", headers={"X-RSIR-Token": TOKEN}).status_code == 200
+    assert client.get("/api/info", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     upload = {"file": ("q.jpg", SCENE.read_bytes(), "image/jpeg")}
     assert client.post("/api/search/image", files=upload).status_code == 401  # uploads too
 
-    page = client.get("/?token=s3cret")  # the page opened once with its token: the cookie carries it after
-    assert page.status_code == 200 and "rsir_token=s3cret" in page.headers["set-cookie"]
+    page = client.get(f"/?token={TOKEN}")  # the page opened once with its token: the cookie carries it after
+    assert page.status_code == 200 and f"rsir_token={TOKEN}" in page.headers["set-cookie"]
     assert "HttpOnly" in page.headers["set-cookie"]
     assert client.get("/static/search.js").status_code == 200
     assert client.get("/api/search/id", params={"id": "beach/beach00"}).status_code == 200

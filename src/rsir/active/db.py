@@ -113,6 +113,21 @@ class CheckpointRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class AnnotatorRow(Base):
+    """A person invited to a campaign: their name and the SHA-256 of their personal token (the token itself
+    is shown once, by ``rsir anneal invite``, and never stored). ``name_key`` (case-folded) is unique per
+    campaign, so ``Alice`` cannot pass for ``alice``."""
+
+    __tablename__ = "anneal_annotators"
+    __table_args__ = (UniqueConstraint("campaign_id", "name_key", name="uq_annotator_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("anneal_campaigns.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    name_key: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 def database_url(db: str | Path) -> str:
     """A URL as given (``sqlite:///...``, ``postgresql+psycopg://...``), or a file path for SQLite."""
     text = str(db)

@@ -3,8 +3,13 @@
 Pages: ``/`` (one pair at a time, keyboard shortcuts, zoom, undo) and ``/dashboard`` (answers per round
 and annotator, the mAP curve). API (schema at ``/openapi.json``): ``POST /api/next`` claims the caller's
 pair, ``POST /api/answer`` stores an answer (idempotent), ``POST /api/undo`` takes the last one back,
-``GET /api/state`` and ``GET /api/dashboard`` read, ``GET /api/images/{idx}`` serves an item's image.
-Rounds are trained and selected in a background thread (:mod:`rsir.app.annotate_campaign`).
+``GET /api/me``, ``GET /api/state`` and ``GET /api/dashboard`` read, ``GET /api/images/{idx}`` serves an
+item's image. Rounds are trained and selected in a background thread (:mod:`rsir.app.annotate_campaign`).
+
+Who answers: a personal token (``rsir anneal invite``) makes the caller that invited annotator, and
+every answer and undo from it is theirs whatever name the body gives (another name: 403). The owner (the
+shared token, or anyone on an open loopback server) answers under any name that is not invited; the
+dashboard is the owner's.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -32,24 +37,20 @@ from rsir.app.annotate_models import (
     DashboardOut,
     ErrorResponse,
     ItemOut,
+    MeOut,
     Progress,
     QuestionOut,
     StateOut,
 )
 from rsir.app.annotate_stats import answers_by_round, curve_points, curve_svg, round_progress
-from rsir.app.common import (
-    BodyLimit,
-    OutsideRoot,
-    ThumbnailCache,
-    TokenAuth,
-    default_thumbnail_dir,
-    install_error_handlers,
-)
+from rsir.app.auth import Caller, TokenAuth, caller_of, check_token
+from rsir.app.common import BodyLimit, OutsideRoot, ThumbnailCache, default_thumbnail_dir, install_error_handlers
 
 HERE = Path(__file__).resolve().parent
 BROWSER_IMAGES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp"}
 FULL_SIZE = 16384  # "thumbnail" bound for formats a browser cannot show: never shrinks a real scene
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422)}
+OWNER_ONLY = "the dashboard is the campaign owner's: open it with the shared token (--token)"
 METRIC = "map@20"
 
 
@@ -79,8 +80,10 @@ def create_annotate_app(
     _read_routes(app, campaign, thumbs)
     _pages(app, campaign)
     app.add_middleware(BodyLimit, max_bytes=16 * 1024)
-    if token:
-        app.add_middleware(TokenAuth, token=token)
+    # always: personal tokens identify invited annotators even on an open loopback server
+    if token is not None:
+        check_token(token)  # now: middleware is built on the first request
+    app.add_middleware(TokenAuth, token=token, personal=campaign.annotator_of)
     return app
 
 
@@ -128,29 +131,54 @@ def _phase(c: AnnotationCampaign, p: Progress, question: Question | None) -> tup
 # ---------------------------------------------------------------- routes
 
 
+def _who(c: AnnotationCampaign, caller: Caller, name: str) -> str:
+    """The annotator the caller answers as: a personal token's own name (another name is 403), or for the
+    owner the name given, unless it is an invited annotator's (their answers need their token)."""
+    from rsir.active.annotators import name_key
+
+    if caller.role == "annotator":
+        if name_key(name) != name_key(caller.name):
+            raise HTTPException(403, f"this link is {caller.name}'s: it answers as {caller.name} only")
+        return caller.name
+    _guard(lambda: check_annotator(name))
+    invited = c.invited_name(name)
+    if invited is not None:
+        raise HTTPException(403, f"{invited} was invited with a personal link: answers as {invited} need it")
+    return name
+
+
 def _annotator_routes(app: FastAPI, c: AnnotationCampaign) -> None:
+    @app.get("/api/me", response_model=MeOut, responses=ERRORS, tags=["annotate"])
+    def me(request: Request) -> MeOut:
+        """Who the caller is: an invited annotator (their name is fixed) or the owner (names themselves)."""
+        caller = caller_of(request)
+        return MeOut(role=caller.role, annotator=caller.name)
+
     @app.post("/api/next", response_model=StateOut, responses=ERRORS, tags=["annotate"])
-    def next_pair(body: AnnotatorIn) -> StateOut:
+    def next_pair(body: AnnotatorIn, request: Request) -> StateOut:
         """Claim the caller's next pair of the current round (the same one again until answered)."""
+        who = _who(c, caller_of(request), body.annotator)
         c.kick()
-        question = _guard(lambda: c.next_question(body.annotator))
-        return _state(c, body.annotator, question)
+        question = _guard(lambda: c.next_question(who))
+        return _state(c, who, question)
 
     @app.post("/api/answer", response_model=AnswerOut, responses=ERRORS, tags=["annotate"])
-    def answer(body: AnswerIn) -> AnswerOut:
+    def answer(body: AnswerIn, request: Request) -> AnswerOut:
         """Store an answer. Sending it twice stores it once; the first annotator to answer a pair wins."""
-        q, stored = _guard(lambda: c.answer(body.annotator, body.question_id, LABEL_VALUE[body.label]))
+        who = _who(c, caller_of(request), body.annotator)
+        q, stored = _guard(lambda: c.answer(who, body.question_id, LABEL_VALUE[body.label]))
         message = "stored" if stored else f"already answered by {q.annotator}: their answer is kept"
         return AnswerOut(question_id=q.id, label=body.label if stored else LABEL_NAME[q.label],
-                         annotator=q.annotator or body.annotator, stored=stored, message=message)  # fmt: skip
+                         annotator=q.annotator or who, stored=stored, message=message)  # fmt: skip
 
     @app.post("/api/undo", response_model=StateOut, responses=ERRORS, tags=["annotate"])
-    def undo(body: AnnotatorIn) -> StateOut:
+    def undo(body: AnnotatorIn, request: Request) -> StateOut:
         """Take back the caller's latest answer of the open round; that pair is shown again."""
-        undone = _guard(lambda: c.undo(body.annotator))
+        who = _who(c, caller_of(request), body.annotator)
+        undone = _guard(lambda: c.undo(who))
         if undone is None:
             raise HTTPException(409, "nothing to undo: you have no answer in the open round")
-        state = _state(c, body.annotator, undone[0])
+        state = _state(c, who, undone[0])
         if state.question is not None:
             state.question.label = LABEL_NAME[undone[1]]
         return state
@@ -172,16 +200,18 @@ def _guard(action):
 
 def _read_routes(app: FastAPI, c: AnnotationCampaign, thumbs: ThumbnailCache) -> None:
     @app.get("/api/state", response_model=StateOut, responses=ERRORS, tags=["annotate"])
-    def state(annotator: Annotated[Annotator | None, Query()] = None) -> StateOut:
-        """Phase and progress of the campaign (claims nothing)."""
+    def state(request: Request, annotator: Annotated[Annotator | None, Query()] = None) -> StateOut:
+        """Phase and progress of the campaign (claims nothing); with ``annotator``, checks the caller may
+        answer under that name."""
         if annotator is not None:
-            _guard(lambda: check_annotator(annotator))
+            annotator = _who(c, caller_of(request), annotator)
         c.kick()
         return _state(c, annotator, None)
 
     @app.get("/api/dashboard", response_model=DashboardOut, responses=ERRORS, tags=["dashboard"])
-    def dashboard() -> DashboardOut:
-        """Answers per round and annotator, and the retrieval metric after each trained round."""
+    def dashboard(request: Request) -> DashboardOut:
+        """Answers per round and annotator, and the retrieval metric after each trained round (owner only)."""
+        _owner(request)
         row, s = c.store.campaign(c.id), c.loop.settings
         metric = METRIC if c.evaluate else None
         return DashboardOut(
@@ -194,8 +224,9 @@ def _read_routes(app: FastAPI, c: AnnotationCampaign, thumbs: ThumbnailCache) ->
         )  # fmt: skip
 
     @app.get("/api/dashboard/curve.svg", tags=["dashboard"], responses={200: {"content": {"image/svg+xml": {}}}})
-    def curve() -> Response:
-        """The mAP curve (map@20 of the test queries against answered pairs) as SVG."""
+    def curve(request: Request) -> Response:
+        """The mAP curve (map@20 of the test queries against answered pairs) as SVG (owner only)."""
+        _owner(request)
         svg = curve_svg(curve_points(c.store, c.id, METRIC), c.baseline.get(METRIC), METRIC)
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
@@ -243,5 +274,11 @@ def _pages(app: FastAPI, c: AnnotationCampaign) -> None:
         return page("annotate.html")
 
     @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard_page() -> HTMLResponse:
+    def dashboard_page(request: Request) -> HTMLResponse:
+        _owner(request)
         return page("annotate_dashboard.html")
+
+
+def _owner(request: Request) -> None:
+    if caller_of(request).role != "owner":
+        raise HTTPException(403, OWNER_ONLY)

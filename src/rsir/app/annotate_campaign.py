@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rsir.active.campaign import CampaignLoop, CampaignSettings, PairTraining, create_or_resume_campaign
-from rsir.active.store import ORACLE, CampaignMismatch, Question, Store
+from rsir.active.store import CampaignMismatch, Question, Store
 from rsir.data.items import Archive
 
 log = logging.getLogger("rsir.app.annotate")
@@ -273,8 +273,8 @@ class AnnotationCampaign:
             q = question_state(self.store, self.id, question_id)
             if q is None:
                 raise KeyError(f"no question {question_id} in this campaign")
-            if q.held_by_other(annotator):
-                raise PermissionError("this pair was handed to another annotator after your claim expired")
+            if q.held_by_other(annotator):  # the caller may never have held it: say what is, not what was
+                raise PermissionError("another annotator holds this pair now: ask for your next pair")
             try:
                 stored = self.store.record_answer(question_id, label, annotator)
             except ValueError as err:
@@ -296,6 +296,19 @@ class AnnotationCampaign:
             q = self.store.undo_last(self.id, annotator, self.claim_seconds)
         return None if q is None else (q, before if before is not None else -1)
 
+    # --- invited annotators (personal tokens) ---------------------------------------------------
+
+    def annotator_of(self, token: str) -> str | None:
+        """The invited annotator whose personal token this is (None: not one of this campaign's)."""
+        from rsir.active.annotators import annotator_of
+
+        return annotator_of(self.store, self.id, token)
+
+    def invited_name(self, name: str) -> str | None:
+        from rsir.active.annotators import invited_name
+
+        return invited_name(self.store, self.id, name)
+
     def image_path(self, idx: int) -> Path:
         """The file of item ``idx`` from the store, resolved inside the archive root (OutsideRoot if not)."""
         from rsir.app.annotate_stats import item_path
@@ -305,8 +318,10 @@ class AnnotationCampaign:
 
 
 def check_annotator(name: str) -> None:
-    if name == ORACLE:
-        raise ValueError(f"the annotator name {ORACLE!r} is reserved for the simulated oracle")
+    """ValueError for a name that is no annotator's (the oracle's, in any case: ``Oracle`` too)."""
+    from rsir.active.annotators import check_name
+
+    check_name(name)
 
 
 def _relative(path: Path, root: Path) -> str:

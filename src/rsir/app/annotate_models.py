@@ -7,9 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from rsir.active.annotators import MAX_NAME, NAME_PATTERN
+
 Annotator = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w][\w .@+-]*$"),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN),
     Field(description="who answers: a name of letters, digits, spaces and . @ + -", examples=["alice"]),
 ]
 LabelName = Literal["similar", "dissimilar", "skip"]
@@ -30,6 +32,11 @@ class AnswerIn(Strict):
     annotator: Annotator
     question_id: int = Field(ge=1, le=2**62, description="id of the pair being answered")
     label: LabelName
+
+
+class MeOut(BaseModel):
+    role: Literal["owner", "annotator"] = Field(description="annotator: a personal token (rsir anneal invite)")
+    annotator: str | None = Field(description="the invited annotator's name (answers are stored under it)")
 
 
 class ErrorResponse(BaseModel):

@@ -5,20 +5,17 @@
 - ``ThumbnailCache``: JPEG thumbnails made once per (file, mtime, size) and kept on disk.
 - ``read_upload`` / ``decode_upload``: size-capped uploads decoded by the data room (bad input -> 4xx).
 - ``install_error_handlers``: every error is JSON ``{"detail": "..."}``; no stack trace reaches a client.
-- ``TokenAuth`` + ``check_bind``: off loopback every request must carry the shared token.
+- ``TokenAuth`` + ``check_bind`` (from :mod:`rsir.app.auth`): off loopback every request must carry a token.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import ipaddress
 import logging
 import os
 import tempfile
 import threading
 from pathlib import Path
-from urllib.parse import quote, unquote
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request, UploadFile
@@ -26,11 +23,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rsir.app.auth import BindError, TokenAuth, check_bind, is_loopback  # noqa: F401  (re-exported)
+
 log = logging.getLogger("rsir.app")
 
-TOKEN_HEADER = "x-rsir-token"
-TOKEN_COOKIE = "rsir_token"
-TOKEN_QUERY = "token"
 UPLOAD_TYPES = ("image/", "application/octet-stream")
 THUMB_SIZES = (128, 256, 512)
 # Uploads are queries (resized to the encoder's input): 25 MP is a 5000 x 5000 scene, ~300 MB decoded as float32.
@@ -39,10 +35,6 @@ DEFAULT_UPLOAD_PIXELS = 25_000_000
 
 class OutsideRoot(PermissionError):
     """A path that resolves outside the folder it must stay in."""
-
-
-class BindError(ValueError):
-    pass
 
 
 # ---------------------------------------------------------------- paths
@@ -194,72 +186,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error (see the server log)"}, status_code=500)
-
-
-# ---------------------------------------------------------------- token auth
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve anywhere
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to expose the service beyond this machine without a token."""
-    if not is_loopback(host) and not token:
-        raise BindError(
-            f"binding to {host} exposes the service to the network: give a token with --token or RSIR_TOKEN "
-            "(every request must then carry it), or bind to 127.0.0.1"
-        )
-
-
-class TokenAuth:
-    """ASGI middleware: every HTTP request carries the token as ``Authorization: Bearer``, ``X-RSIR-Token``,
-    the ``rsir_token`` cookie or ``?token=``. A valid ``?token=`` sets the cookie, so a page opened once
-    with the token in its address loads its scripts and images without repeating it."""
-
-    def __init__(self, app, token: str) -> None:
-        self.app, self.token = app, token.encode()
-
-    def _presented(self, request: Request) -> tuple[str | None, bool]:
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            return auth[7:].strip(), False
-        cookie = request.cookies.get(TOKEN_COOKIE)
-        for value in (request.headers.get(TOKEN_HEADER), unquote(cookie) if cookie else None):
-            if value:
-                return value, False
-        query = request.query_params.get(TOKEN_QUERY)
-        return query, bool(query)
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        presented, from_query = self._presented(Request(scope))
-        if presented is None or not hmac.compare_digest(presented.encode(), self.token):
-            response = JSONResponse(
-                {"detail": "missing or wrong token: send it as 'Authorization: Bearer T', 'X-RSIR-Token' or ?token="},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            await response(scope, receive, send)
-            return
-        if not from_query:
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_cookie(message) -> None:
-            if message["type"] == "http.response.start":
-                cookie = f"{TOKEN_COOKIE}={quote(presented, safe='')}; Path=/; HttpOnly; SameSite=Strict"
-                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_cookie)
 
 
 class BodyTooLarge(Exception):

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, Uploa
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from rsir.app.auth import check_token
 from rsir.app.common import (
     DEFAULT_UPLOAD_PIXELS,
     BodyLimit,
@@ -92,7 +93,8 @@ def create_search_app(
     _pair_routes(app, svc)
     _page_routes(app, svc)
     app.add_middleware(BodyLimit, max_bytes=2 * max_upload_bytes + 64 * 1024)
-    if token:
+    if token is not None:  # an empty or blank one is refused, not taken for "no token"
+        check_token(token)  # now: middleware is built on the first request
         app.add_middleware(TokenAuth, token=token)
     return app
 

@@ -94,3 +94,6 @@ def _human(result: dict, out: Path, metric: str) -> str:
 from rsir.cli.anneal_serve import serve  # noqa: E402
 
 app.command("serve")(serve)
+from rsir.cli.anneal_serve import invite  # noqa: E402
+
+app.command("invite")(invite)

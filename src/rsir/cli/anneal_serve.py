@@ -53,10 +53,12 @@ def serve(
 
     import uvicorn
 
+    from rsir.app.auth import uvicorn_log_config
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
 
     typer.echo(f"rsir annotate: campaign {campaign!r} on http://{host}:{port}/ (dashboard /dashboard, db {_shown(db)})")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=uvicorn_log_config(), proxy_headers=False)
 
 
 def _build_app(archive: Path, name: str, db: str, token, cache_dir, claim_minutes: float, given: dict):
@@ -94,3 +96,39 @@ def _shown(db: str) -> str:
         return make_url(db).render_as_string(hide_password=True)
     except Exception:
         return db.split("://", 1)[0] + "://..."
+
+
+def invite(
+    campaign: Annotated[str, typer.Argument(help="campaign name, as given to `rsir anneal serve --campaign`")],
+    name: Annotated[str, typer.Argument(help="the annotator's name: every answer through the link is stored so")],
+    db: Annotated[
+        str, typer.Option(help="SQLite file, or a URL such as postgresql+psycopg://user@host/db")
+    ] = DEFAULT_DB,
+    url: Annotated[str, typer.Option(help="the server's address as annotators reach it")] = "http://127.0.0.1:8000",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Invite NAME to CAMPAIGN: prints a personal link (its token is shown once; the database keeps only a
+    hash). Answers and undo through it are bound to NAME; no one else may answer under that name. Inviting
+    NAME again makes a new link and the old one stops working."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rsir.active.annotators import invite as make_invite
+    from rsir.active.store import Store
+    from rsir.cli.common import emit, user_errors
+
+    with user_errors():
+        try:
+            store = Store(db)
+            try:
+                row = store.campaign_by_name(campaign)
+                if row is None:
+                    raise ValueError(f"no campaign {campaign!r} in {_shown(db)}: start it with `rsir anneal serve`")
+                token = make_invite(store, row.id, name)
+            finally:
+                store.dispose()
+        except SQLAlchemyError as err:
+            reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+            raise ValueError(f"cannot use the campaign database {_shown(db)}: {reason}") from None
+    link = f"{url.rstrip('/')}/?token={token}"
+    out = {"campaign": campaign, "annotator": name.strip(), "token": token, "link": link}
+    emit(out, as_json, lambda o: f"invite for {o['annotator']} on campaign {o['campaign']!r} (shown once):\n{link}")

@@ -9,13 +9,17 @@ const KEYS = {
   " ": "skip", arrowdown: "skip", k: "skip", 3: "skip",
 };
 
-// A token given once as ?token= becomes a cookie (set by the server); keep sending it as a header too.
-const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem("rsir-token");
-if (token) sessionStorage.setItem("rsir-token", token);
-const authHeaders = token ? { "X-RSIR-Token": token } : {};
+// A link's ?token= became an HttpOnly cookie (set by the server), which carries it from now on: drop it
+// from the address bar and the history, so it is neither re-sent nor shown.
+if (new URLSearchParams(location.search).has("token")) {
+  const clean = new URL(location.href);
+  clean.searchParams.delete("token");
+  history.replaceState(null, "", clean.pathname + clean.search + clean.hash);
+}
 
 const state = {
   name: localStorage.getItem("rsir-annotator") || "",
+  invited: false,  // a personal invite link: the name is the invite's, not asked
   question: null,
   busy: false,
   timer: null,
@@ -32,7 +36,7 @@ async function api(path, body) {
   };
   let response;
   try {
-    response = await fetch(path, { ...options, headers: { ...authHeaders, ...(options.headers || {}) } });
+    response = await fetch(path, options);
   } catch (err) {
     throw new ApiError(0, "the server cannot be reached; retrying...");
   }
@@ -90,7 +94,7 @@ function showQuestion(q) {
   $("pair").hidden = false;
   for (const side of ["a", "b"]) {
     const img = $(`img-${side}`);
-    const url = q[side].image + (token ? `?token=${encodeURIComponent(token)}` : "");
+    const url = q[side].image;
     if (img.dataset.src !== url) {
       img.classList.add("loading");
       img.dataset.src = url;
@@ -253,7 +257,7 @@ function askName() {
 
 function start(name) {
   state.name = name;
-  localStorage.setItem("rsir-annotator", name);
+  if (!state.invited) localStorage.setItem("rsir-annotator", name);
   $("who").textContent = `answering as ${name}`;
   $("name-form").hidden = true;
   next();
@@ -272,6 +276,26 @@ $("name-form").addEventListener("submit", async (event) => {
 });
 $("change-name").addEventListener("click", askName);
 
-const fromUrl = new URLSearchParams(location.search).get("annotator");
-if (fromUrl || state.name) start(fromUrl || state.name);
-else askName();
+// Who is answering: an invite link fixes the name; otherwise the one given before, in the address, or asked.
+async function boot() {
+  let me;
+  try {
+    me = await api("/api/me");
+  } catch (err) {
+    setStatus(err.message, true);
+    schedule(boot, 3000);
+    return;
+  }
+  if (me.role === "annotator") {
+    state.invited = true;
+    $("change-name").hidden = true;
+    $("dashboard-nav").hidden = true;  // the dashboard is the campaign owner's
+    start(me.annotator);
+    return;
+  }
+  const fromUrl = new URLSearchParams(location.search).get("annotator");
+  if (fromUrl || state.name) start(fromUrl || state.name);
+  else askName();
+}
+
+boot();

@@ -3,9 +3,13 @@
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 5000;
-const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem("rsir-token");
-if (token) sessionStorage.setItem("rsir-token", token);
-const authHeaders = token ? { "X-RSIR-Token": token } : {};
+// A link's ?token= became an HttpOnly cookie (set by the server), which carries it from now on: drop it
+// from the address bar and the history, so it is neither re-sent nor shown.
+if (new URLSearchParams(location.search).has("token")) {
+  const clean = new URL(location.href);
+  clean.searchParams.delete("token");
+  history.replaceState(null, "", clean.pathname + clean.search + clean.hash);
+}
 
 function cell(text) {
   const td = document.createElement("td");
@@ -19,7 +23,7 @@ function time(iso) {
 
 async function refresh() {
   try {
-    const response = await fetch("/api/dashboard", { headers: authHeaders });
+    const response = await fetch("/api/dashboard");
     const d = await response.json();
     if (!response.ok) throw new Error(d.detail || `HTTP ${response.status}`);
     const answered = d.answers.reduce((n, r) => n + r.answers, 0);
@@ -39,7 +43,7 @@ async function refresh() {
         cell(r.skipped), cell(time(r.first)), cell(time(r.last)));
       return tr;
     }));
-    $("curve").src = `/api/dashboard/curve.svg?t=${Date.now()}${token ? `&token=${encodeURIComponent(token)}` : ""}`;
+    $("curve").src = `/api/dashboard/curve.svg?t=${Date.now()}`;  // the cookie carries the token
     $("status").textContent = "";
   } catch (err) {
     $("status").textContent = err.message;

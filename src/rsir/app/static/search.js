@@ -4,10 +4,13 @@
 const $ = (id) => document.getElementById(id);
 const state = { query: null, offset: 0, k: 20, hits: [], current: null };
 
-// A token given once as ?token= becomes a cookie (set by the server); keep sending it as a header too.
-const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem("rsir-token");
-if (token) sessionStorage.setItem("rsir-token", token);
-const authHeaders = token ? { "X-RSIR-Token": token } : {};
+// A link's ?token= became an HttpOnly cookie (set by the server), which carries it from now on: drop it
+// from the address bar and the history, so it is neither re-sent nor shown.
+if (new URLSearchParams(location.search).has("token")) {
+  const clean = new URL(location.href);
+  clean.searchParams.delete("token");
+  history.replaceState(null, "", clean.pathname + clean.search + clean.hash);
+}
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -27,7 +30,7 @@ function setStatus(text, isError = false) {
 }
 
 async function api(path, options = {}) {
-  const response = await fetch(path, { ...options, headers: { ...authHeaders, ...(options.headers || {}) } });
+  const response = await fetch(path, options);
   const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
   if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
   return body;
