@@ -116,3 +116,52 @@ def test_browser_answers_pairs_with_the_keyboard(browser, archive_copy, demo_emb
     campaign.stop(timeout=60)
     assert (tmp_path / "annotate.png").stat().st_size > 10_000
     assert not errors, errors
+
+
+def test_an_invite_link_answers_as_its_annotator_and_no_page_resends_a_token(
+    browser, archive_copy, demo_embeddings, tmp_path
+):  # noqa: E501, F811
+    """An annotator opens their invite link: no name is asked, answers are theirs, images load with the cookie
+    alone; the owner's dashboard (opened with the shared token) refreshes its chart without the token; after
+    the first request of each page, no URL carries ?token= (it would end up in logs and history)."""
+    from rsir.active.annotators import invite
+    from rsir.app.annotate import create_annotate_app
+
+    shared = "owner-s3cret-owner-s3cret"
+    campaign = open_campaign(archive_copy, demo_embeddings, str(tmp_path / "c.db"))
+    personal = invite(campaign.store, campaign.id, "alice")
+    errors: list[str] = []
+    urls: list[str] = []
+    with ThreadServer(create_annotate_app(campaign, token=shared, cache_dir=tmp_path / "thumbs")) as server:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.on("request", lambda request: urls.append(request.url))
+        page = context.new_page()
+        page.set_default_timeout(90_000)
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+        page.goto(f"{server.url}/?token={personal}")
+        page.wait_for_selector('body[data-phase="ready"]')
+        loaded = "i => i.complete && i.naturalWidth > 0 && !i.classList.contains('loading')"
+        page.wait_for_function(f"() => [...document.querySelectorAll('.viewport img')].every({loaded})")
+        assert page.inner_text("#who") == "answering as alice"
+        assert not page.is_visible("#change-name") and not page.is_visible("#dashboard-nav")
+        assert "token" not in page.evaluate("location.href")
+        first = int(page.get_attribute("body", "data-question"))
+        page.keyboard.press("s")
+        page.wait_for_function(f"() => document.body.dataset.question !== '{first}'")
+        assert _answers(campaign) == {first: (1, "alice")}
+
+        dash = context.new_page()  # the owner, in another tab: the shared token's link replaces the cookie
+        dash.set_default_timeout(90_000)
+        dash.on("pageerror", lambda err: errors.append(str(err)))
+        dash.goto(f"{server.url}/dashboard?token={shared}")
+        dash.wait_for_selector("#answers tbody tr")
+        dash.wait_for_function("() => document.getElementById('curve').naturalWidth > 0")
+        assert "alice" in dash.inner_text("#answers") and "token" not in dash.evaluate("location.href")
+        assert "token" not in dash.get_attribute("#curve", "src")
+        dash.wait_for_timeout(5_500)  # one refresh of the chart
+    campaign.stop(timeout=60)
+    with_token = [u for u in urls if "token=" in u]
+    assert with_token == [f"{server.url}/?token={personal}", f"{server.url}/dashboard?token={shared}"], with_token
+    assert sum("/api/dashboard/curve.svg" in u for u in urls) >= 2
+    assert not errors, errors
