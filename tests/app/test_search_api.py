@@ -202,13 +202,18 @@ def test_oversized_uploads_get_413(demo_index: Path, tmp_path: Path):
     _fails(streamed, 413, "larger than")
 
 
-def _huge_deflate_tiff(path: Path, side: int = 20000) -> bytes:
-    """A 20000 x 20000 px grey GeoTIFF of empty deflate tiles: ~0.4 MB on disk, 400 MP (1.6 GB as float32)."""
+def _huge_deflate_tiff(path: Path, side: int = 20000, bands: int = 1, dtype: str = "uint8") -> bytes:
+    """A GeoTIFF of empty deflate tiles: 20000 x 20000 px grey is ~0.4 MB on disk, 400 MP (1.6 GB as float32)."""
+    import warnings
+
     import rasterio
 
-    with rasterio.open(path, "w", driver="GTiff", width=side, height=side, count=1, dtype="uint8",
-                       compress="deflate", tiled=True, blockxsize=1024, blockysize=1024):  # fmt: skip
-        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not georeferenced
+        profile = {"width": side, "height": side, "count": bands, "dtype": dtype, "compress": "deflate",
+                   "tiled": True, "blockxsize": 1024, "blockysize": 1024, "interleave": "band"}  # fmt: skip
+        with rasterio.open(path, "w", driver="GTiff", **profile):
+            pass
     return path.read_bytes()
 
 
@@ -226,6 +231,16 @@ def test_uploads_with_too_many_pixels_get_413_before_decoding(client, tmp_path: 
         tracemalloc.stop()
     _fails(response, 413, "too large", "20000x20000")
     assert peak < 30_000_000  # decoding it would take 400 MB (uint8) + 1.6 GB (float32) of numpy arrays
+    # few pixels but 200 16-bit bands (GDAL reads them all): 200 M values also exceed the cap (4 per pixel of it)
+    bands = _huge_deflate_tiff(tmp_path / "bands.tif", side=1000, bands=200, dtype="uint16")
+    tracemalloc.start()
+    try:
+        response = client.post("/api/search/image", files=_upload(bands, "bands.tif", "image/tiff"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    _fails(response, 413, "too large", "1000x1000 px x 200 bands")
+    assert peak < 30_000_000
     files = {"before": ("a.tif", data, "image/tiff"), "after": ("b.jpg", _jpeg(DEMO_ID), "image/jpeg")}
     assert client.post("/api/search/pair", files=files).status_code == 409  # no model: refused before reading
 

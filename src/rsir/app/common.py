@@ -31,6 +31,7 @@ UPLOAD_TYPES = ("image/", "application/octet-stream")
 THUMB_SIZES = (128, 256, 512)
 # Uploads are queries (resized to the encoder's input): 25 MP is a 5000 x 5000 scene, ~300 MB decoded as float32.
 DEFAULT_UPLOAD_PIXELS = 25_000_000
+UPLOAD_BANDS = 4  # values allowed per pixel of the cap: RGB(A) at full size, or fewer pixels of more bands
 
 
 class OutsideRoot(PermissionError):
@@ -134,8 +135,9 @@ def read_upload(upload: UploadFile, max_bytes: int, field: str = "file") -> byte
 def decode_upload(data: bytes, field: str = "file", max_pixels: int = DEFAULT_UPLOAD_PIXELS) -> np.ndarray:
     """Decode uploaded bytes with the data room's loader (float32 [C, H, W]); unreadable -> 400.
 
-    More than ``max_pixels`` -> 413, decided from the image header before anything is decoded: a few
-    hundred kB of deflate TIFF can claim 20000 x 20000 px and would take gigabytes to decode."""
+    More than ``max_pixels`` pixels, or more than ``4 * max_pixels`` values (pixels x bands) -> 413, decided
+    from the image header before anything is decoded: a few hundred kB of deflate TIFF can claim 20000 x 20000
+    px, or 1000 x 1000 px x 2000 bands, and would take gigabytes to decode."""
     from rsir.data.images import ImageTooLarge, load_image
     from rsir.data.items import ImageError
 
@@ -143,7 +145,7 @@ def decode_upload(data: bytes, field: str = "file", max_pixels: int = DEFAULT_UP
         path = Path(tmp) / "upload"
         path.write_bytes(data)
         try:
-            return load_image(path, max_pixels=max_pixels)
+            return load_image(path, max_pixels=max_pixels, max_values=UPLOAD_BANDS * max_pixels)
         except ImageTooLarge as err:
             raise HTTPException(413, f"{field}: {err.reason}; queries are resized to a few hundred px") from None
         except ImageError as err:

@@ -246,8 +246,11 @@ def _pil_decode(path: Path, img) -> np.ndarray:
     return arr[..., :3].transpose(2, 0, 1)  # RGBA -> RGB
 
 
-def _decode_file(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, bool]:
+def _decode_file(path: Path, max_pixels: int = MAX_PIXELS, max_values: int | None = None) -> tuple[np.ndarray, bool]:
     info, decoder = _probe_file(path, verify=False, max_pixels=max_pixels)  # the header first: no bomb decodes
+    if max_values is not None and info.width * info.height * info.bands > max_values:
+        reason = f"too large: {info.width}x{info.height} px x {info.bands} bands (limit {max_values} values)"
+        raise _bad(path, reason, ImageTooLarge)
     if decoder == "pil":
         img = _pil_open(path)
         with img:
@@ -325,18 +328,21 @@ def probe_image(path: Path) -> ImageInfo:
     return _probe_file(path, verify=True)[0]
 
 
-def load_image(path: Path, bands: Sequence[int] | None = None, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_image(
+    path: Path, bands: Sequence[int] | None = None, *, max_pixels: int = MAX_PIXELS, max_values: int | None = None
+) -> np.ndarray:
     """Decode an image file or BigEarthNet patch folder to float32 ``[C, H, W]`` in [0, 1].
 
     ``bands`` are 0-based indexes into the output channels (after scaling, which always uses all
     bands, so ``load_image(p, [3, 2, 1])`` equals ``load_image(p)[[3, 2, 1]]``). An image with more
-    than ``max_pixels`` pixels raises :class:`ImageTooLarge` from its header, before decoding.
+    than ``max_pixels`` pixels, or of a single file more than ``max_values`` pixels x bands, raises
+    :class:`ImageTooLarge` from its header, before decoding.
     """
     path = Path(path)
     if path.is_dir() and is_bigearthnet_patch(path):
         out = scale_to_unit(_load_bigearthnet(path, max_pixels), multispectral=True)
     else:
-        raw, multispectral = _decode_file(path, max_pixels)
+        raw, multispectral = _decode_file(path, max_pixels, max_values)
         out = scale_to_unit(raw, multispectral)
     if bands is not None:
         idx = list(bands)
