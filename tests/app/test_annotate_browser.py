@@ -118,9 +118,8 @@ def test_browser_answers_pairs_with_the_keyboard(browser, archive_copy, demo_emb
     assert not errors, errors
 
 
-def test_an_invite_link_answers_as_its_annotator_and_no_page_resends_a_token(
-    browser, archive_copy, demo_embeddings, tmp_path
-):  # noqa: E501, F811
+def test_an_invite_link_answers_as_its_annotator_and_no_url_repeats_a_token(browser, archive_copy, demo_embeddings,  # noqa: F811
+                                                                            tmp_path):  # fmt: skip
     """An annotator opens their invite link: no name is asked, answers are theirs, images load with the cookie
     alone; the owner's dashboard (opened with the shared token) refreshes its chart without the token; after
     the first request of each page, no URL carries ?token= (it would end up in logs and history)."""
