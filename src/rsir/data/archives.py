@@ -116,13 +116,13 @@ _CANDIDATES = {
 
 
 def _leaves_root(path: Path, root: Path) -> bool:
-    """True when ``path`` (or, for a BigEarthNet patch folder, a file in it) resolves outside ``root``
-    (already resolved): a symlink out of the archive must not make another file an item."""
-    if not path.resolve().is_relative_to(root):
-        return True
-    if path.is_dir():
-        return any(not (path / f).resolve().is_relative_to(root) for f in os.listdir(path) if not _hidden(f))
-    return False
+    """True when ``path`` (or, for a BigEarthNet patch folder, a file in it) is a symlink that resolves outside
+    ``root`` (already resolved): a link out of the archive must not make another file an item. Folders come
+    from ``os.walk``, which does not follow links, so only the files themselves can be links (one lstat each)."""
+    if path.is_symlink():
+        return not path.resolve().is_relative_to(root)
+    entries = [path / f for f in os.listdir(path) if not _hidden(f)] if path.is_dir() else []
+    return any(e.is_symlink() and not e.resolve().is_relative_to(root) for e in entries)
 
 
 def _probe_all(candidates: list[_Candidate], skipped: list[SkippedFile], progress: bool, root: Path) -> list[Item]:
