@@ -19,6 +19,7 @@ from rsir.data.items import Archive, ImageError, SkippedFile
 from rsir.embed.cache import atomic_write_bytes
 from rsir.models.config import Preprocess
 from rsir.models.encoders import ImageEncoder
+from rsir.models.runtime import FrozenPass, frozen_pass
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Embeddings:
     ids: list[str]
     vectors: np.ndarray
     failed: list[SkippedFile] = field(default_factory=list)
+    runtime: str = ""  # what ran the encoder: torch, onnx, or both joined by "+" (a run resumed across runtimes)
 
 
 class ArchiveImages(torch.utils.data.Dataset):
@@ -59,16 +61,14 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def _embed_shard(
-    encoder: ImageEncoder, dataset: ArchiveImages, batch_size: int, workers: int, bar: tqdm
+    encode: FrozenPass, dataset: ArchiveImages, batch_size: int, workers: int, bar: tqdm
 ) -> tuple[np.ndarray, list[str]]:
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, persistent_workers=False)
-    device = next(encoder.parameters()).device
     out, errors = [], []
-    with torch.inference_mode():
-        for x, errs in loader:
-            out.append(encoder.encode(x.to(device)).float().cpu().numpy())
-            errors.extend(errs)
-            bar.update(len(errs))
+    for x, errs in loader:
+        out.append(encode(x).numpy())
+        errors.extend(errs)
+        bar.update(len(errs))
     return np.concatenate(out), errors
 
 
@@ -77,21 +77,24 @@ def shard_path(workdir: Path, start: int) -> Path:
     return workdir / f"shard_{start:09d}.npz"
 
 
-def write_shard(path: Path, vectors: np.ndarray, errors: list[str]) -> None:
+def write_shard(path: Path, vectors: np.ndarray, errors: list[str], runtime: str = "torch") -> None:
     """One row per item of the shard; a non-empty error marks an unreadable item (its row is unused)."""
     buf = io.BytesIO()
-    np.savez(buf, vectors=vectors, errors=np.array(errors, dtype=str))
+    np.savez(buf, vectors=vectors, errors=np.array(errors, dtype=str), runtime=np.array(runtime))
     atomic_write_bytes(path, buf.getvalue())
 
 
 def collect_shards(archive: Archive, workdir: Path, shard_size: int, strict: bool) -> Embeddings:
     """Read every shard of a finished run, in item order, into :class:`Embeddings`."""
-    parts, errors = [], []
+    parts, errors, runtimes = [], [], set()
     for start in range(0, len(archive), shard_size):
         with np.load(shard_path(workdir, start)) as data:
             parts.append(data["vectors"])
             errors.extend(str(e) for e in data["errors"])
-    return _collect(archive, np.concatenate(parts) if parts else np.zeros((0, 0), np.float32), errors, strict)
+            runtimes.add(str(data["runtime"]) if "runtime" in data else "torch")  # older shards: eager torch
+    emb = _collect(archive, np.concatenate(parts) if parts else np.zeros((0, 0), np.float32), errors, strict)
+    emb.runtime = "+".join(sorted(runtimes))
+    return emb
 
 
 def embed_archive(
@@ -111,11 +114,13 @@ def embed_archive(
     starts = list(range(0, n, shard_size))
     done = sum(min(shard_size, n - s) for s in starts if shard_path(workdir, s).exists())
     bar = tqdm(total=n, initial=done, desc="embedding", unit="img", disable=not progress)
+    encode = None
     for start in starts:
         shard = shard_path(workdir, start)
         if not shard.exists():
+            encode = encode or frozen_pass(encoder, "encode")  # resolved only when there is work to do
             dataset = ArchiveImages(archive, list(range(start, min(start + shard_size, n))), encoder)
-            write_shard(shard, *_embed_shard(encoder, dataset, batch_size, workers, bar))
+            write_shard(shard, *_embed_shard(encode, dataset, batch_size, workers, bar), encode.runtime)
     bar.close()
     return collect_shards(archive, workdir, shard_size, strict)
 

@@ -73,10 +73,12 @@ def prepared_pair(pair: ChangePair, preprocess) -> torch.Tensor:
 @torch.inference_mode()
 def encode_pair_batch(encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """x [B, 2, C, S, S] -> (globals [B, 2, D], tokens [B, 2, L, Dt]) with one shared encoder."""
+    from rsir.models.runtime import frozen_pass
+
     b = x.shape[0]
     flat = x.flatten(0, 1)
-    tokens = encoder.tokens(flat)
-    glob = tokens.mean(1) if _uses_mean_tokens(encoder) else encoder.encode(flat)
+    tokens = frozen_pass(encoder, "tokens")(flat)
+    glob = tokens.mean(1) if _uses_mean_tokens(encoder) else frozen_pass(encoder, "encode")(flat)
     return glob.reshape(b, 2, -1), tokens.reshape(b, 2, *tokens.shape[1:])
 
 
@@ -174,13 +176,14 @@ def trunk_features(
     if path.is_file():
         return np.load(path, mmap_mode="r")
     folder.mkdir(parents=True, exist_ok=True)
-    trunk, _ = encoder.split(n_tail)
+    from rsir.models.runtime import frozen_pass
+
+    trunk = frozen_pass(encoder, f"trunk:{n_tail}")  # on the encoder's device, or ONNX Runtime
 
     def maps():
         for x in _pair_batches(pairs, encoder.config.preprocess, batch_size, 0, f"trunk features ({split})", progress):
-            with torch.inference_mode():
-                m = trunk(x.to(device).flatten(0, 1))
-            yield m.reshape(x.shape[0], 2, *m.shape[1:]).cpu().numpy()
+            m = trunk(x.flatten(0, 1))
+            yield m.reshape(x.shape[0], 2, *m.shape[1:]).numpy()
 
     return _stream_to_npy(path, len(pairs), maps(), split)
 
