@@ -142,10 +142,11 @@ def run_bench(quick: bool = False, archive: Path | None = None, config: BenchCon
     if "extract" in cfg.sections:
         quick_emb = _extract_section(report, arch, encoder, cfg)
         memory["after_extract"] = peak_rss_mb()
-    seeds, labels = _seeds(arch, encoder, quick_emb if quick else None)
     if "runtime" in cfg.sections:
         _runtime_section(report, arch, path, encoder, cfg)
         memory["after_runtime"] = peak_rss_mb()
+    if {"ann", "select"} & set(cfg.sections):
+        seeds, labels = _seeds(arch, encoder, quick_emb if quick else None)
     if "ann" in cfg.sections:
         _ann_section(report, seeds, cfg, encoder.config.dim)
         memory["after_ann"] = peak_rss_mb()
