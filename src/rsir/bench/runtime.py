@@ -96,8 +96,14 @@ def compare_runtimes(
             }
         )
     med = lambda key: statistics.median(row[key] for row in rows)  # noqa: E731
+    from rsir.models.runtime import providers
+
+    found = providers()
     return {
         "index_archive": str(index_archive),
+        # ONNX Runtime takes CUDA when its build has it (onnxruntime-gpu); otherwise this says it was skipped.
+        "onnx_providers": found,
+        "cuda": "used" if "CUDAExecutionProvider" in found else "skipped (no CUDA execution provider)",
         "n_forward_images": n_images,
         "batch_size": batch_size,
         "runtime_speedup": round(med("runtime_speedup"), 2),

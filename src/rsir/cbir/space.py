@@ -38,11 +38,6 @@ class Space:
             raise ValueError(f"head {head} was trained on encoder {trained_on!r}, not {encoder!r}")
         return cls(set_runtime(_encoder_for(trained_on, Path(head)), runtime), module, str(head), meta["hash"])
 
-    @property
-    def runtime(self) -> str:
-        """The runtime that embeds in this space (resolves ``auto``; exports on first use)."""
-        return frozen_pass(self.encoder).runtime
-
     def embed(self, archive: Archive, **kwargs) -> Embeddings:
         feats = archive_features(archive, self.encoder, **kwargs)
         return Embeddings(feats.ids, apply_head(feats.vectors, self.head), feats.failed, feats.runtime)

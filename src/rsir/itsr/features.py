@@ -121,6 +121,7 @@ def _stream_to_npy(path: Path, n: int, batches, split: str) -> np.ndarray:
 def _pair_batches(pairs: list[ChangePair], preprocess, batch_size: int, workers: int, desc: str, progress: bool):
     from tqdm.auto import tqdm
 
+    # One decode worker (a process) by default: images are decoded while the encoder runs on the last batch.
     loader = torch.utils.data.DataLoader(_PairInputs(pairs, preprocess), batch_size=batch_size, num_workers=workers)
     return tqdm(loader, desc=desc, disable=not progress, unit="batch")
 
@@ -131,7 +132,7 @@ def image_features(
     cache_dir: Path,
     split: str,
     batch_size: int = 32,
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +167,7 @@ def trunk_features(
     batch_size: int = 32,
     progress: bool = True,
     device: str = "cpu",
+    workers: int = 1,
 ) -> np.ndarray:
     """float16 [N, 2, C, h, w] outputs of the encoder's frozen trunk (all but the last ``n_tail`` blocks), cached.
 
@@ -181,7 +183,8 @@ def trunk_features(
     trunk = frozen_pass(encoder, f"trunk:{n_tail}")  # on the encoder's device, or ONNX Runtime
 
     def maps():
-        for x in _pair_batches(pairs, encoder.config.preprocess, batch_size, 0, f"trunk features ({split})", progress):
+        desc = f"trunk features ({split})"
+        for x in _pair_batches(pairs, encoder.config.preprocess, batch_size, workers, desc, progress):
             m = trunk(x.flatten(0, 1))
             yield m.reshape(x.shape[0], 2, *m.shape[1:]).numpy()
 
