@@ -23,6 +23,7 @@ import inspect
 import io
 import os
 import sys
+import threading
 import warnings
 import weakref
 from collections.abc import Callable
@@ -42,6 +43,7 @@ EXPORT_TOLERANCE = 1e-4
 _ATTR = "_rsir_runtime"
 # Resolved passes per encoder, outside the module so encoders stay picklable (Ray ships them to actors).
 _PASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.RLock()
 
 
 class RuntimeUnavailable(EncoderUnavailable):
@@ -80,12 +82,11 @@ def frozen_pass(encoder: ImageEncoder, part: str = "encode") -> FrozenPass:
     version counter), so per-query calls cost nothing and trained weights never meet a stale export.
     """
     stamp = (runtime_of(encoder), tuple(t._version for t in encoder.state_dict(keep_vars=True).values()))
-    kept = _PASSES.setdefault(encoder, {})
-    if part in kept and kept[part][0] == stamp:
+    with _LOCK:  # a web service's threads: one export, one session
+        kept = _PASSES.setdefault(encoder, {})
+        if part not in kept or kept[part][0] != stamp:
+            kept[part] = (stamp, _resolve(encoder, part))
         return kept[part][1]
-    found = _resolve(encoder, part)
-    kept[part] = (stamp, found)
-    return found
 
 
 def _resolve(encoder: ImageEncoder, part: str) -> FrozenPass:
