@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,23 @@ def test_auto_falls_back_to_torch_with_a_note_and_onnx_refuses(capsys) -> None:
 def test_unknown_runtime_is_refused(encoder) -> None:
     with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
         set_runtime(encoder, "tensorrt")
+
+
+def test_int8_is_close_explicit_and_cached_under_its_own_key() -> None:
+    from rsir.embed.cache import embedding_key
+    from rsir.models.runtime import cache_variant
+
+    tiny = _Tiny()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        eager = torch.nn.functional.normalize(tiny.encode(x), dim=1)
+    run = frozen_pass(set_runtime(tiny, "onnx-int8"))
+    assert run.runtime == "onnx-int8" and list(onnx_dir().glob("tiny-*-int8.onnx"))
+    cosines = (torch.nn.functional.normalize(run(x), dim=1) * eager).sum(1)
+    assert float(cosines.min()) > 0.9  # approximate, not exact: hence its own cache key
+    keys = {}
+    for runtime in ("torch", "onnx", "onnx-int8"):
+        variant = cache_variant(set_runtime(tiny, runtime))
+        keys[runtime] = embedding_key(Path("/a"), ["x"], tiny.config, "w", variant=variant)
+    assert keys["torch"] == keys["onnx"] != keys["onnx-int8"]
+    assert keys["torch"] == embedding_key(Path("/a"), ["x"], tiny.config, "w")  # exact runtimes: keys as before

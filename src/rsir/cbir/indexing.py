@@ -125,6 +125,8 @@ def query_vector(
     from rsir.data.images import load_image
 
     head = Path(index.manifest.head) if index.manifest.head else None
+    if runtime == "auto" and index.manifest.runtime == "onnx-int8":
+        runtime = "onnx-int8"  # queries embedded as the index's vectors were
     space = Space.load(index.manifest.encoder, head, runtime)
     index.manifest.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
     return space.embed_images([load_image(image)])

@@ -8,5 +8,8 @@ import typer
 
 # A plain string, checked where the encoder loads (an unknown name: one-line error, exit 2), so that
 # `rsir --help` does not import torch to list the names.
-RUNTIME_HELP = "Runs the frozen image encoder: auto (ONNX Runtime where the encoder exports, else torch), onnx, torch."
+RUNTIME_HELP = (
+    "Runs the frozen image encoder: auto (ONNX Runtime where the encoder exports, else torch), onnx, torch, "
+    "or onnx-int8 (faster, approximate: see docs/benchmarks.md)."
+)
 Runtime = Annotated[str, typer.Option(help=RUNTIME_HELP)]

@@ -204,6 +204,7 @@ def embed_archive_ray(
 def ray_archive_features(archive: Archive, encoder, *, cache_dir: Path | None = None, **kwargs) -> Embeddings:
     """Like :func:`rsir.embed.features.archive_features` (same cache key and folder) on the Ray engine."""
     from rsir.embed.cache import cache_root, embedding_key
+    from rsir.models.runtime import cache_variant
 
-    key = embedding_key(archive.root, archive.ids, encoder.config, encoder.weights_hash)
+    key = embedding_key(archive.root, archive.ids, encoder.config, encoder.weights_hash, variant=cache_variant(encoder))
     return embed_archive_ray(archive, encoder, (cache_dir or cache_root() / "features") / key, **kwargs)

@@ -96,9 +96,12 @@ class _PairInputs(torch.utils.data.Dataset):
 def _pair_cache(encoder, pairs: list[ChangePair], cache_dir: Path, name: str) -> tuple[Path, str]:
     """(folder, key) of cached image arrays: the folder names the encoder and its weights, the key ``name``
     plus a digest of the pairs (ids, sizes, mtimes) and the preprocessing."""
+    from rsir.models.runtime import cache_variant
+
     cfg = encoder.config
     folder = Path(cache_dir) / "itsr" / f"{cfg.name.replace('/', '_').replace(':', '_')}-{encoder.weights_hash}"
-    return folder, f"{name}-{_digest([pairs_digest(pairs), cfg.to_dict()])}"
+    stamp = [pairs_digest(pairs), cfg.to_dict()] + ([cache_variant(encoder)] if cache_variant(encoder) else [])
+    return folder, f"{name}-{_digest(stamp)}"
 
 
 def _stream_to_npy(path: Path, n: int, batches, split: str) -> np.ndarray:

@@ -10,6 +10,8 @@ chosen runtime (:func:`set_runtime`; ``auto`` unless set):
   by ONNX Runtime, several times faster on CPUs. An export is checked against eager torch before it is
   cached, so an encoder that does not export faithfully never gets one.
 - ``auto``: ``onnx`` where it works, else ``torch`` with a one-line note on stderr.
+- ``onnx-int8``: the ``onnx`` export quantised to int8 (rsir.models.quantize); faster, not exact, so only
+  on request, with its own feature-cache key (:func:`cache_variant`).
 
 The runtime never changes results beyond float tolerance (vectors within 1e-4) and never enters feature
 cache keys; index manifests record which one ran.
@@ -36,7 +38,7 @@ from torch import nn
 
 from rsir.models.encoders import EncoderUnavailable, ImageEncoder
 
-RUNTIMES = ("auto", "torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 OPSET = 17
 # An export is kept only when it matches eager torch this closely (relative to the output's scale).
 EXPORT_TOLERANCE = 1e-4
@@ -56,6 +58,12 @@ def set_runtime(encoder: ImageEncoder, runtime: str) -> ImageEncoder:
         raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
     setattr(encoder, _ATTR, runtime)
     return encoder
+
+
+def cache_variant(encoder: ImageEncoder) -> str:
+    """What feature caches must add to their key for this encoder's runtime: "" for the exact runtimes
+    (their features are interchangeable), the runtime's name for an approximate one (int8)."""
+    return "onnx-int8" if runtime_of(encoder) == "onnx-int8" else ""
 
 
 def runtime_of(encoder: ImageEncoder) -> str:
@@ -95,9 +103,9 @@ def _resolve(encoder: ImageEncoder, part: str) -> FrozenPass:
     if wanted == "torch":
         return _torch_pass(module)
     try:
-        return _onnx_pass(encoder, module, part)
+        return _onnx_pass(encoder, module, part, int8=wanted == "onnx-int8")
     except RuntimeUnavailable as err:
-        if wanted == "onnx":
+        if wanted != "auto":
             raise
         _note(f"runtime auto: {err}; using eager torch")
         return _torch_pass(module)
@@ -152,12 +160,14 @@ def onnx_available() -> bool:
     return True
 
 
-def _onnx_pass(encoder: ImageEncoder, module: nn.Module, part: str) -> FrozenPass:
+def _onnx_pass(encoder: ImageEncoder, module: nn.Module, part: str, int8: bool = False) -> FrozenPass:
     if not onnx_available():
         raise RuntimeUnavailable("ONNX Runtime is not installed (pip install onnxruntime onnx)")
     path = onnx_path(encoder, part)
     if not path.is_file():
         _export_checked(encoder, module, path)
+    if int8:
+        path = _int8_of(encoder, path)
     session = _session(path)
     name = session.get_inputs()[0].name
 
@@ -165,7 +175,19 @@ def _onnx_pass(encoder: ImageEncoder, module: nn.Module, part: str) -> FrozenPas
         arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(session.run(None, {name: arr})[0])
 
-    return FrozenPass(run, "onnx", tuple(session.get_providers()))
+    return FrozenPass(run, "onnx-int8" if int8 else "onnx", tuple(session.get_providers()))
+
+
+def _int8_of(encoder: ImageEncoder, fp32: Path) -> Path:
+    from rsir.models.quantize import calibration_inputs, quantize_int8
+
+    out = fp32.with_name(fp32.stem + "-int8.onnx")
+    if not out.is_file():
+        try:
+            quantize_int8(fp32, out, calibration_inputs(encoder.config.preprocess))
+        except Exception as err:  # the quantiser raises many types for unsupported graphs
+            raise RuntimeUnavailable(f"{encoder.config.name} does not quantise to int8 ({err})") from err
+    return out
 
 
 def params_digest(module: nn.Module) -> str:
