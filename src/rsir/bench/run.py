@@ -28,7 +28,9 @@ class BenchConfig:
     pool_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     ray_images: int = 0  # > 0: also time the Ray engine against the local one on this many images
     threads: int = 0  # > 0: torch and faiss threads
-    sections: tuple[str, ...] = ("extract", "ann", "select")
+    sections: tuple[str, ...] = ("extract", "runtime", "ann", "select")
+    runtime_repeats: int = 2  # eager torch vs ONNX Runtime: forward-only and whole `rsir index` jobs
+    index_archive: str = ""  # the archive `rsir index` runs on ("" = the benchmark archive; QUICK: the demo)
     extra: dict = field(default_factory=dict)
 
 
@@ -41,6 +43,8 @@ QUICK = BenchConfig(
     n_queries=100,
     hnsw_max=10_000,
     pool_sizes=(10_000,),
+    runtime_repeats=1,
+    index_archive="demo",
 )
 
 
@@ -67,7 +71,14 @@ def versions() -> dict:
     import faiss
     import torch
 
-    return {"torch": torch.__version__, "faiss": faiss.__version__, "numpy": np.__version__}
+    out = {"torch": torch.__version__, "faiss": faiss.__version__, "numpy": np.__version__}
+    try:
+        import onnxruntime
+
+        out["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return out
 
 
 def peak_rss_mb() -> float:
@@ -131,7 +142,11 @@ def run_bench(quick: bool = False, archive: Path | None = None, config: BenchCon
     if "extract" in cfg.sections:
         quick_emb = _extract_section(report, arch, encoder, cfg)
         memory["after_extract"] = peak_rss_mb()
-    seeds, labels = _seeds(arch, encoder, quick_emb if quick else None)
+    if "runtime" in cfg.sections:
+        _runtime_section(report, arch, path, encoder, cfg)
+        memory["after_runtime"] = peak_rss_mb()
+    if {"ann", "select"} & set(cfg.sections):
+        seeds, labels = _seeds(arch, encoder, quick_emb if quick else None)
     if "ann" in cfg.sections:
         _ann_section(report, seeds, cfg, encoder.config.dim)
         memory["after_ann"] = peak_rss_mb()
@@ -160,6 +175,30 @@ def _extract_section(report: dict, arch, encoder, cfg: BenchConfig):
     report["extract_images_per_s"] = tp.extract_images_per_s
     report["forward_images_per_s"] = tp.forward_images_per_s
     return tp.embeddings
+
+
+def _runtime_section(report: dict, arch, path: Path, encoder, cfg: BenchConfig) -> None:
+    from rsir.bench.runtime import compare_runtimes
+
+    index_archive = Path(cfg.index_archive or path)
+    if cfg.index_archive == "demo":
+        from rsir.data.demo import demo_archive_path
+
+        index_archive = demo_archive_path()
+    _log(f"eager torch vs ONNX Runtime: forward-only and `rsir index {index_archive}` x {cfg.runtime_repeats}")
+    rt = compare_runtimes(
+        arch,
+        index_archive,
+        encoder,
+        n_images=cfg.n_images,
+        batch_size=cfg.batch_size,
+        repeats=cfg.runtime_repeats,
+        threads=cfg.threads,
+        log=_log,
+    )
+    report["runtime"] = rt
+    for key in ("runtime_speedup", "index_speedup", "index_over_forward", "index_rss_torch_mb", "index_rss_onnx_mb"):
+        report[key] = rt[key]
 
 
 def _ann_section(report: dict, seeds: np.ndarray, cfg: BenchConfig, encoder_dim: int) -> None:

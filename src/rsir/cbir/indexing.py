@@ -29,6 +29,7 @@ class IndexReport:
     out: str
     build_seconds: float = 0.0
     engine: str = "local"
+    runtime: str = ""
 
 
 ENGINES = ("local", "ray")
@@ -45,7 +46,7 @@ def embed_with(engine: str, space: Space, archive: Archive, ray_options=None, **
 
     embed_kwargs.pop("workers", None)  # Ray sizes its own decode tasks and actor pool
     feats = ray_archive_features(archive, space.encoder, options=ray_options or RayOptions(), **embed_kwargs)
-    return Embeddings(feats.ids, apply_head(feats.vectors, space.head), feats.failed)
+    return Embeddings(feats.ids, apply_head(feats.vectors, space.head), feats.failed, feats.runtime)
 
 
 def index_archive(
@@ -84,6 +85,7 @@ def index_archive(
         params={k: v for k, v in params.__dict__.items() if v is not None},
         meta=[it.meta for it in items],
         rsir_version=__version__,
+        runtime=emb.runtime,
     )
     save_index(out, index, emb.vectors, manifest)
     index_bytes = (Path(out) / "index.faiss").stat().st_size
@@ -99,6 +101,7 @@ def index_archive(
         out=str(out),
         build_seconds=round(build_seconds, 3),
         engine=engine,
+        runtime=emb.runtime,
     )
 
 
@@ -111,7 +114,9 @@ class Hit:
     labels: list[str]
 
 
-def query_vector(index: SearchIndex, *, image: Path | None = None, item_id: str | None = None) -> np.ndarray:
+def query_vector(
+    index: SearchIndex, *, image: Path | None = None, item_id: str | None = None, runtime: str = "auto"
+) -> np.ndarray:
     """The query's vector in the index's own space (checked against the index manifest)."""
     if (image is None) == (item_id is None):
         raise ValueError("give exactly one of an image path or an item id")
@@ -119,7 +124,10 @@ def query_vector(index: SearchIndex, *, image: Path | None = None, item_id: str 
         return np.asarray(index.vectors[index.row_of(item_id)])[None]
     from rsir.data.images import load_image
 
-    space = Space.load(index.manifest.encoder, Path(index.manifest.head) if index.manifest.head else None)
+    head = Path(index.manifest.head) if index.manifest.head else None
+    if runtime == "auto" and index.manifest.runtime == "onnx-int8":
+        runtime = "onnx-int8"  # queries embedded as the index's vectors were
+    space = Space.load(index.manifest.encoder, head, runtime)
     index.manifest.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
     return space.embed_images([load_image(image)])
 

@@ -11,6 +11,7 @@ from rsir.data.items import Archive
 from rsir.embed.features import apply_head, archive_features
 from rsir.embed.local import Embeddings
 from rsir.models.encoders import DEFAULT_ENCODER, ImageEncoder, load_encoder
+from rsir.models.runtime import RUNTIMES, frozen_pass, set_runtime
 
 
 @dataclass
@@ -21,21 +22,25 @@ class Space:
     head_hash: str | None = None
 
     @classmethod
-    def load(cls, encoder: str | None = None, head: Path | None = None) -> Space:
-        """A head checkpoint names its encoder; an explicit `encoder` that disagrees is an error."""
+    def load(cls, encoder: str | None = None, head: Path | None = None, runtime: str = "auto") -> Space:
+        """A head checkpoint names its encoder; an explicit `encoder` that disagrees is an error.
+
+        ``runtime`` runs the frozen encoder: ``auto`` (ONNX Runtime where it exports), ``torch`` or ``onnx``."""
+        if runtime not in RUNTIMES:  # before any weights load
+            raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
         if head is None:
-            return cls(load_encoder(encoder or DEFAULT_ENCODER))
+            return cls(set_runtime(load_encoder(encoder or DEFAULT_ENCODER), runtime))
         from rsir.models.heads import load_head
 
         module, meta = load_head(head)
         trained_on = module.config.encoder or DEFAULT_ENCODER
         if encoder and encoder != trained_on:
             raise ValueError(f"head {head} was trained on encoder {trained_on!r}, not {encoder!r}")
-        return cls(_encoder_for(trained_on, Path(head)), module, str(head), meta["hash"])
+        return cls(set_runtime(_encoder_for(trained_on, Path(head)), runtime), module, str(head), meta["hash"])
 
     def embed(self, archive: Archive, **kwargs) -> Embeddings:
         feats = archive_features(archive, self.encoder, **kwargs)
-        return Embeddings(feats.ids, apply_head(feats.vectors, self.head), feats.failed)
+        return Embeddings(feats.ids, apply_head(feats.vectors, self.head), feats.failed, feats.runtime)
 
     def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
         """Embed decoded images (float [C, H, W] in [0, 1]) exactly as archive items are embedded."""
@@ -45,8 +50,7 @@ class Space:
         from rsir.models.preprocess import prepare
 
         batch = torch.stack([prepare(img, self.encoder.config.preprocess) for img in images])
-        with torch.inference_mode():
-            feats = normalise(self.encoder.encode(batch).numpy())
+        feats = normalise(frozen_pass(self.encoder)(batch).numpy())
         return apply_head(feats, self.head)
 
 

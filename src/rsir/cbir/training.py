@@ -47,10 +47,11 @@ def train_cbir(
     config: TrainConfig | None = None,
     finetune_blocks: int = 0,
     progress: bool = True,
+    runtime: str = "auto",
 ) -> dict:
     """Train on the gallery (train) side of the split only, so `eval cbir` with the same split is honest."""
     start = time.perf_counter()
-    space = Space.load(encoder)
+    space = Space.load(encoder, runtime=runtime)
     feats = space.embed(archive, progress=progress)
     labels = labels_of(archive, feats.ids)
     parts = split_of(labels, split, seed)

@@ -15,6 +15,9 @@ TARGETS = {
     "ann_speedup_1e6": (">=", 20.0),
     "ann_recall10_1e6": (">=", 0.9),
     "ray_over_local": ("<=", 1.5),
+    "runtime_speedup": (">=", 4.0),
+    "index_speedup": (">=", 3.0),
+    "index_over_forward": (">=", 0.85),
 }
 
 
@@ -61,11 +64,15 @@ def render(report: dict) -> str:
         f"{report['settings']['omp_wait_policy']}" + ("; QUICK" if report["quick"] else ""),
         "",
     ]
-    keys = ["extract_ratio", "extract_images_per_s", "forward_images_per_s", "ann_speedup_1e6", "ann_recall10_1e6"]
+    keys = ["extract_ratio", "extract_images_per_s", "forward_images_per_s", "runtime_speedup", "index_speedup"]
+    keys += ["index_over_forward", "index_rss_torch_mb", "index_rss_onnx_mb", "ann_speedup_1e6", "ann_recall10_1e6"]
     keys += ["ann_setting_1e6", "select_seconds_1e6_pairs", "ray_over_local", "peak_rss_mb"]
     lines.append(table([{"metric": k, "value": report.get(k), "target": _verdict(k, report.get(k))} for k in keys]))
     if "throughput" in report:
         lines += ["", "extraction vs forward-only (images/s, back to back)", table(report["throughput"]["repeats"])]
+    if "runtime" in report:
+        title = f"eager torch vs ONNX Runtime (images/s; rsir index {report['runtime']['index_archive']})"
+        lines += ["", title, table(report["runtime"]["repeats"])]
     if "ann" in report:
         lines += ["", "search: approximate vs exact (batched queries, per-query ms)", table(report["ann"])]
     if "selection" in report:

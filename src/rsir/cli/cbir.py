@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
+from rsir.cli.runtime import Runtime
 
 Encoder = Annotated[str | None, typer.Option(help="Encoder name (default efficientnet-lite0; timm:/hf:/open_clip:...)")]
 Head = Annotated[Path | None, typer.Option(help="Head checkpoint folder from `rsir train cbir`.")]
@@ -40,6 +41,7 @@ def index(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")] = None,
     batch_size: int = 32,
     workers: int = 1,
+    runtime: Runtime = "auto",
     strict: Strict = False,
     as_json: Json = False,
 ) -> None:
@@ -62,7 +64,7 @@ def index(
         report = index_archive(
             arch,
             out,
-            Space.load(encoder, head),
+            Space.load(encoder, head, runtime),
             params,
             engine=engine,
             ray_options=_ray_options(engine, address),
@@ -101,6 +103,7 @@ def search(
     item_id: Annotated[str | None, typer.Option("--id", help="Query by an indexed item's id.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=10_000)] = 10,
     grid: Annotated[Path | None, typer.Option(help="Write a result grid (.png or .html).")] = None,
+    runtime: Runtime = "auto",
     as_json: Json = False,
 ) -> None:
     """Query an index by image or by id; print ranked ids, paths and scores."""
@@ -110,7 +113,8 @@ def search(
 
     with user_errors():
         idx = SearchIndex(index_dir)
-        hits = indexing.search(idx, indexing.query_vector(idx, image=image, item_id=item_id), k, skip_id=item_id)
+        query = indexing.query_vector(idx, image=image, item_id=item_id, runtime=runtime)
+        hits = indexing.search(idx, query, k, skip_id=item_id)
         if grid:
             qpath = image or Path(idx.manifest.paths[idx.row_of(item_id)])
             cells = [Cell([Path(h.path)], f"{h.rank}. {h.id}\n{h.score:.3f}") for h in hits]
@@ -132,6 +136,7 @@ def eval_cbir(
     k: Annotated[int, typer.Option(min=1)] = 20,
     seed: int = 0,
     jaccard: Annotated[float | None, typer.Option(help="Multi-label: relevant when Jaccard >= this.")] = None,
+    runtime: Runtime = "auto",
     strict: Strict = False,
     as_json: Json = False,
 ) -> None:
@@ -143,7 +148,7 @@ def eval_cbir(
         arch = open_archive_or_exit(archive, strict)
         if not arch.is_labelled:
             raise ValueError(f"{archive} has no labels; evaluation needs a labelled archive")
-        emb = Space.load(encoder, head).embed(arch, strict=strict)
+        emb = Space.load(encoder, head, runtime).embed(arch, strict=strict)
         labels = labels_of(arch, emb.ids)
         parts = split_of(labels, split, seed)
         metrics = evaluate_vectors(emb.vectors, labels, parts.query, parts.gallery, k=k, loo=parts.loo, jaccard=jaccard)
@@ -167,6 +172,7 @@ def train_cbir(
     loss: Annotated[str | None, typer.Option(help=LOSS_HELP)] = None,
     epochs: int = 40,
     finetune: Annotated[int, typer.Option(help="Also fine-tune the encoder's last N blocks (0 = frozen).")] = 0,
+    runtime: Runtime = "auto",
     strict: Strict = False,
     as_json: Json = False,
 ) -> None:
@@ -187,6 +193,7 @@ def train_cbir(
             pairs_file=pairs,
             config=config,
             finetune_blocks=finetune,
+            runtime=runtime,
         )
     emit(report, as_json)
 

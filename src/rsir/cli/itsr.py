@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from rsir.cli.runtime import Runtime
+
 app = typer.Typer(no_args_is_help=True)
 
 FUSION_HELP = "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|after"
@@ -89,6 +91,7 @@ def train(
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
+    runtime: Runtime = "auto",
     cache_dir: CacheDir = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
@@ -129,6 +132,7 @@ def train(
         finetune=finetune,
         finetune_lr=finetune_lr,
         device=device,
+        runtime=runtime,
     )
     if threads:
         import torch
@@ -167,6 +171,7 @@ def evaluate(
     split: str = "test",
     device: Device = "cpu",
     cache_dir: CacheDir = None,
+    runtime: Runtime = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print {t2i, i2t, mR, gallery_size}")] = False,
 ) -> None:
     """R@1/5/10 text->pair and pair->text plus mR over the FULL split gallery."""
@@ -176,7 +181,7 @@ def evaluate(
 
     try:
         scores = evaluate_checkpoint(
-            ckpt, dataset, split, device, cache_dir, detail=not json_out, progress=not json_out
+            ckpt, dataset, split, device, cache_dir, detail=not json_out, progress=not json_out, runtime=runtime
         )
     except (ChangeCaptionError, FileNotFoundError, ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
@@ -198,6 +203,7 @@ def search(
     grid: Annotated[Path | None, typer.Option(help="PNG of the ranked pairs (text queries)")] = None,
     device: Device = "cpu",
     cache_dir: CacheDir = None,
+    runtime: Runtime = "auto",
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search the split's pairs with --text, or its captions with --pair BEFORE AFTER."""
@@ -209,7 +215,7 @@ def search(
     if (text is None) == (pair is None):
         _fail("give exactly one of --text or --pair BEFORE AFTER")
     try:
-        model, _, enc, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, not json_out)
+        model, _, enc, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, not json_out, runtime)
         if text is not None:
             results = search_text(model, enc, feats, text, k)
         else:

@@ -15,18 +15,16 @@ def cache_root() -> Path:
     return Path(os.environ.get("RSIR_CACHE", Path.home() / ".cache" / "rsir"))
 
 
-def embedding_key(root: Path, ids: list[str], config: EncoderConfig, weights_hash: str, head: str = "") -> str:
-    """Changes whenever the items, the encoder, its weights, its preprocessing or the head change."""
-    payload = json.dumps(
-        {
-            "root": str(Path(root).resolve()),
-            "ids": ids,
-            "encoder": config.to_dict(),
-            "w": weights_hash,
-            "head": head,
-        },
-        sort_keys=True,
-    )
+def embedding_key(
+    root: Path, ids: list[str], config: EncoderConfig, weights_hash: str, head: str = "", variant: str = ""
+) -> str:
+    """Changes whenever the items, the encoder, its weights, its preprocessing or the head change, and for an
+    approximate runtime (``variant``, e.g. onnx-int8; empty for the exact ones, whose keys stay as they were)."""
+    fields = {"root": str(Path(root).resolve()), "ids": ids, "encoder": config.to_dict(), "w": weights_hash}
+    fields["head"] = head
+    if variant:
+        fields["variant"] = variant
+    payload = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 

@@ -23,7 +23,9 @@ def archive_features(
     progress: bool = True,
 ) -> Embeddings:
     """Normalised encoder features of every readable item, embedded once and cached (resumable)."""
-    key = embedding_key(archive.root, archive.ids, encoder.config, encoder.weights_hash)
+    from rsir.models.runtime import cache_variant
+
+    key = embedding_key(archive.root, archive.ids, encoder.config, encoder.weights_hash, variant=cache_variant(encoder))
     workdir = (cache_dir or cache_root() / "features") / key
     return embed_archive(
         archive, encoder, workdir, batch_size=batch_size, workers=workers, strict=strict, progress=progress

@@ -89,11 +89,12 @@ class _Encode:
         self.torch = torch
         self.device = device
         self.encoder = ray.get(encoder_ref[0]).to(device).eval()
+        from rsir.models.runtime import frozen_pass
+
+        self.encode = frozen_pass(self.encoder)  # the driver's runtime choice travels with the encoder
 
     def __call__(self, batch: dict) -> dict:
-        with self.torch.inference_mode():
-            x = self.torch.from_numpy(np.ascontiguousarray(batch["x"])).to(self.device)
-            vectors = self.encoder.encode(x).float().cpu().numpy()
+        vectors = self.encode(self.torch.from_numpy(np.ascontiguousarray(batch["x"]))).numpy()
         return {"row": batch["row"], "vector": vectors, "error": batch["error"]}
 
 
@@ -141,8 +142,8 @@ def _pipeline(archive: Archive, rows: list[int], encoder, batch_size: int, optio
 class _ShardWriter:
     """Collects streamed rows (in any order) and writes each shard once all its rows are in."""
 
-    def __init__(self, n: int, shard_size: int, workdir: Path, rows: list[int]) -> None:
-        self.n, self.shard_size, self.workdir = n, shard_size, workdir
+    def __init__(self, n: int, shard_size: int, workdir: Path, rows: list[int], runtime: str = "torch") -> None:
+        self.n, self.shard_size, self.workdir, self.runtime = n, shard_size, workdir, runtime
         self.pending: dict[int, dict[int, tuple[np.ndarray, str]]] = {}
         self.expected = {}
         for r in rows:
@@ -159,6 +160,7 @@ class _ShardWriter:
                 shard_path(self.workdir, start),
                 np.stack([got[r][0] for r in order]).astype(np.float32),
                 [got[r][1] for r in order],
+                self.runtime,
             )
             del self.pending[start]
 
@@ -185,7 +187,10 @@ def embed_archive_ray(
         import ray
 
         ray.data.DataContext.get_current().enable_progress_bars = False
-        writer = _ShardWriter(n, shard_size, workdir, rows)
+        from rsir.models.runtime import frozen_pass
+
+        # Resolved (and exported) here once, so actors on this machine find the cached ONNX file.
+        writer = _ShardWriter(n, shard_size, workdir, rows, frozen_pass(encoder).runtime)
         bar = tqdm(total=n, initial=n - len(rows), desc="embedding (ray)", unit="img", disable=not progress)
         dataset = _pipeline(archive, rows, encoder, batch_size, options)
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
@@ -199,6 +204,7 @@ def embed_archive_ray(
 def ray_archive_features(archive: Archive, encoder, *, cache_dir: Path | None = None, **kwargs) -> Embeddings:
     """Like :func:`rsir.embed.features.archive_features` (same cache key and folder) on the Ray engine."""
     from rsir.embed.cache import cache_root, embedding_key
+    from rsir.models.runtime import cache_variant
 
-    key = embedding_key(archive.root, archive.ids, encoder.config, encoder.weights_hash)
+    key = embedding_key(archive.root, archive.ids, encoder.config, encoder.weights_hash, variant=cache_variant(encoder))
     return embed_archive_ray(archive, encoder, (cache_dir or cache_root() / "features") / key, **kwargs)

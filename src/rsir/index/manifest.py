@@ -25,6 +25,7 @@ class IndexManifest:
     params: dict = field(default_factory=dict)
     meta: list[dict] = field(default_factory=list)
     rsir_version: str = ""
+    runtime: str = ""  # what ran the encoder for the vectors: torch or onnx (rsir.models.runtime)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)

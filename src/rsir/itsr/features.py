@@ -73,10 +73,12 @@ def prepared_pair(pair: ChangePair, preprocess) -> torch.Tensor:
 @torch.inference_mode()
 def encode_pair_batch(encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """x [B, 2, C, S, S] -> (globals [B, 2, D], tokens [B, 2, L, Dt]) with one shared encoder."""
+    from rsir.models.runtime import frozen_pass
+
     b = x.shape[0]
     flat = x.flatten(0, 1)
-    tokens = encoder.tokens(flat)
-    glob = tokens.mean(1) if _uses_mean_tokens(encoder) else encoder.encode(flat)
+    tokens = frozen_pass(encoder, "tokens")(flat)
+    glob = tokens.mean(1) if _uses_mean_tokens(encoder) else frozen_pass(encoder, "encode")(flat)
     return glob.reshape(b, 2, -1), tokens.reshape(b, 2, *tokens.shape[1:])
 
 
@@ -94,9 +96,12 @@ class _PairInputs(torch.utils.data.Dataset):
 def _pair_cache(encoder, pairs: list[ChangePair], cache_dir: Path, name: str) -> tuple[Path, str]:
     """(folder, key) of cached image arrays: the folder names the encoder and its weights, the key ``name``
     plus a digest of the pairs (ids, sizes, mtimes) and the preprocessing."""
+    from rsir.models.runtime import cache_variant
+
     cfg = encoder.config
     folder = Path(cache_dir) / "itsr" / f"{cfg.name.replace('/', '_').replace(':', '_')}-{encoder.weights_hash}"
-    return folder, f"{name}-{_digest([pairs_digest(pairs), cfg.to_dict()])}"
+    stamp = [pairs_digest(pairs), cfg.to_dict()] + ([cache_variant(encoder)] if cache_variant(encoder) else [])
+    return folder, f"{name}-{_digest(stamp)}"
 
 
 def _stream_to_npy(path: Path, n: int, batches, split: str) -> np.ndarray:
@@ -119,6 +124,7 @@ def _stream_to_npy(path: Path, n: int, batches, split: str) -> np.ndarray:
 def _pair_batches(pairs: list[ChangePair], preprocess, batch_size: int, workers: int, desc: str, progress: bool):
     from tqdm.auto import tqdm
 
+    # One decode worker (a process) by default: images are decoded while the encoder runs on the last batch.
     loader = torch.utils.data.DataLoader(_PairInputs(pairs, preprocess), batch_size=batch_size, num_workers=workers)
     return tqdm(loader, desc=desc, disable=not progress, unit="batch")
 
@@ -129,7 +135,7 @@ def image_features(
     cache_dir: Path,
     split: str,
     batch_size: int = 32,
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +170,7 @@ def trunk_features(
     batch_size: int = 32,
     progress: bool = True,
     device: str = "cpu",
+    workers: int = 1,
 ) -> np.ndarray:
     """float16 [N, 2, C, h, w] outputs of the encoder's frozen trunk (all but the last ``n_tail`` blocks), cached.
 
@@ -174,13 +181,15 @@ def trunk_features(
     if path.is_file():
         return np.load(path, mmap_mode="r")
     folder.mkdir(parents=True, exist_ok=True)
-    trunk, _ = encoder.split(n_tail)
+    from rsir.models.runtime import frozen_pass
+
+    trunk = frozen_pass(encoder, f"trunk:{n_tail}")  # on the encoder's device, or ONNX Runtime
 
     def maps():
-        for x in _pair_batches(pairs, encoder.config.preprocess, batch_size, 0, f"trunk features ({split})", progress):
-            with torch.inference_mode():
-                m = trunk(x.to(device).flatten(0, 1))
-            yield m.reshape(x.shape[0], 2, *m.shape[1:]).cpu().numpy()
+        desc = f"trunk features ({split})"
+        for x in _pair_batches(pairs, encoder.config.preprocess, batch_size, workers, desc, progress):
+            m = trunk(x.flatten(0, 1))
+            yield m.reshape(x.shape[0], 2, *m.shape[1:]).numpy()
 
     return _stream_to_npy(path, len(pairs), maps(), split)
 

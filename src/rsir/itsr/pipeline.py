@@ -42,16 +42,26 @@ class Encoders:
     ``image_weights``: fine-tuned image-encoder weights (a checkpoint's ``encoder.pt``) to use instead.
     """
 
-    def __init__(self, image: str, text: str, device: str = "cpu", image_weights: Path | None = None) -> None:
-        self.image_name, self.text_name, self.device = image, text, device
+    def __init__(
+        self, image: str, text: str, device: str = "cpu", image_weights: Path | None = None, runtime: str = "auto"
+    ) -> None:
+        from rsir.models.runtime import RUNTIMES
+
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+        self.image_name, self.text_name, self.device, self.runtime = image, text, device, runtime
         self.image_weights = Path(image_weights).resolve() if image_weights else None
 
     @property
     def image(self):
+        from rsir.models.runtime import set_runtime
+
         if self.image_weights is not None:
             stamp = self.image_weights.stat().st_mtime_ns
-            return _finetuned_encoder(self.image_name, self.image_weights, self.device, stamp)
-        return _image_encoder(self.image_name, self.device)
+            encoder = _finetuned_encoder(self.image_name, self.image_weights, self.device, stamp)
+        else:
+            encoder = _image_encoder(self.image_name, self.device)
+        return set_runtime(encoder, self.runtime)
 
     @property
     def pretrained_image_hash(self) -> str:
@@ -85,7 +95,7 @@ def train(
     """Train a text-ITSR model on DATASET's train split, selecting the best epoch on val."""
     archive = open_change_captions(dataset)
     cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(out).resolve().parent)
-    enc = Encoders(config.encoder, config.text_encoder, config.device)
+    enc = Encoders(config.encoder, config.text_encoder, config.device, runtime=config.runtime)
     splits = ["train", "val"]
     feats = {s: split_features(archive, s, enc, cache_dir, progress, images=not config.finetune) for s in splits}
     train_f, images = feats["train"], None
@@ -128,9 +138,10 @@ def _tuned_tail(archive: ChangeCaptionArchive, enc: Encoders, config: ITSRTrainC
     """A fresh copy of the encoder (the cached one stays pretrained) whose last blocks will learn."""
     from rsir.itsr.features import trunk_features
     from rsir.models.encoders import load_encoder
+    from rsir.models.runtime import set_runtime
     from rsir.train.itsr_finetune import TunedTail
 
-    encoder = load_encoder(config.encoder, device=config.device)
+    encoder = set_runtime(load_encoder(config.encoder, device=config.device), config.runtime)
     maps = {
         s: trunk_features(
             archive.split(s).pairs, encoder, config.finetune, cache_dir, s, progress=progress, device=config.device
@@ -140,9 +151,11 @@ def _tuned_tail(archive: ChangeCaptionArchive, enc: Encoders, config: ITSRTrainC
     return TunedTail(encoder, config.finetune, maps["train"], maps["val"], config.device)
 
 
-def _checked_encoders(manifest: dict, device: str, image_weights: Path | None = None) -> Encoders:
+def _checked_encoders(
+    manifest: dict, device: str, image_weights: Path | None = None, runtime: str = "auto"
+) -> Encoders:
     cfg = manifest["config"]
-    enc = Encoders(cfg["encoder"], cfg["text_encoder"], device, image_weights)
+    enc = Encoders(cfg["encoder"], cfg["text_encoder"], device, image_weights, runtime)
     for what, have, want in (
         ("image", enc.pretrained_image_hash, cfg["encoder_hash"]),
         ("text", enc.text_hash, cfg["text_hash"]),
@@ -159,12 +172,13 @@ def open_for_checkpoint(
     device: str = "cpu",
     cache_dir: Path | None = None,
     progress: bool = True,
+    runtime: str = "auto",
 ):
     from rsir.models.heads import ENCODER_WEIGHTS
 
     model, manifest = load_checkpoint(ckpt, device)
     tuned = Path(ckpt) / ENCODER_WEIGHTS  # present when the image encoder was fine-tuned
-    enc = _checked_encoders(manifest, device, tuned if tuned.is_file() else None)
+    enc = _checked_encoders(manifest, device, tuned if tuned.is_file() else None, runtime)
     cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(ckpt).resolve().parent)
     feats = load_features(open_change_captions(dataset), [split], enc, cache_dir, progress)[split]
     return model, manifest, enc, feats
@@ -178,10 +192,11 @@ def evaluate_checkpoint(
     cache_dir: Path | None = None,
     detail: bool = False,
     progress: bool = True,
+    runtime: str = "auto",
 ) -> dict:
     from rsir.itsr.evaluate import evaluate
 
-    model, _, _, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, progress)
+    model, _, _, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, progress, runtime)
     return evaluate(model, feats, device, detail=detail)
 
 

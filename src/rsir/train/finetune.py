@@ -7,7 +7,7 @@ feasible on a laptop. With `n_tail` equal to the number of blocks it is full fin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from rsir.train.metric_head import TrainConfig, _class_batches, _new_head, _pair
 
 
 def trunk_outputs(
-    trunk: torch.nn.Module,
+    trunk: Callable[[torch.Tensor], torch.Tensor],
     archive: Archive,
     rows: Sequence[int],
     encoder: ImageEncoder,
@@ -58,8 +58,11 @@ def finetune_on_labels(
     progress: bool = True,
 ) -> tuple[ImageEncoder, ResidualHead]:
     """Train the encoder's last ``n_tail`` blocks and a head from class labels of ``archive.items[rows]``."""
-    trunk, tail = encoder.split(n_tail)
-    fmaps = trunk_outputs(trunk, archive, rows, encoder, progress=progress)
+    from rsir.models.runtime import frozen_pass
+
+    _, tail = encoder.split(n_tail)
+    # The frozen trunk on the encoder's runtime (ONNX Runtime when it exports): its maps are plain tensors.
+    fmaps = trunk_outputs(frozen_pass(encoder, f"trunk:{n_tail}"), archive, rows, encoder, progress=progress)
     hot = multi_hot(labels)
     hot_t = torch.from_numpy(hot)
     head = _new_head(encoder.config.dim, config, None, head_meta or {})
