@@ -58,8 +58,30 @@ def finetune_on_labels(
     progress: bool = True,
 ) -> tuple[ImageEncoder, ResidualHead]:
     """Train the encoder's last ``n_tail`` blocks and a head from class labels of ``archive.items[rows]``."""
-    trunk, tail = encoder.split(n_tail)
+    trunk, _ = encoder.split(n_tail)
     fmaps = trunk_outputs(trunk, archive, rows, encoder, progress=progress)
+    head = finetune_on_maps(
+        encoder, fmaps, labels, config, n_tail=n_tail, tail_lr=tail_lr, head_meta=head_meta, progress=progress
+    )
+    return encoder.eval(), head
+
+
+def finetune_on_maps(
+    encoder: ImageEncoder,
+    fmaps: torch.Tensor,
+    labels: Sequence[Sequence[str]],
+    config: TrainConfig = TrainConfig(),
+    *,
+    n_tail: int = 2,
+    tail_lr: float = 1e-4,
+    head_meta: dict | None = None,
+    progress: bool = True,
+) -> ResidualHead:
+    """Train ``encoder``'s tail (in place) and a new head on cached trunk outputs ``fmaps`` (one per label set).
+
+    Benchmarks call this directly to share one trunk pass between seeds (the trunk is frozen).
+    """
+    _, tail = encoder.split(n_tail)
     hot = multi_hot(labels)
     hot_t = torch.from_numpy(hot)
     head = _new_head(encoder.config.dim, config, None, head_meta or {})
@@ -79,4 +101,5 @@ def finetune_on_labels(
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return encoder.eval(), head.eval()
+    encoder.eval()
+    return head.eval()
