@@ -12,12 +12,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm, trange
+from tqdm.auto import tqdm
 
 from rsir.data.items import Archive
 from rsir.embed.local import ArchiveImages
 from rsir.models.encoders import ImageEncoder
 from rsir.models.heads import ResidualHead
+from rsir.train.loop import FnObjective, fit
 from rsir.train.metric_head import TrainConfig, _class_batches, _new_head, _pair_tuple, make_loss, multi_hot
 
 
@@ -91,15 +92,15 @@ def finetune_on_maps(
     )
     loss_fn, rng = make_loss(config.loss), np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
+
+    def loss_of(batch: np.ndarray) -> torch.Tensor:
+        b = torch.from_numpy(batch)
+        feats = F.normalize(tail(_dihedral(fmaps[b], gen)).mean(dim=1), dim=-1)
+        return loss_fn(head(feats), indices_tuple=_pair_tuple((hot_t[b] @ hot_t[b].T) > 0))
+
     head.train()
     tail.eval()  # frozen batch-norm statistics: small CPU batches would make them noisy
-    for _ in trange(config.epochs, desc="fine-tuning", disable=not progress):
-        for batch in _class_batches(hot, config, rng):
-            b = torch.from_numpy(batch)
-            feats = F.normalize(tail(_dihedral(fmaps[b], gen)).mean(dim=1), dim=-1)
-            loss = loss_fn(head(feats), indices_tuple=_pair_tuple((hot_t[b] @ hot_t[b].T) > 0))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    objective = FnObjective(lambda _: _class_batches(hot, config, rng), loss_of)
+    fit(objective, opt, epochs=config.epochs, shard=False, progress=progress, desc="fine-tuning")
     encoder.eval()
     return head.eval()
