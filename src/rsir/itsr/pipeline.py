@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from rsir.data.changecap import ChangeCaptionArchive, load_pair_image, open_change_captions
+from rsir.itsr.evaluate import evaluate
 from rsir.itsr.features import SplitFeatures, default_cache_dir, encode_pair_batch, split_features
-from rsir.itsr.model import ITSRConfig, ITSRModel, load_checkpoint
+from rsir.itsr.model import ITSRConfig, ITSRModel, load_checkpoint, manifest_dict, save_checkpoint
 from rsir.train.itsr import ITSRTrainConfig, train_itsr
 
 
@@ -120,8 +121,13 @@ def train(
         "finetuned_blocks": config.finetune,
     }
     return train_itsr(
-        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=images
-    )
+        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=images,
+        evaluate=evaluate, save_best=_save_best,
+    )  # fmt: skip
+
+
+def _save_best(out: Path, model: ITSRModel, epoch: int, val: dict, extra: dict) -> None:
+    save_checkpoint(out, model, manifest_dict(model.config, epoch, val, extra))
 
 
 def _tuned_tail(archive: ChangeCaptionArchive, enc: Encoders, config: ITSRTrainConfig, cache_dir: Path, progress):

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -206,15 +207,17 @@ def train_itsr(
     progress: bool = True,
     restart: bool = False,
     images: ImageInputs | None = None,
+    *,
+    evaluate: Callable[[Any, Any, str], dict],
+    save_best: Callable[[Path, Any, int, dict, dict], None],
 ) -> dict:
     """Train ``model`` in place; writes the best checkpoint to ``out`` and returns a summary.
 
     ``images`` supplies the image side (default :class:`FrozenImages`; fine-tuning passes
     :class:`rsir.train.itsr_finetune.TunedTail`, which also saves the encoder with each best checkpoint).
+    The ITSR workflow supplies ``evaluate(model, val_features, device) -> scores`` (with ``mR``) and
+    ``save_best(out, model, epoch, val_scores, manifest_extra)``: training knows no checkpoint format.
     """
-    from rsir.itsr.evaluate import evaluate
-    from rsir.itsr.model import manifest_dict, save_checkpoint
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     distributed.setup()  # joins torchrun's process group when launched by it
@@ -244,7 +247,7 @@ def train_itsr(
         if main and improved:
             images.save(out)  # before the manifest: a checkpoint with a manifest is complete
             extra = {"train": config.to_dict(), **trainer.extra}
-            save_checkpoint(out, model, manifest_dict(model.config, st.epoch, st.best["val"], extra))
+            save_best(out, model, st.epoch, st.best["val"], extra)
         if main:
             _save_last(out, config, model, images, trainer.optim, st.to_dict())
         if progress and main:
