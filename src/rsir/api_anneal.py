@@ -200,7 +200,7 @@ def open_campaign(
         pool, evaluate, split = np.arange(len(emb.ids)), None, "none"
     settings = CampaignSettings(
         strategy=strategy, seed=seed, initial=initial, per_round=per_round, rounds=rounds,
-        train=PairTraining(**({"steps": steps} if steps is not None else {})),
+        train=PairTraining() if steps is None else PairTraining(steps=steps),
         extra={"archive": str(archive.root), "encoder": meta["encoder"], "split": split, "app": "rsir.api"},
     )  # fmt: skip
     store = Store(str(db))

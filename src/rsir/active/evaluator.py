@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rsir.models.heads import Head
 
 
 @dataclass
@@ -22,7 +26,7 @@ class SplitEvaluator:
     gallery: np.ndarray
     k: int = 20
 
-    def __call__(self, head) -> dict[str, float]:
+    def __call__(self, head: Head | None) -> dict[str, float]:
         """``{"map@k": value}`` with ``head`` applied (``None``: the encoder's own space)."""
         from rsir.cbir.evaluation import evaluate_vectors
         from rsir.embed.features import apply_head

@@ -11,12 +11,13 @@ from rsir.data.items import Archive
 from rsir.embed.features import apply_head, archive_features
 from rsir.embed.local import Embeddings
 from rsir.models.encoders import DEFAULT_ENCODER, ImageEncoder, load_encoder
+from rsir.models.heads import Head
 
 
 @dataclass
 class Space:
     encoder: ImageEncoder
-    head: object | None = None
+    head: Head | None = None
     head_path: str | None = None
     head_hash: str | None = None
 

@@ -127,7 +127,7 @@ class ImageInputs(Protocol):
 class FrozenImages:
     """Image inputs from the frozen encoder's cached features (the default)."""
 
-    trainable = None
+    trainable: torch.nn.Module | None = None
 
     def __init__(self, model, train_feats, device: str) -> None:
         self.glob = torch.from_numpy(np.ascontiguousarray(train_feats.globals_)).to(device)
@@ -223,7 +223,8 @@ def train_itsr(
     distributed.setup()  # joins torchrun's process group when launched by it
     main = distributed.is_main()  # only rank 0 writes files; all ranks hold the same weights
     torch.manual_seed(config.seed)
-    images = images or FrozenImages(model, train_feats, config.device)
+    images = images if images is not None else FrozenImages(model, train_feats, config.device)
+    assert images is not None
     trainer = _Trainer(model, train_feats, images, config, manifest_extra or {})
     state = FitState()
     if (out / LAST).is_file() and not restart:
@@ -244,6 +245,7 @@ def train_itsr(
         return evaluate(model, images.val_features(val_feats), config.device)
 
     def on_epoch(st: FitState, improved: bool) -> None:
+        assert st.best is not None  # validated every epoch
         if main and improved:
             images.save(out)  # before the manifest: a checkpoint with a manifest is complete
             extra = {"train": config.to_dict(), **trainer.extra}
