@@ -12,5 +12,7 @@ test-slow:
 bench:
 	./scripts/setup.sh && .venv/bin/python benchmarks/run_all.py
 
-lint:
+lint:  # style, the import contracts (layers, pyproject [tool.importlinter]) and the type check
 	.venv/bin/ruff check src tests benchmarks && .venv/bin/ruff format --check src tests benchmarks
+	PYTHONPATH=src .venv/bin/lint-imports
+	.venv/bin/mypy

@@ -149,7 +149,7 @@ def _sqlite_connect(dbapi_conn, _record) -> None:
 
 
 def make_engine(db: str | Path) -> Engine:
-    """Engine for a URL or an SQLite file path; creates the tables if missing."""
+    """Engine for a URL or an SQLite file path; creates the tables or migrates them to the current schema."""
     url = database_url(db)
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.endswith(":memory:"):
@@ -160,5 +160,7 @@ def make_engine(db: str | Path) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
+    from rsir.active.migrate import upgrade
+
+    upgrade(engine)  # versioned migrations (Alembic), not create_all: old campaign databases keep opening
     return engine

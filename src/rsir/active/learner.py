@@ -64,6 +64,7 @@ def train_head(
     import torch
 
     from rsir.models.heads import HeadConfig, ResidualHead
+    from rsir.train.loop import FnObjective, fit
 
     torch.manual_seed(seed)
     head = ResidualHead(HeadConfig(in_dim=features.shape[1], hidden=config.hidden, **(head_meta or {})))
@@ -81,9 +82,9 @@ def train_head(
     n_pos = int(sim.sum())
     weights = evidence_weights(n_pos, len(sim) - n_pos, config.evidence)
     head.train()
-    for batch in _batches(len(sim), config, gen):
-        loss = objective_loss(head, x, pi[batch], pj[batch], sim[batch], config, weights, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    batches = _batches(len(sim), config, gen)  # one "epoch" of exactly the round's steps
+    objective = FnObjective(
+        lambda _: batches, lambda b: objective_loss(head, x, pi[b], pj[b], sim[b], config, weights, gen)
+    )
+    fit(objective, opt, epochs=1, shard=False)
     return head.eval()

@@ -49,3 +49,40 @@ def plot_curves(result: dict, path: Path, metric: str = "map@20") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def curve_svg(points: list[dict], baseline: float | None, metric: str = "map@20", size=(5.6, 3.0)) -> str:
+    """One campaign's ``metric`` against answered pairs as a standalone SVG (``<svg ...>``; the curve is the
+    group ``id="curve"``, the no-training baseline ``id="baseline"``); text stays text (searchable)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(p["n_labelled"], p[metric]) for p in points if p.get(metric) is not None]
+    if pts and baseline is not None:
+        pts.insert(0, (0, baseline))  # no answers yet: the encoder's own space
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "rsir", "font.size": 9}):
+        fig, ax = plt.subplots(figsize=size, dpi=100)
+        if baseline is not None:
+            ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, gid="baseline",
+                       label=f"no training {baseline:.3f}")  # fmt: skip
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, marker="o", ms=3.5, color="#1f6feb", linewidth=2, gid="curve", label=metric)
+        if not pts and baseline is None:
+            ax.text(0.5, 0.5, f"no {metric} yet: the archive has no test labels, or no round is trained",
+                    ha="center", va="center", transform=ax.transAxes, color="#5f6b73")  # fmt: skip
+        ax.set_xlabel("answered pairs")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        if pts or baseline is not None:
+            ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]  # no XML prolog: the document can be inlined in a page too

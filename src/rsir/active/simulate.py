@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rsir.active.campaign import CampaignLoop, CampaignSettings, create_or_resume_campaign
+from rsir.active.evaluator import SplitEvaluator as _Seed  # one seed's split and evaluation
 from rsir.active.learner import PairTraining
 from rsir.data.items import Archive
 
@@ -49,24 +50,6 @@ class SimulationConfig:
     name: str = "sim"  # campaign names are "<name>/<strategy>/seed<k>"
     threads: int = 1  # torch threads: one per process is fastest on a shared machine
     workers: int = 1  # campaigns run in parallel processes (one core each)
-
-
-@dataclass
-class _Seed:
-    """One seed's split, oracle and evaluation."""
-
-    vectors: np.ndarray
-    labels: list
-    query: np.ndarray
-    gallery: np.ndarray
-    k: int
-
-    def evaluate(self, head) -> dict[str, float]:
-        from rsir.cbir.evaluation import evaluate_vectors
-        from rsir.embed.features import apply_head
-
-        m = evaluate_vectors(apply_head(self.vectors, head), self.labels, self.query, self.gallery, k=self.k)
-        return {f"map@{self.k}": float(m[f"map@{self.k}"])}
 
 
 def _references(part: _Seed, seed: int, config: SimulationConfig, cache: Path, head_meta: dict) -> dict:

@@ -43,6 +43,7 @@ from rsir.active.db import (
     make_engine,
     utcnow,
 )
+from rsir.active.store_views import CampaignViews
 
 __all__ = ["ORACLE", "CampaignMismatch", "Question", "Store", "database_url", "make_engine"]
 
@@ -68,7 +69,7 @@ class CampaignMismatch(ValueError):
     """A campaign of that name exists with other settings."""
 
 
-class Store:
+class Store(CampaignViews):
     """Campaign state in one database; every method is one short transaction."""
 
     def __init__(self, db: str | Path | Engine) -> None:

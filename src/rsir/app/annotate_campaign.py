@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rsir.active.campaign import CampaignLoop, CampaignSettings, PairTraining, create_or_resume_campaign
+from rsir.active.evaluator import SplitEvaluator as Evaluation  # shared with `anneal simulate`
 from rsir.active.store import CampaignMismatch, Question, Store
 from rsir.data.items import Archive
 
@@ -89,24 +90,6 @@ def resolve_settings(
         train=PairTraining(**({"steps": o.steps} if o.steps is not None else {})),
         extra={"archive": str(archive.root), "encoder": encoder, "split": split, "app": "rsir anneal serve"},
     )
-
-
-@dataclass
-class Evaluation:
-    """``map@20`` of test queries against the campaign's pool, in a head's space."""
-
-    vectors: np.ndarray  # every embedded item (pool and test)
-    labels: list
-    query: np.ndarray
-    gallery: np.ndarray
-    k: int = 20
-
-    def __call__(self, head) -> dict[str, float]:
-        from rsir.cbir.evaluation import evaluate_vectors
-        from rsir.embed.features import apply_head
-
-        m = evaluate_vectors(apply_head(self.vectors, head), self.labels, self.query, self.gallery, k=self.k)
-        return {f"map@{self.k}": float(m[f"map@{self.k}"])}
 
 
 class AnnotationCampaign:

@@ -11,13 +11,14 @@ from rsir.data.items import Archive
 from rsir.embed.features import apply_head, archive_features
 from rsir.embed.local import Embeddings
 from rsir.models.encoders import DEFAULT_ENCODER, ImageEncoder, load_encoder
+from rsir.models.heads import Head
 from rsir.models.runtime import RUNTIMES, frozen_pass, set_runtime
 
 
 @dataclass
 class Space:
     encoder: ImageEncoder
-    head: object | None = None
+    head: Head | None = None
     head_path: str | None = None
     head_hash: str | None = None
 

@@ -49,7 +49,17 @@ def train_cbir(
     progress: bool = True,
     runtime: str = "auto",
 ) -> dict:
-    """Train on the gallery (train) side of the split only, so `eval cbir` with the same split is honest."""
+    """Train on the gallery (train) side of the split only, so `eval cbir` with the same split is honest.
+
+    ``finetune_blocks > 0`` also trains the encoder's last blocks (from class labels); the checkpoint then
+    carries the encoder's weights (``encoder.pt``), which `Space.load(head=...)` loads back.
+    """
+    if finetune_blocks < 0:
+        raise ValueError(f"--finetune must be >= 0, got {finetune_blocks}")
+    if finetune_blocks and pairs_file is not None:
+        raise ValueError("--finetune trains from class labels; it cannot be combined with --pairs")
+    if (finetune_blocks or pairs_file is None) and not archive.is_labelled:
+        raise ValueError("this archive has no labels: train from a pairs file (--pairs) instead")
     start = time.perf_counter()
     space = Space.load(encoder, runtime=runtime)
     feats = space.embed(archive, progress=progress)
@@ -57,6 +67,13 @@ def train_cbir(
     parts = split_of(labels, split, seed)
     train_rows = parts.gallery
     meta = {"encoder": space.encoder.config.name, "weights_hash": space.encoder.weights_hash}
+    if finetune_blocks:
+        train_labels = [labels[i] for i in train_rows]
+        report = {"split": split, "seed": seed}
+        return _finetune(
+            archive, out, space, feats.ids, train_rows, train_labels, config or TrainConfig(), finetune_blocks,
+            meta, report, start, progress,
+        )  # fmt: skip
     if pairs_file is not None:
         config = config or TrainConfig(loss="balanced")
         a, b, y = read_pairs_file(pairs_file, feats.ids)
@@ -70,8 +87,6 @@ def train_cbir(
             "n_pairs_dropped": int((~keep).sum()),
         }
     else:
-        if not archive.is_labelled:
-            raise ValueError("this archive has no labels: train from a pairs file (--pairs) instead")
         config = config or TrainConfig()
         head = train_on_labels(
             feats.vectors[train_rows],
@@ -106,5 +121,7 @@ def _finetune(archive, out, space, ids, train_rows, train_labels, config, blocks
         "finetuned_blocks": blocks,
     }
     save_head(head, out, report)
-    torch.save(encoder.state_dict(), Path(out) / ENCODER_WEIGHTS)
+    tmp = Path(out) / f".{ENCODER_WEIGHTS}.tmp"
+    torch.save(encoder.state_dict(), tmp)
+    tmp.replace(Path(out) / ENCODER_WEIGHTS)  # atomic: a killed run never leaves half an encoder beside a head
     return {**report, "out": str(out), "seconds": round(time.perf_counter() - start, 2)}

@@ -141,17 +141,14 @@ def eval_cbir(
     as_json: Json = False,
 ) -> None:
     """map@k, map@k_hits, p@k, R-precision and mAP of an encoder (+ head) on a labelled archive."""
-    from rsir.cbir.evaluation import evaluate_vectors, labels_of, split_of
-    from rsir.cbir.space import Space
+    from rsir import api
 
     with user_errors():
         arch = open_archive_or_exit(archive, strict)
-        if not arch.is_labelled:
-            raise ValueError(f"{archive} has no labels; evaluation needs a labelled archive")
-        emb = Space.load(encoder, head, runtime).embed(arch, strict=strict)
-        labels = labels_of(arch, emb.ids)
-        parts = split_of(labels, split, seed)
-        metrics = evaluate_vectors(emb.vectors, labels, parts.query, parts.gallery, k=k, loo=parts.loo, jaccard=jaccard)
+        metrics = api.evaluate(
+            arch, encoder=encoder, head=head, split=split, k=k, seed=seed, jaccard=jaccard, strict=strict,
+            runtime=runtime, progress=True,
+        ).to_dict()  # fmt: skip
     emit(metrics, as_json, lambda m: table([m]))
 
 
@@ -177,25 +174,15 @@ def train_cbir(
     as_json: Json = False,
 ) -> None:
     """Train a projection head on frozen features (or fine-tune), on the train side of --split only."""
-    from rsir.cbir.training import train_cbir as run
-    from rsir.train.metric_head import TrainConfig
+    from rsir import api
 
     with user_errors():
         arch = open_archive_or_exit(archive, strict)
-        default_loss = "balanced" if pairs else "multisimilarity"
-        config = TrainConfig(loss=loss or default_loss, epochs=epochs, seed=seed)
-        report = run(
-            arch,
-            out,
-            encoder=encoder,
-            split=split,
-            seed=seed,
-            pairs_file=pairs,
-            config=config,
-            finetune_blocks=finetune,
-            runtime=runtime,
-        )
-    emit(report, as_json)
+        result = api.train_head(
+            arch, out, encoder=encoder, split=split, seed=seed, pairs=pairs, loss=loss, epochs=epochs,
+            finetune=finetune, runtime=runtime, progress=True,
+        )  # fmt: skip
+    emit(result.report, as_json)
 
 
 def demo(

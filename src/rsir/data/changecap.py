@@ -67,22 +67,9 @@ def normalise_split(value: str) -> str:
 
 def load_pair_image(path: Path) -> np.ndarray:
     """float32 [C, H, W] in [0, 1]; raises ImageError."""
-    try:
-        from rsir.data.images import load_image
-    except ImportError:  # the shared image loader is optional here; PIL covers png/jpg/8-bit tif
-        return _load_with_pil(path)
+    from rsir.data.images import load_image
+
     return load_image(path)
-
-
-def _load_with_pil(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ImageError(f"{path}: {exc}") from exc
-    return arr.transpose(2, 0, 1).copy()
 
 
 @dataclass

@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from rsir.data.changecap import LEVIR_JSON, SPLITS, load_pair_image
-from rsir.data.items import ImageError, Item
+from rsir.data.items import ImageError
 from rsir.data.synth_captions import REGION_WORDS, change_captions, no_change_captions
 
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 SIZE = 256
 GENERATOR_VERSION = 2
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -58,26 +57,14 @@ def region_box(region: str, size: int = SIZE) -> tuple[slice, slice]:
 
 
 def read_scenes(root: Path) -> list[Scene]:
-    """Single-label scenes of a class-folder archive (via rsir.data.archives when available)."""
-    try:
-        from rsir.data.archives import open_archive
-    except ImportError:
-        items = _walk_class_folders(root)
-    else:
-        items = open_archive(root).items
+    """Single-label scenes of a class-folder archive."""
+    from rsir.data.archives import open_archive
+
+    items = open_archive(root).items
     scenes = [Scene(it.id, it.path, it.labels[0]) for it in items if len(it.labels) == 1]
     if not scenes:
         raise ValueError(f"{root}: no labelled single-label scenes found (expected one folder per class)")
     return scenes
-
-
-def _walk_class_folders(root: Path) -> list[Item]:
-    items = []
-    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for f in sorted(folder.iterdir()):
-            if f.suffix.lower() in _IMAGE_SUFFIXES:
-                items.append(Item(f"{folder.name}/{f.stem}", f, (folder.name,)))
-    return items
 
 
 def split_scenes(scenes: list[Scene], seed: int) -> dict[str, list[Scene]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,6 +11,9 @@ from rsir.data.items import Archive
 from rsir.embed.cache import cache_root, embedding_key
 from rsir.embed.local import Embeddings, embed_archive, normalise
 from rsir.models.encoders import ImageEncoder
+
+if TYPE_CHECKING:
+    from rsir.models.heads import Head
 
 
 def archive_features(
@@ -32,7 +36,7 @@ def archive_features(
     )
 
 
-def apply_head(vectors: np.ndarray, head) -> np.ndarray:
+def apply_head(vectors: np.ndarray, head: Head | None) -> np.ndarray:
     """Project features with a trained head (``None`` = the encoder's own space)."""
     if head is None:
         return vectors

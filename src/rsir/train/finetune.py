@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm, trange
+from tqdm.auto import tqdm
 
 from rsir.data.items import Archive
 from rsir.embed.local import ArchiveImages
 from rsir.models.encoders import ImageEncoder
 from rsir.models.heads import ResidualHead
+from rsir.train.loop import FnObjective, fit
 from rsir.train.metric_head import TrainConfig, _class_batches, _new_head, _pair_tuple, make_loss, multi_hot
 
 
@@ -60,9 +61,30 @@ def finetune_on_labels(
     """Train the encoder's last ``n_tail`` blocks and a head from class labels of ``archive.items[rows]``."""
     from rsir.models.runtime import frozen_pass
 
-    _, tail = encoder.split(n_tail)
     # The frozen trunk on the encoder's runtime (ONNX Runtime when it exports): its maps are plain tensors.
     fmaps = trunk_outputs(frozen_pass(encoder, f"trunk:{n_tail}"), archive, rows, encoder, progress=progress)
+    head = finetune_on_maps(
+        encoder, fmaps, labels, config, n_tail=n_tail, tail_lr=tail_lr, head_meta=head_meta, progress=progress
+    )
+    return encoder.eval(), head
+
+
+def finetune_on_maps(
+    encoder: ImageEncoder,
+    fmaps: torch.Tensor,
+    labels: Sequence[Sequence[str]],
+    config: TrainConfig = TrainConfig(),
+    *,
+    n_tail: int = 2,
+    tail_lr: float = 1e-4,
+    head_meta: dict | None = None,
+    progress: bool = True,
+) -> ResidualHead:
+    """Train ``encoder``'s tail (in place) and a new head on cached trunk outputs ``fmaps`` (one per label set).
+
+    Benchmarks call this directly to share one trunk pass between seeds (the trunk is frozen).
+    """
+    _, tail = encoder.split(n_tail)
     hot = multi_hot(labels)
     hot_t = torch.from_numpy(hot)
     head = _new_head(encoder.config.dim, config, None, head_meta or {})
@@ -72,14 +94,15 @@ def finetune_on_labels(
     )
     loss_fn, rng = make_loss(config.loss), np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
+
+    def loss_of(batch: np.ndarray) -> torch.Tensor:
+        b = torch.from_numpy(batch)
+        feats = F.normalize(tail(_dihedral(fmaps[b], gen)).mean(dim=1), dim=-1)
+        return loss_fn(head(feats), indices_tuple=_pair_tuple((hot_t[b] @ hot_t[b].T) > 0))
+
     head.train()
     tail.eval()  # frozen batch-norm statistics: small CPU batches would make them noisy
-    for _ in trange(config.epochs, desc="fine-tuning", disable=not progress):
-        for batch in _class_batches(hot, config, rng):
-            b = torch.from_numpy(batch)
-            feats = F.normalize(tail(_dihedral(fmaps[b], gen)).mean(dim=1), dim=-1)
-            loss = loss_fn(head(feats), indices_tuple=_pair_tuple((hot_t[b] @ hot_t[b].T) > 0))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return encoder.eval(), head.eval()
+    objective = FnObjective(lambda _: _class_batches(hot, config, rng), loss_of)
+    fit(objective, opt, epochs=config.epochs, shard=False, progress=progress, desc="fine-tuning")
+    encoder.eval()
+    return head.eval()

@@ -13,12 +13,11 @@ encoder tail too), and rank 0 alone writes checkpoints. Negatives stay within ea
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 
 from rsir.models.fusion import TFFConfig
 from rsir.train import distributed
+from rsir.train.loop import FitState, Validation, fit, lambda_schedule, warmup_cosine
 
 LAST = "last.pt"
 # Settings that may differ between a run and its continuation.
@@ -95,13 +95,6 @@ def caption_batches(
     return [(b, caption[b]) for b in batches]
 
 
-def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def _text_keys(captions: list[str]) -> np.ndarray:
     ids: dict[str, int] = {}
     return np.array([ids.setdefault(c.strip().lower(), len(ids)) for c in captions], dtype=np.int64)
@@ -135,7 +128,7 @@ class ImageInputs(Protocol):
 class FrozenImages:
     """Image inputs from the frozen encoder's cached features (the default)."""
 
-    trainable = None
+    trainable: torch.nn.Module | None = None
 
     def __init__(self, model, train_feats, device: str) -> None:
         self.glob = torch.from_numpy(np.ascontiguousarray(train_feats.globals_)).to(device)
@@ -187,38 +180,22 @@ class _Trainer:
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
         groups = [{**g, "base_lr": config.lr} for g in groups] + images.param_groups(config)
         self.optim = torch.optim.AdamW(groups, lr=config.lr)
-        self.steps_per_epoch = len(self.batches(0))
+        self.steps_per_epoch = len(distributed.shard(self.batches(0)))
 
     def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """This rank's batches of an epoch (all of them outside a process group)."""
+        """All batches of an epoch (the loop takes this rank's share under a process group). Called at the start
+        of each epoch: back to training mode after the previous epoch's validation."""
+        self.model.train()
         rng = np.random.default_rng([self.config.seed, epoch])
-        return distributed.shard(caption_batches(self.train.caption_offsets, self.config.batch_size, rng))
+        return caption_batches(self.train.caption_offsets, self.config.batch_size, rng)
 
-    def epoch(self, epoch: int, progress: bool) -> float:
-        from tqdm.auto import tqdm
-
-        cfg, model = self.config, self.model
-        model.train()
-        batches = self.batches(epoch)
-        total = cfg.epochs * self.steps_per_epoch
-        warmup = int(cfg.warmup_epochs * self.steps_per_epoch)
-        losses = []
-        show = progress and distributed.is_main()
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not show, leave=False)
-        for i, (pairs, caps) in enumerate(bar):
-            for group in self.optim.param_groups:
-                group["lr"] = _lr_at(epoch * self.steps_per_epoch + i, total, warmup, group["base_lr"])
-            p = torch.from_numpy(pairs).to(self.text.device)
-            c = torch.from_numpy(caps).to(self.text.device)
-            img, txt, scale = self.step(p, self.text[c])
-            loss = info_nce(img, txt, scale, pair_ids=p, text_keys=self.keys[c])
-            self.optim.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([q for g in self.optim.param_groups for q in g["params"]], 1.0)
-            self.optim.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        return distributed.mean_across(float(np.mean(losses)))
+    def loss(self, batch: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
+        """The objective's loss for :func:`rsir.train.loop.fit` (one InfoNCE step)."""
+        pairs, caps = batch
+        p = torch.from_numpy(pairs).to(self.text.device)
+        c = torch.from_numpy(caps).to(self.text.device)
+        img, txt, scale = self.step(p, self.text[c])
+        return info_nce(img, txt, scale, pair_ids=p, text_keys=self.keys[c])
 
 
 def train_itsr(
@@ -231,23 +208,26 @@ def train_itsr(
     progress: bool = True,
     restart: bool = False,
     images: ImageInputs | None = None,
+    *,
+    evaluate: Callable[[Any, Any, str], dict],
+    save_best: Callable[[Path, Any, int, dict, dict], None],
 ) -> dict:
     """Train ``model`` in place; writes the best checkpoint to ``out`` and returns a summary.
 
     ``images`` supplies the image side (default :class:`FrozenImages`; fine-tuning passes
     :class:`rsir.train.itsr_finetune.TunedTail`, which also saves the encoder with each best checkpoint).
+    The ITSR workflow supplies ``evaluate(model, val_features, device) -> scores`` (with ``mR``) and
+    ``save_best(out, model, epoch, val_scores, manifest_extra)``: training knows no checkpoint format.
     """
-    from rsir.itsr.evaluate import evaluate
-    from rsir.itsr.model import manifest_dict, save_checkpoint
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     distributed.setup()  # joins torchrun's process group when launched by it
     main = distributed.is_main()  # only rank 0 writes files; all ranks hold the same weights
     torch.manual_seed(config.seed)
-    images = images or FrozenImages(model, train_feats, config.device)
+    images = images if images is not None else FrozenImages(model, train_feats, config.device)
+    assert images is not None
     trainer = _Trainer(model, train_feats, images, config, manifest_extra or {})
-    state = {"epoch": -1, "best": None, "history": [], "train_seconds": 0.0}
+    state = FitState()
     if (out / LAST).is_file() and not restart:
         saved = torch.load(out / LAST, map_location=config.device, weights_only=False)
         _check_resume(saved, config, out)
@@ -257,38 +237,37 @@ def train_itsr(
         for group in trainer.optim.param_groups:  # runs saved before per-group base rates
             group.setdefault("base_lr", config.lr)
         torch.set_rng_state(saved["torch_rng"])
-        state = saved["state"]
-    stale = sum(1 for h in state["history"] if h["epoch"] > (state["best"] or {}).get("epoch", -1))
-    for epoch in range(state["epoch"] + 1, config.epochs):
-        if config.patience is not None and stale >= config.patience:
-            break
-        t0 = time.perf_counter()
-        loss = trainer.epoch(epoch, progress)
-        val = evaluate(model, images.val_features(val_feats), config.device)
-        state["train_seconds"] += time.perf_counter() - t0
-        state["history"].append({"epoch": epoch, "loss": loss, "val_mR": val["mR"]})
-        if state["best"] is None or val["mR"] > state["best"]["val"]["mR"]:
-            state["best"] = {"epoch": epoch, "val": val}
+        state = FitState.from_dict(saved["state"])
+    spe = trainer.steps_per_epoch
+    factor = warmup_cosine(config.epochs * spe, int(config.warmup_epochs * spe))
+    schedule = lambda_schedule(trainer.optim, factor, done_steps=(state.epoch + 1) * spe)
+
+    def validate(epoch: int) -> dict:
+        return evaluate(model, images.val_features(val_feats), config.device)
+
+    def on_epoch(st: FitState, improved: bool) -> None:
+        assert st.best is not None  # validated every epoch
+        if main and improved:
+            images.save(out)  # before the manifest: a checkpoint with a manifest is complete
             extra = {"train": config.to_dict(), **trainer.extra}
-            if main:
-                images.save(out)  # before the manifest: a checkpoint with a manifest is complete
-                save_checkpoint(out, model, manifest_dict(model.config, epoch, val, extra))
-            stale = 0
-        else:
-            stale += 1
-        state["epoch"] = epoch
+            save_best(out, model, st.epoch, st.best["val"], extra)
         if main:
-            _save_last(out, config, model, images, trainer.optim, state)
+            _save_last(out, config, model, images, trainer.optim, st.to_dict())
         if progress and main:
-            print(
-                f"epoch {epoch + 1}: loss {loss:.3f}  val mR {val['mR']:.2f}  (best {state['best']['val']['mR']:.2f})"
-            )
+            row, best = st.history[-1], st.best["val"]["mR"]
+            print(f"epoch {st.epoch + 1}: loss {row['loss']:.3f}  val mR {row['val_mR']:.2f}  (best {best:.2f})")
+
+    state = fit(
+        trainer, trainer.optim, epochs=config.epochs, scheduler=schedule, clip_grad=1.0,
+        validation=Validation(validate, "mR", config.patience), state=state, on_epoch=on_epoch,
+        progress=progress, desc="itsr epochs",
+    )  # fmt: skip
     summary = {
-        "best_epoch": state["best"]["epoch"] if state["best"] else None,
-        "val": state["best"]["val"] if state["best"] else None,
-        "epochs_run": state["epoch"] + 1,
-        "train_seconds": round(state["train_seconds"], 2),
-        "history": state["history"],
+        "best_epoch": state.best["epoch"] if state.best else None,
+        "val": state.best["val"] if state.best else None,
+        "epochs_run": state.epoch + 1,
+        "train_seconds": round(state.train_seconds, 2),
+        "history": state.history,
     }
     if main:
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import trange
 
 from rsir.models.heads import HeadConfig, ResidualHead
 from rsir.train import distributed
+from rsir.train.loop import FnObjective, fit
 from rsir.train.pair_losses import PairObjective, evidence_weights, objective_loss
 
 
@@ -105,6 +105,13 @@ def _optimiser(head: ResidualHead, config: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
+def _fit_head(objective: FnObjective, head: ResidualHead, config: TrainConfig, progress: bool, history) -> None:
+    show = progress and distributed.is_main()
+    state = fit(objective, _optimiser(head, config), epochs=config.epochs, progress=show, desc="training head")
+    if history is not None:
+        history.extend(state.losses)
+
+
 def train_on_labels(
     features: np.ndarray,
     labels: Sequence[Sequence[str]],
@@ -123,7 +130,7 @@ def train_on_labels(
     hot = multi_hot(labels)
     x, hot_t = torch.from_numpy(features).to(device), torch.from_numpy(hot).to(device)
     head = _new_head(features.shape[1], config, None, head_meta or {}).to(device)
-    model, loss_fn, opt = distributed.wrap(head), make_loss(config.loss), _optimiser(head, config)
+    model, loss_fn = distributed.wrap(head), make_loss(config.loss)
     rng = np.random.default_rng(config.seed)
 
     def loss_of(batch: np.ndarray) -> torch.Tensor:
@@ -132,26 +139,8 @@ def train_on_labels(
         return loss_fn(model(x[b]), indices_tuple=_pair_tuple(relevant))
 
     head.train()
-    for _ in trange(config.epochs, desc="training head", disable=not (progress and distributed.is_main())):
-        _record(history, _fit_epoch(distributed.shard(_class_batches(hot, config, rng)), loss_of, opt))
+    _fit_head(FnObjective(lambda _: _class_batches(hot, config, rng), loss_of), head, config, progress, history)
     return head.cpu().eval()
-
-
-def _fit_epoch(batches: list, loss_of: Callable, opt: torch.optim.Optimizer) -> list[float]:
-    """One optimiser step per batch; the losses."""
-    losses = []
-    for batch in batches:
-        loss = loss_of(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def _record(history: list[float] | None, losses: list[float]) -> None:
-    if history is not None:  # a collective: every rank records, or none
-        history.append(distributed.mean_across(float(np.mean(losses)) if losses else 0.0))
 
 
 def train_on_pairs(
@@ -178,16 +167,17 @@ def train_on_pairs(
     pi, pj, y = (torch.from_numpy(np.asarray(a)[keep]).to(device) for a in (pair_i, pair_j, similar))
     x = torch.from_numpy(features).to(device)
     head = _new_head(features.shape[1], config, init, head_meta or {}).to(device)
-    model, opt = distributed.wrap(head), _optimiser(head, config)
+    model = distributed.wrap(head)
     step = _balanced_step(objective, y) if config.loss == "balanced" else _pml_step(make_loss(config.loss))
     gen = torch.Generator().manual_seed(config.seed)
+
+    def loss_of(batch: torch.Tensor) -> torch.Tensor:
+        b = batch.to(device)
+        return step(model, x, pi[b], pj[b], y[b] == 1, gen)
+
     head.train()
-    for _ in trange(config.epochs, desc="training head", disable=not (progress and distributed.is_main())):
-        batches = distributed.shard(list(torch.randperm(len(y), generator=gen).split(config.batch_size)))
-        losses = _fit_epoch(
-            [b.to(device) for b in batches], lambda b: step(model, x, pi[b], pj[b], y[b] == 1, gen), opt
-        )
-        _record(history, losses)
+    epoch_batches = lambda _: list(torch.randperm(len(y), generator=gen).split(config.batch_size))  # noqa: E731
+    _fit_head(FnObjective(epoch_batches, loss_of), head, config, progress, history)
     return head.cpu().eval()
 
 

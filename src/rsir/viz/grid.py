@@ -44,12 +44,25 @@ def _cell_image(cell: Cell, size: int) -> Image.Image:
     return out
 
 
-def write_grid(query: Cell | None, results: list[Cell], out: Path, columns: int = 5, size: int = THUMB) -> Path:
-    """Write a PNG (``.png``) or HTML (``.html``) grid; the query, if any, comes first, framed in red."""
+def write_grid(
+    query: Cell | None,
+    results: list[Cell],
+    out: Path,
+    columns: int = 5,
+    size: int = THUMB,
+    title: str | None = None,
+) -> Path:
+    """Write a PNG (``.png``) or HTML (``.html``) grid; the query, if any, comes first, framed in red;
+    ``title`` (e.g. a text query) heads the grid."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() in {".html", ".htm"}:
-        out.write_text(_html(query, results, size))
+        head = f"<h3>{html.escape(title)}</h3>" if title else ""
+        out.write_text(
+            _html(query, results, size).replace(
+                "<body style='font:12px sans-serif'>", "<body style='font:12px sans-serif'>" + head
+            )
+        )
         return out
     cells = ([query] if query else []) + results
     tiles = [_cell_image(c, size) for c in cells]
@@ -57,9 +70,12 @@ def write_grid(query: Cell | None, results: list[Cell], out: Path, columns: int 
         ImageDraw.Draw(tiles[0]).rectangle([0, 0, tiles[0].width - 1, size - 1], outline="red", width=4)
     w, h = max(t.width for t in tiles), max(t.height for t in tiles)
     rows = (len(tiles) + columns - 1) // columns
-    canvas = Image.new("RGB", (columns * (w + 6), rows * (h + 6)), "white")
+    top = 20 if title else 0
+    canvas = Image.new("RGB", (max(columns * (w + 6), 360 if title else 0), top + rows * (h + 6)), "white")
+    if title:
+        ImageDraw.Draw(canvas).text((4, 4), title[:90], fill="black")
     for n, tile in enumerate(tiles):
-        canvas.paste(tile, ((n % columns) * (w + 6), (n // columns) * (h + 6)))
+        canvas.paste(tile, ((n % columns) * (w + 6), top + (n // columns) * (h + 6)))
     canvas.save(out)
     return out
 
