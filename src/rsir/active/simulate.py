@@ -198,8 +198,8 @@ def simulate(
         part = _Seed(feats.vectors, labels, split.query, split.gallery, config.k)
         refs[seed] = _references(part, seed, config, out / "references.json", head_meta)
         pool_ids = [feats.ids[r] for r in split.gallery]
-        extra = {"archive": str(archive.root), "encoder": head_meta["encoder"], "split": config.split,
-                 "rule": config.rule}  # fmt: skip
+        extra: dict[str, object] = {"archive": str(archive.root), "encoder": head_meta["encoder"],
+                                    "split": config.split, "rule": config.rule}  # fmt: skip
         if config.k != 20:  # the stored rounds' metrics are map@k: another k must not resume them
             extra["k"] = config.k  # (absent for 20, so campaigns stored before k was an option still resume)
         tasks += [

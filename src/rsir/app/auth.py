@@ -136,9 +136,10 @@ class TokenAuth:
             await self.app(scope, receive, send)
             return
 
+        cookie = f"{TOKEN_COOKIE}={quote(presented or '', safe='')}; Path=/; HttpOnly; SameSite=Strict"
+
         async def send_with_cookie(message) -> None:
             if message["type"] == "http.response.start":
-                cookie = f"{TOKEN_COOKIE}={quote(presented, safe='')}; Path=/; HttpOnly; SameSite=Strict"
                 message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
             await send(message)
 

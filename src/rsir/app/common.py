@@ -147,7 +147,8 @@ def decode_upload(data: bytes, field: str = "file", max_pixels: int = DEFAULT_UP
         try:
             return load_image(path, max_pixels=max_pixels, max_values=UPLOAD_BANDS * max_pixels)
         except ImageTooLarge as err:
-            raise HTTPException(413, f"{field}: {err.reason}; queries are resized to a few hundred px") from None
+            reason = getattr(err, "reason", "too large")
+            raise HTTPException(413, f"{field}: {reason}; queries are resized to a few hundred px") from None
         except ImageError as err:
             # the reason, not the message: the message names our temporary path
             reason = getattr(err, "reason", "unreadable")

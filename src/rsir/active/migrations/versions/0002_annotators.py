@@ -1,4 +1,5 @@
-"""Personal annotator invites: one row per invited person (name, case-folded name, SHA-256 of their token).
+"""Invited annotators: one row per person invited to a campaign (``rsir anneal invite``), holding the SHA-256
+of their personal token (the token itself is never stored). Additive: older databases gain the empty table.
 
 Revision ID: 0002
 Revises: 0001
