@@ -99,7 +99,14 @@ def test_auto_falls_back_to_torch_with_a_note_and_onnx_refuses(capsys) -> None:
     with torch.no_grad():
         np.testing.assert_allclose(run(x).numpy(), tiny.encode(x).numpy(), atol=1e-6)
     with pytest.raises(RuntimeUnavailable, match="does not export to ONNX"):
-        frozen_pass(set_runtime(tiny, "onnx"))
+        frozen_pass(set_runtime(tiny, "onnx"))  # from the failure marker: not exported again
+    assert list(onnx_dir().glob("tiny-bessel-*.failed")) and not list(onnx_dir().glob("tiny-bessel-*.onnx"))
+
+
+def test_auto_keeps_an_encoder_on_its_accelerator() -> None:
+    """Without ONNX Runtime's CUDA provider, an encoder on another device runs there in eager torch."""
+    on_meta = _Tiny().to("meta")  # stands for a GPU here: any device that is not the CPU
+    assert frozen_pass(on_meta).runtime == "torch"
 
 
 def test_unknown_runtime_is_refused(encoder) -> None:

@@ -115,6 +115,18 @@ def compare_runtimes(
     }
 
 
+def own_peak_rss_mb() -> float:
+    """This process's peak RSS since it started (``VmHWM``). Not ``ru_maxrss``: Linux carries that across
+    fork + exec, so a child would report at least its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _child(rss_file: str, args: list[str]) -> None:
     """Run the rsir CLI in this process, then record this process's peak RSS (and its workers')."""
     from rsir.cli.main import app
@@ -123,9 +135,8 @@ def _child(rss_file: str, args: list[str]) -> None:
     try:
         code = app(args, standalone_mode=False)  # returns a command's exit code instead of exiting
     finally:
-        kib = lambda who: round(resource.getrusage(who).ru_maxrss / 1024, 1)  # noqa: E731
-        stamp = {"self": kib(resource.RUSAGE_SELF), "children": kib(resource.RUSAGE_CHILDREN)}
-        Path(rss_file).write_text(json.dumps(stamp))
+        children = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+        Path(rss_file).write_text(json.dumps({"self": own_peak_rss_mb(), "children": children}))
     sys.exit(code if isinstance(code, int) else 0)
 
 

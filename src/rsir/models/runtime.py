@@ -100,7 +100,7 @@ def frozen_pass(encoder: ImageEncoder, part: str = "encode") -> FrozenPass:
 def _resolve(encoder: ImageEncoder, part: str) -> FrozenPass:
     module = _module(encoder, part)
     wanted = runtime_of(encoder)
-    if wanted == "torch":
+    if wanted == "torch" or (wanted == "auto" and not _onnx_can_match_device(module)):
         return _torch_pass(module)
     try:
         return _onnx_pass(encoder, module, part, int8=wanted == "onnx-int8")
@@ -151,6 +151,13 @@ def _torch_pass(module: nn.Module) -> FrozenPass:
 _SESSIONS: dict[str, object] = {}
 
 
+def _onnx_can_match_device(module: nn.Module) -> bool:
+    """An encoder on an accelerator stays there unless ONNX Runtime has CUDA too (its CPU would be slower)."""
+    if _device_of(module).type == "cpu":
+        return True
+    return onnx_available() and "CUDAExecutionProvider" in providers()
+
+
 def onnx_available() -> bool:
     try:
         import onnx  # noqa: F401
@@ -164,8 +171,15 @@ def _onnx_pass(encoder: ImageEncoder, module: nn.Module, part: str, int8: bool =
     if not onnx_available():
         raise RuntimeUnavailable("ONNX Runtime is not installed (pip install onnxruntime onnx)")
     path = onnx_path(encoder, part)
+    failed = path.with_suffix(".failed")  # an encoder that does not export is tried once, not every run
+    if failed.is_file():
+        raise RuntimeUnavailable(failed.read_text())
     if not path.is_file():
-        _export_checked(encoder, module, path)
+        try:
+            _export_checked(encoder, module, path)
+        except RuntimeUnavailable as err:
+            failed.write_text(str(err))
+            raise
     if int8:
         path = _int8_of(encoder, path)
     session = _session(path)
