@@ -47,6 +47,10 @@ def test_finetune_trains_the_encoder_tail_and_eval_loads_it(demo_archive, tmp_pa
     frozen = as_json(rsir("eval", "cbir", root, "--head", frozen_copy, *SPLIT, "--json"))
     assert 0.5 < tuned["map@20"] <= 1 and tuned["map"] != frozen["map"]
 
+    # a frozen head trained later into the same folder must not be paired with the old fine-tuned encoder
+    as_json(rsir("train", "cbir", root, "--out", head, *SPLIT, "--epochs", "1", "--json"))
+    assert not (head / "encoder.pt").exists()
+
 
 def test_finetune_with_pairs_is_refused(demo_archive, tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.csv"

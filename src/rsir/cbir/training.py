@@ -67,14 +67,15 @@ def train_cbir(
     parts = split_of(labels, split, seed)
     train_rows = parts.gallery
     meta = {"encoder": space.encoder.config.name, "weights_hash": space.encoder.weights_hash}
+    encoder_state = None  # fine-tuned encoder weights, saved beside the head
     if finetune_blocks:
-        train_labels = [labels[i] for i in train_rows]
-        report = {"split": split, "seed": seed}
-        return _finetune(
-            archive, out, space, feats.ids, train_rows, train_labels, config or TrainConfig(), finetune_blocks,
-            meta, report, start, progress,
+        config = config or TrainConfig()
+        head, encoder_state = _finetune(
+            archive, space, [feats.ids[r] for r in train_rows], [labels[r] for r in train_rows], config,
+            finetune_blocks, meta, progress,
         )  # fmt: skip
-    if pairs_file is not None:
+        source = {"labels": "class", "n_train_items": len(train_rows), "finetuned_blocks": finetune_blocks}
+    elif pairs_file is not None:
         config = config or TrainConfig(loss="balanced")
         a, b, y = read_pairs_file(pairs_file, feats.ids)
         allowed = np.zeros(len(feats.ids), bool)
@@ -98,30 +99,32 @@ def train_cbir(
         source = {"labels": "class", "n_train_items": len(train_rows)}
     report = {"split": split, "seed": seed, "config": asdict(config), **source}
     save_head(head, out, report)
+    _save_encoder(Path(out), encoder_state)
     return {**report, "out": str(out), "seconds": round(time.perf_counter() - start, 2)}
 
 
-def _finetune(archive, out, space, ids, train_rows, train_labels, config, blocks, meta, report, start, progress):
-    """Partial fine-tuning: the checkpoint then carries the encoder's weights too (`encoder.pt`)."""
-    import torch
-
-    from rsir.models.heads import ENCODER_WEIGHTS
+def _finetune(archive, space, train_ids, train_labels, config, blocks, meta, progress):
+    """Partial fine-tuning of the encoder's last ``blocks`` blocks with the head: (head, encoder state)."""
     from rsir.train.finetune import finetune_on_labels
 
     row_of = {it.id: i for i, it in enumerate(archive.items)}
-    archive_rows = [row_of[ids[r]] for r in train_rows]
     encoder, head = finetune_on_labels(
-        space.encoder, archive, archive_rows, train_labels, config, n_tail=blocks, head_meta=meta, progress=progress
-    )
-    report = {
-        **report,
-        "config": asdict(config),
-        "labels": "class",
-        "n_train_items": len(train_rows),
-        "finetuned_blocks": blocks,
-    }
-    save_head(head, out, report)
-    tmp = Path(out) / f".{ENCODER_WEIGHTS}.tmp"
-    torch.save(encoder.state_dict(), tmp)
-    tmp.replace(Path(out) / ENCODER_WEIGHTS)  # atomic: a killed run never leaves half an encoder beside a head
-    return {**report, "out": str(out), "seconds": round(time.perf_counter() - start, 2)}
+        space.encoder, archive, [row_of[i] for i in train_ids], train_labels, config, n_tail=blocks,
+        head_meta=meta, progress=progress,
+    )  # fmt: skip
+    return head, encoder.state_dict()
+
+
+def _save_encoder(out: Path, state: dict | None) -> None:
+    """``encoder.pt`` beside the head when the encoder was fine-tuned; else none (a stale one from an earlier
+    run into the same folder would be loaded with this head)."""
+    import torch
+
+    from rsir.models.heads import ENCODER_WEIGHTS
+
+    if state is None:
+        (out / ENCODER_WEIGHTS).unlink(missing_ok=True)
+        return
+    tmp = out / f".{ENCODER_WEIGHTS}.tmp"
+    torch.save(state, tmp)
+    tmp.replace(out / ENCODER_WEIGHTS)  # atomic: a killed run never leaves half an encoder beside a head
