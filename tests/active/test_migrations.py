@@ -120,3 +120,25 @@ def test_a_new_database_is_exactly_what_the_models_describe(url) -> None:
         assert diff == [], f"the models changed without a migration (add a revision): {diff}"
     finally:
         store.dispose()
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_once(url) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            Store(url).dispose()
+        except BaseException as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    store = Store(url)
+    assert current_revision(store.engine) == head_revision()
+    store.dispose()
