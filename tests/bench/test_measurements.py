@@ -108,7 +108,10 @@ def test_throughputs_on_a_few_real_images(demo_archive) -> None:
     assert len(part) == 4 and len({it.labels for it in part.items}) == 4  # spread over classes
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    slow = _PausedEncoder(encoder, 0.1)
+    from rsir.models.runtime import set_runtime
+
+    # eager torch: the pauses must run in every call (an ONNX export would trace the wrapper once instead)
+    slow = set_runtime(_PausedEncoder(encoder, 0.1), "torch")
     try:
         start = time.perf_counter()
         forward = forward_throughput(slow, 8, batch_size=4)  # 1 untimed warm-up call + 2 timed batches of 4

@@ -43,7 +43,8 @@ def index_job(archive: Path, runtime: str, batch_size: int, threads: int = 0) ->
         rss_file = Path(tmp) / "rss.json"
         args = ["index", str(archive), "--out", str(Path(tmp) / "index"), "--runtime", runtime]
         args += ["--batch-size", str(batch_size), "--json"]
-        cmd = [sys.executable, "-m", "rsir.bench.runtime", str(rss_file), *args]
+        # The CLI runs in the child (rsir.cli.peak_rss): bench sits below cli in the layers and does not import it.
+        cmd = [sys.executable, "-m", "rsir.cli.peak_rss", str(rss_file), *args]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"rsir index --runtime {runtime} failed: {done.stderr.strip()[-2000:]}")
@@ -125,20 +126,3 @@ def own_peak_rss_mb() -> float:
     except OSError:
         pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _child(rss_file: str, args: list[str]) -> None:
-    """Run the rsir CLI in this process, then record this process's peak RSS (and its workers')."""
-    from rsir.cli.main import app
-
-    code = 1
-    try:
-        code = app(args, standalone_mode=False)  # returns a command's exit code instead of exiting
-    finally:
-        children = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
-        Path(rss_file).write_text(json.dumps({"self": own_peak_rss_mb(), "children": children}))
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2:])

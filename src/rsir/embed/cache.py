@@ -7,12 +7,10 @@ import json
 import os
 from pathlib import Path
 
+from rsir.cachedir import cache_root
 from rsir.models.config import EncoderConfig
 
-
-def cache_root() -> Path:
-    """`$RSIR_CACHE`, else `~/.cache/rsir`. Archives are often read-only, so caches never live inside them."""
-    return Path(os.environ.get("RSIR_CACHE", Path.home() / ".cache" / "rsir"))
+__all__ = ["cache_root", "embedding_key", "atomic_write_bytes"]
 
 
 def embedding_key(

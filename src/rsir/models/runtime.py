@@ -215,7 +215,7 @@ def params_digest(module: nn.Module) -> str:
 
 def onnx_dir() -> Path:
     """``$RSIR_ONNX_CACHE``, else ``onnx/`` in the rsir cache (exports outlive feature caches)."""
-    from rsir.embed.cache import cache_root
+    from rsir.cachedir import cache_root
 
     return Path(os.environ.get("RSIR_ONNX_CACHE", cache_root() / "onnx"))
 
