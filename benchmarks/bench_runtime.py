@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archive", type=Path, default=None, help="benchmark archive (default: shared UC Merced)")
     p.add_argument("--index-archive", default="", help="archive for `rsir index` (default: --archive)")
+    p.add_argument("--index-images", type=int, default=0, help="index a copy of this many images (0: all)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--n-images", type=int, default=256, help="forward-only images per repeat")
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime_repeats=args.repeats,
         n_images=args.n_images,
         index_archive=args.index_archive,
+        index_images=args.index_images,
     )
     report = run_bench(archive=args.archive, config=config)
     if args.json_out:

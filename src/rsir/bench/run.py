@@ -30,7 +30,8 @@ class BenchConfig:
     threads: int = 0  # > 0: torch and faiss threads
     sections: tuple[str, ...] = ("extract", "runtime", "ann", "select")
     runtime_repeats: int = 2  # eager torch vs ONNX Runtime: forward-only and whole `rsir index` jobs
-    index_archive: str = ""  # the archive `rsir index` runs on ("" = the benchmark archive; QUICK: the demo)
+    index_archive: str = ""  # the archive `rsir index` runs on ("" = the benchmark archive)
+    index_images: int = 0  # > 0: `rsir index` runs on a copy of this many of its images, spread over it
     extra: dict = field(default_factory=dict)
 
 
@@ -44,7 +45,7 @@ QUICK = BenchConfig(
     hnsw_max=10_000,
     pool_sizes=(10_000,),
     runtime_repeats=1,
-    index_archive="demo",
+    index_images=32,
 )
 
 
@@ -178,24 +179,25 @@ def _extract_section(report: dict, arch, encoder, cfg: BenchConfig):
 
 
 def _runtime_section(report: dict, arch, path: Path, encoder, cfg: BenchConfig) -> None:
-    from rsir.bench.runtime import compare_runtimes
+    import tempfile
 
-    index_archive = Path(cfg.index_archive or path)
-    if cfg.index_archive == "demo":
-        from rsir.data.demo import demo_archive_path
+    from rsir.bench.runtime import compare_runtimes, copy_spread
 
-        index_archive = demo_archive_path()
-    _log(f"eager torch vs ONNX Runtime: forward-only and `rsir index {index_archive}` x {cfg.runtime_repeats}")
-    rt = compare_runtimes(
-        arch,
-        index_archive,
-        encoder,
-        n_images=cfg.n_images,
-        batch_size=cfg.batch_size,
-        repeats=cfg.runtime_repeats,
-        threads=cfg.threads,
-        log=_log,
-    )
+    with tempfile.TemporaryDirectory(prefix="rsir-bench-archive-") as tmp:
+        index_archive = Path(cfg.index_archive or path)
+        if cfg.index_images > 0:
+            index_archive = copy_spread(index_archive, cfg.index_images, Path(tmp))
+        _log(f"eager torch vs ONNX Runtime: forward-only and `rsir index {index_archive}` x {cfg.runtime_repeats}")
+        rt = compare_runtimes(
+            arch,
+            index_archive,
+            encoder,
+            n_images=cfg.n_images,
+            batch_size=cfg.batch_size,
+            repeats=cfg.runtime_repeats,
+            threads=cfg.threads,
+            log=_log,
+        )
     report["runtime"] = rt
     for key in ("runtime_speedup", "index_speedup", "index_over_forward", "index_rss_torch_mb", "index_rss_onnx_mb"):
         report[key] = rt[key]

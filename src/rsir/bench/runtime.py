@@ -31,6 +31,21 @@ def forward_pair(encoder, inputs, n: int, batch_size: int) -> dict:
     return out
 
 
+def copy_spread(root: Path, n: int, dest: Path) -> Path:
+    """A folder archive of ``n`` images spread over the one at ``root`` (class folders kept), for short runs."""
+    import shutil
+
+    from rsir.bench.throughput import spread
+    from rsir.data.archives import open_archive
+
+    archive = open_archive(root)
+    for item in spread(archive, n).items:
+        target = dest / Path(item.path).relative_to(archive.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(item.path, target)
+    return dest
+
+
 def index_job(archive: Path, runtime: str, batch_size: int, threads: int = 0) -> dict:
     """One ``rsir index ARCHIVE --runtime R`` in a child process with an empty feature cache: its report
     (images/s over the whole job: embed + index build + write) and its peak RSS (MiB, decode workers apart)."""
