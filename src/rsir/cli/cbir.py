@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from rsir.cli import validate
 from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
 
 Encoder = Annotated[str | None, typer.Option(help="Encoder name (default efficientnet-lite0; timm:/hf:/open_clip:...)")]
@@ -49,6 +50,8 @@ def index(
     from rsir.index.faiss_index import IndexParams
 
     with user_errors(), _engine_errors():
+        validate.index_options(index_type, engine, pq_m, nlist)
+        validate.encoder(encoder)
         arch = open_archive_or_exit(archive, strict)
         params = IndexParams(
             index_type=index_type,
@@ -70,7 +73,12 @@ def index(
             workers=workers,
             strict=strict,
         )
-    emit(asdict(report), as_json, lambda r: table([r]))
+    emit(asdict(report), as_json, _index_human)
+
+
+def _index_human(report: dict) -> str:
+    lines = [table([{k: v for k, v in report.items() if k not in ("built", "note")}]), f"built: {report['built']}"]
+    return "\n".join(lines + ([f"note: {report['note']}"] if report["note"] else []))
 
 
 def _ray_options(engine: str, address: str | None):

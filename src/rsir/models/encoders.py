@@ -109,9 +109,53 @@ def load_encoder(name: str = DEFAULT_ENCODER, device: str | torch.device = "cpu"
     _ensure_families_registered()
     family, arg = resolve_name(name)
     if family not in _FAMILIES:
-        raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}; known: {sorted(_FAMILIES)}")
+        raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}{suggest(name)}")
     encoder = _FAMILIES[family](arg)
     return encoder.eval().to(device)
+
+
+HUB_PATTERNS = ("timm:<name>", "hf:<repo>", "open_clip:<arch>/<tag>")
+_EXTRAS = {"timm": ("timm", "timm"), "hf": ("transformers", "hf"), "open_clip": ("open_clip", "open_clip")}
+
+
+def registered_names() -> list[str]:
+    """Encoder names that need no hub prefix: the offline default and the aliases."""
+    return [DEFAULT_ENCODER, *_ALIASES]
+
+
+def suggest(name: str) -> str:
+    """ "; did you mean ...?" with the closest registered names, then what else is accepted."""
+    import difflib
+
+    known = registered_names()
+    family, sep, arg = name.partition(":")
+    if sep:  # a mistyped family: "tim:resnet50" -> "timm:resnet50"
+        close = [f"{f}:{arg}" for f in difflib.get_close_matches(family.lower(), list(_EXTRAS), n=2, cutoff=0.5)]
+    else:
+        close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.3)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return f"{hint} (registered: {', '.join(known)}; hub encoders: {', '.join(HUB_PATTERNS)})"
+
+
+def check_encoder_name(name: str) -> None:
+    """Cheap checks before any work: a known family, offline weights for bare names, the hub extra installed.
+
+    Raises EncoderUnavailable; loading weights (and the network) is left to :func:`load_encoder`.
+    """
+    import importlib.util
+
+    family, arg = resolve_name(name)
+    if family == "efficientnet-lite":
+        if arg != DEFAULT_ENCODER:
+            raise EncoderUnavailable(f"unknown encoder {name!r}{suggest(name)}")
+        return
+    if family not in _EXTRAS:
+        raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}{suggest(name)}")
+    module, extra = _EXTRAS[family]
+    if importlib.util.find_spec(module) is None:
+        raise EncoderUnavailable(f"{name!r} needs {module}: pip install 'rsir[{extra}]'")
+    if not arg:
+        raise EncoderUnavailable(f"{name!r} names no model; use {', '.join(HUB_PATTERNS)}")
 
 
 def load_finetuned_weights(encoder: ImageEncoder, weights: str | Path) -> ImageEncoder:
