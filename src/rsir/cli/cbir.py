@@ -19,8 +19,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 Strict = Annotated[bool, typer.Option(help="Unreadable files are fatal instead of skipped and reported.")]
 Split = Annotated[str, typer.Option(help="`loo` (leave-one-out) or `holdout:FRACTION` (stratified test part).")]
 
-eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval.")
-train_app = typer.Typer(no_args_is_help=True, help="Train metric-learning heads.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval.", rich_markup_mode=None)
+train_app = typer.Typer(no_args_is_help=True, help="Train metric-learning heads.", rich_markup_mode=None)
 
 
 def index(
@@ -117,6 +117,8 @@ def search(
     from rsir.viz.grid import Cell, write_grid
 
     with user_errors():
+        if (image is None) == (item_id is None):
+            raise ValueError("give exactly one query: --image FILE or --id ITEM_ID")
         idx = SearchIndex(index_dir)
         hits = indexing.search(idx, indexing.query_vector(idx, image=image, item_id=item_id), k, skip_id=item_id)
         if grid:
@@ -148,6 +150,8 @@ def eval_cbir(
     from rsir.cbir.space import Space
 
     with user_errors():
+        validate.split(split)
+        validate.encoder(encoder)
         arch = open_archive_or_exit(archive, strict)
         if not arch.is_labelled:
             raise ValueError(f"{archive} has no labels; evaluation needs a labelled archive")
@@ -175,6 +179,7 @@ def train_cbir(
     loss: Annotated[str | None, typer.Option(help=LOSS_HELP)] = None,
     epochs: int = 40,
     finetune: Annotated[int, typer.Option(help="Also fine-tune the encoder's last N blocks (0 = frozen).")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a head in --out (indexes built with it break).")] = False,
     strict: Strict = False,
     as_json: Json = False,
 ) -> None:
@@ -183,6 +188,7 @@ def train_cbir(
     from rsir.train.metric_head import TrainConfig
 
     with user_errors():
+        _check_train_options(out, overwrite, split, loss, pairs, encoder)
         arch = open_archive_or_exit(archive, strict)
         default_loss = "balanced" if pairs else "multisimilarity"
         config = TrainConfig(loss=loss or default_loss, epochs=epochs, seed=seed)
@@ -197,6 +203,18 @@ def train_cbir(
             finetune_blocks=finetune,
         )
     emit(report, as_json)
+
+
+def _check_train_options(out: Path, overwrite: bool, split: str, loss, pairs, encoder) -> None:
+    from rsir.models.heads import HEAD_MANIFEST
+
+    rerun = "indexes built with the old head must then be rebuilt with `rsir index --head`"
+    validate.new_output(out, overwrite, marker=HEAD_MANIFEST, what="head checkpoint", rerun=rerun)
+    validate.split(split)
+    validate.loss(loss, pairs is not None)
+    validate.encoder(encoder)
+    if pairs is not None:
+        validate.existing(pairs, "pairs file")
 
 
 def demo(

@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from rsir.cli import validate
+
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 FUSION_HELP = "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|after"
-Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps")]
+Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps", callback=validate.device)]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default DATASET/.rsir_cache, else next to CKPT)")]
 
 
@@ -27,6 +29,7 @@ def synth(
     pairs: Annotated[int, typer.Option(help="number of pairs (70/10/20 train/val/test)")] = 2500,
     seed: int = 0,
     no_change: Annotated[float, typer.Option(help="share of photometric-only pairs (>= 0.2)")] = 0.25,
+    overwrite: Annotated[bool, typer.Option(help="clear a previous set in --out first")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
 ) -> None:
     """Make a SEMI-SYNTHETIC change-caption set: real scenes, pasted-region changes, template captions."""
@@ -34,7 +37,13 @@ def synth(
 
     try:
         manifest = make_synthetic(
-            archive, out, pairs=pairs, seed=seed, no_change_fraction=no_change, progress=not json_out
+            archive,
+            out,
+            pairs=pairs,
+            seed=seed,
+            no_change_fraction=no_change,
+            progress=not json_out,
+            overwrite=overwrite,
         )
     except (ValueError, OSError) as exc:
         _fail(str(exc))
@@ -101,7 +110,9 @@ def train(
     from rsir.train.itsr import ITSRTrainConfig
 
     try:
-        build_fusion(fusion, 8, 8, 4)  # validate the name before any feature is computed
+        validate.encoder(encoder)  # names, extras and (offline) the hub checked before any feature is computed
+        validate.text_encoder(text_encoder)
+        build_fusion(fusion, 8, 8, 4)
         given = {
             "d_model": tff_dim,
             "layers": tff_layers,
@@ -113,7 +124,7 @@ def train(
         }
         tff = TFFConfig(**{k: v for k, v in given.items() if v is not None}).to_dict()
         build_fusion("tff", 8, 8, 4, TFFConfig(**tff))
-    except ValueError as exc:
+    except (ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
     config = ITSRTrainConfig(
         fusion=fusion,
@@ -138,12 +149,14 @@ def train(
         summary = run_train(dataset, out, config, cache_dir=cache_dir, progress=not json_out, restart=restart)
     except (ChangeCaptionError, ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
+    if not validate.main_process():  # under torchrun: rank 0 reports
+        return
     if json_out:
         typer.echo(json.dumps(summary))
         return
     val = summary["val"]
     typer.echo(
-        f"best epoch {summary['best_epoch'] + 1}: val mR {val['mR']:.2f} (t2i R@10 "
+        f"best epoch {summary['best_epoch']}: val mR {val['mR']:.2f} (t2i R@10 "
         f"{val['t2i']['r@10']:.2f}, i2t R@10 {val['i2t']['r@10']:.2f}); "
         f"{summary['train_seconds']:.1f}s; checkpoint in {out}"
     )

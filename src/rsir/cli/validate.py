@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
 import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -95,21 +94,6 @@ def new_output(path: Path, overwrite: bool, *, marker: str, what: str, rerun: st
     """Refuse to replace an existing ``what`` (recognised by ``marker``) unless ``--overwrite``."""
     if (Path(path) / marker).exists() and not overwrite:
         raise ValueError(f"{path} already holds a {what}; pass --overwrite to replace it ({rerun})")
-
-
-def clear_output(path: Path, overwrite: bool, *, markers: Sequence[str], what: str) -> None:
-    """An output folder must be empty; ``--overwrite`` clears it, but only if it holds a ``what``
-    (one of ``markers``), never an arbitrary folder."""
-    path = Path(path)
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return
-    if not path.is_dir():
-        raise ValueError(f"{path} exists and is not a folder")
-    if not overwrite:
-        raise ValueError(f"{path} is not empty; choose a new folder, or pass --overwrite to replace it")
-    if not any((path / m).exists() for m in markers):
-        raise ValueError(f"{path} is not empty and holds no {what}; refusing to clear it: choose a new folder")
-    shutil.rmtree(path)
 
 
 def port_free(host: str, port: int) -> None:

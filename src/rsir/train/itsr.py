@@ -271,7 +271,7 @@ def train_itsr(
             extra = {"train": config.to_dict(), **trainer.extra}
             if main:
                 images.save(out)  # before the manifest: a checkpoint with a manifest is complete
-                save_checkpoint(out, model, manifest_dict(model.config, epoch, val, extra))
+                save_checkpoint(out, model, manifest_dict(model.config, epoch + 1, val, extra))
             stale = 0
         else:
             stale += 1
@@ -282,12 +282,13 @@ def train_itsr(
             print(
                 f"epoch {epoch + 1}: loss {loss:.3f}  val mR {val['mR']:.2f}  (best {state['best']['val']['mR']:.2f})"
             )
+    # Reported epochs count from 1, as the progress lines and `epochs_run` do (the state counts from 0).
     summary = {
-        "best_epoch": state["best"]["epoch"] if state["best"] else None,
+        "best_epoch": state["best"]["epoch"] + 1 if state["best"] else None,
         "val": state["best"]["val"] if state["best"] else None,
         "epochs_run": state["epoch"] + 1,
         "train_seconds": round(state["train_seconds"], 2),
-        "history": state["history"],
+        "history": [{**h, "epoch": h["epoch"] + 1} for h in state["history"]],
     }
     if main:
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
