@@ -43,7 +43,7 @@ def places(tmp_path: Path) -> dict[str, str]:
 MISTAKES: list[tuple[str, str]] = [
     # (command line, a phrase the one-line error must contain)
     ("index DEMO --out NEW --index-type ivfq", "did you mean 'ivfpq'"),
-    ("index DEMO --out NEW --engine rey", "--engine 'rey'"),
+    ("index DEMO --out NEW --engine rey", "unknown engine 'rey'"),
     ("index DEMO --out NEW --index-type ivfpq --pq-m 7", "must divide the dimension 1280"),
     ("index DEMO --out NEW --encoder effnet", "did you mean 'efficientnet-lite0'"),
     ("index DEMO --out NEW --encoder tim:resnet50", "did you mean 'timm:resnet50'"),
@@ -71,6 +71,7 @@ MISTAKES: list[tuple[str, str]] = [
     ("itsr train NEW --out NEW --text-encoder minilmx", "did you mean 'all-minilm-l6-v2'"),
     ("itsr train NEW --out NEW --encoder effnet", "did you mean 'efficientnet-lite0'"),
     ("itsr eval NEW NEW --device cuda:7", "available here: cpu"),
+    ("itsr eval NEW NEW --split tset", "unknown split"),
     ("itsr search NEW NEW --text hi --device gpu", "available here: cpu"),
     ("itsr synth DEMO --out FULL", "--overwrite"),
     ("itsr synth DEMO --out FULL --overwrite", "refusing to clear it"),

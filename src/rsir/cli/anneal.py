@@ -82,8 +82,8 @@ def _check_options(strategies: str, initial_strategy: str, rule: str, split: str
     from rsir.cli import validate
 
     for name in [s.strip() for s in strategies.split(",") if s.strip()] or [""]:
-        validate.choice("--strategies", name, list(STRATEGIES))
-    validate.choice("--initial-strategy", initial_strategy, list(STRATEGIES))
+        validate.choice("--strategies", name, list(STRATEGIES), "strategy")
+    validate.choice("--initial-strategy", initial_strategy, list(STRATEGIES), "strategy")
     parse_rule(rule)
     validate.split(split)
     validate.encoder(encoder)

@@ -71,7 +71,7 @@ def _check_options(strategy: str | None, split: str | None, encoder: str | None)
         if strategy is not None:
             from rsir.active.strategies import STRATEGIES
 
-            validate.choice("--strategy", strategy, list(STRATEGIES))
+            validate.choice("--strategy", strategy, list(STRATEGIES), "strategy")
         if split is not None:
             validate.split(split)
         validate.encoder(encoder)

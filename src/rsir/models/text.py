@@ -41,7 +41,7 @@ def _resolve(name: str) -> tuple[str, bool]:
 
 
 def suggest_text(name: str) -> str:
-    """ "; did you mean ...?" with the closest registered text encoder names."""
+    """The closest registered text encoder names as "; did you mean ...?"."""
     import difflib
 
     from rsir.models.encoders import registered_names
