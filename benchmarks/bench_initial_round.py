@@ -23,15 +23,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def archives() -> dict[str, Path]:
+def archives(wanted: list[str]) -> dict[str, Path]:
+    """``wanted`` among demo, ucmerced, siri-whu; shared archives that are absent are left out."""
     from rsir.data.demo import demo_archive_path
 
     shared = Path(os.environ.get("RSIR_SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
-    found = {"demo (168)": demo_archive_path()}
-    for name, folder in (("UC Merced", "ucmerced"), ("SIRI-WHU", "siri-whu")):
-        if (shared / folder).is_dir():
-            found[name] = shared / folder
-    return found
+    roots = {"demo": demo_archive_path(), "ucmerced": shared / "ucmerced", "siri-whu": shared / "siri-whu"}
+    return {name: roots[name] for name in wanted if roots[name].is_dir()}
 
 
 def initial_share(vectors, labels, strategy: str, budget: int, seed: int) -> float:
@@ -51,13 +49,13 @@ def initial_share(vectors, labels, strategy: str, budget: int, seed: int) -> flo
     return float(np.mean(LabelOracle(labels).answer(pairs) == 1))
 
 
-def run(seeds: int, budgets: list[int], strategies: list[str]) -> list[dict]:
+def run(seeds: int, budgets: list[int], strategies: list[str], wanted: list[str]) -> list[dict]:
     from rsir.cbir.evaluation import labels_of, split_of
     from rsir.cbir.space import Space
     from rsir.data.archives import open_archive
 
     space, rows = Space.load(), []
-    for name, root in archives().items():
+    for name, root in archives(wanted).items():
         archive = open_archive(root)
         emb = space.embed(archive, progress=False)
         labels = labels_of(archive, emb.ids)
@@ -90,9 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--budgets", default="20,100")
     p.add_argument("--strategies", default="neighbours,mixed")
+    p.add_argument("--archives", default="demo,ucmerced,siri-whu")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    rows = run(args.seeds, [int(b) for b in args.budgets.split(",")], args.strategies.split(","))
+    budgets = [int(b) for b in args.budgets.split(",")]
+    rows = run(args.seeds, budgets, args.strategies.split(","), args.archives.split(","))
     if args.json:
         print(json.dumps(rows, indent=1))
         return
