@@ -158,6 +158,13 @@ def table(agg: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
+    from rsir.models.device import DeviceUnavailable, check_device
+
+    try:
+        check_device(args.device)  # the same check as `rsir itsr --device`, before any feature is computed
+    except DeviceUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.threads:
         import torch
 

@@ -23,6 +23,7 @@ RSIR = Path(sys.executable).with_name("rsir")
 # name -> command; order = cheapest first, so a short session still gets the quick tables.
 BENCHMARKS: dict[str, list[str]] = {
     "selection": [sys.executable, str(HERE / "bench_selection.py")],
+    "initial-round": [sys.executable, str(HERE / "bench_initial_round.py")],
     "cbir": [sys.executable, str(HERE / "bench_cbir.py")],
     "scale": [str(RSIR), "bench", "--ray-images", "2000"],
     "itsr": [sys.executable, str(HERE / "bench_itsr.py")],

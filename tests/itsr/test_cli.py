@@ -66,7 +66,7 @@ def test_train_resume_eval_search(dataset: Path, tmp_path: Path):
 
     resumed = json.loads(_run(*args, "--epochs", "3"))  # continues: only epoch 3 is trained
     assert resumed["epochs_run"] == 3
-    assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2]
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]  # counted from 1, as printed
     assert resumed["history"][:2] == first["history"]
 
     scores = json.loads(_run("eval", str(ckpt), str(dataset), "--json"))

@@ -36,7 +36,7 @@ class SimulationConfig:
     strategies: Sequence[str] = ALL_STRATEGIES
     seeds: int = 3
     initial: int = 100
-    initial_strategy: str = "neighbours"
+    initial_strategy: str = "mixed"
     per_round: int = 250
     rounds: int = 8
     split: str = "holdout:0.2"

@@ -12,6 +12,12 @@ A pool strategy is ``scorer(ctx) -> scores over ctx.pool()`` followed by
 | `diversity`    | pool                | none   | cluster (random per cluster)|
 | `anneal-mgue`  | pool                | MGUE   | cluster (best per cluster)  |
 | `anneal-bcgue` | pool                | BCGUE  | cluster (best per cluster)  |
+| `mixed`        | kNN pairs + all     | -      | half uniform from each      |
+
+`mixed` is the default initial round: half its pairs come from nearest neighbours (mostly similar),
+half uniformly from all pairs (mostly dissimilar), so the first threshold sees both answers whatever the
+archive's size. Uniform over the pool (`neighbours`) depends on how many neighbour pairs the pool
+holds against its random ones: on a 168-scene archive the random ones dominate and few pairs are similar.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rsir.active.diversity import cluster_picks, top_k
-from rsir.active.pool import Pairs, candidate_pool, random_pairs
+from rsir.active.pool import Pairs, candidate_pool, knn, random_pairs
 from rsir.active.uncertainty import (
     PairClassifier,
     bcgue_scores,
@@ -163,6 +169,43 @@ class RandomStrategy:
         return random_pairs(ctx.n_items, budget, rng, exclude=ctx.labelled)
 
 
+@dataclass(frozen=True)
+class MixedStrategy:
+    """``near_share`` of the budget from the closest neighbour pairs, the rest uniform over all pairs.
+
+    The near part takes each item's 1st neighbour, widening to the 2nd, 3rd... (up to ``n_neighbours``)
+    only while there are too few such pairs: the nearer the neighbour, the likelier a similar answer.
+    """
+
+    near_share: float = 0.5
+
+    def select(self, ctx: SelectionContext, budget: int, rng: np.random.Generator) -> Pairs:
+        n_near = int(round(budget * self.near_share))
+        near = self._nearest(ctx, n_near, rng)
+        picked = near.take(np.sort(rng.choice(len(near), min(n_near, len(near)), replace=False)))
+        far = random_pairs(ctx.n_items, budget - len(picked), rng, exclude=ctx.labelled.concat(picked))
+        both = Pairs(np.concatenate([picked.i, far.i]), np.concatenate([picked.j, far.j]))
+        return both.take(rng.permutation(len(both)))
+
+    @staticmethod
+    def _nearest(ctx: SelectionContext, want: int, rng: np.random.Generator) -> Pairs:
+        n = ctx.n_items
+        if want <= 0 or n < 2:
+            return Pairs.empty()
+        anchors = np.arange(n, dtype=np.int64)
+        if ctx.max_anchors is not None and ctx.max_anchors < n:
+            anchors = np.sort(rng.choice(n, ctx.max_anchors, replace=False))
+        nn = knn(ctx.emb, ctx.n_neighbours, queries=anchors)
+        near = Pairs.empty()
+        for k in range(1, nn.shape[1] + 1):
+            cols = nn[:, :k].reshape(-1)
+            rows = np.repeat(anchors, k)
+            near = Pairs.from_arrays(rows[cols >= 0], cols[cols >= 0]).difference(ctx.labelled)
+            if len(near) >= want:
+                break
+        return near
+
+
 STRATEGIES: dict[str, Strategy] = {
     "random": RandomStrategy(),
     "neighbours": PoolStrategy(no_uncertainty, pick_top),
@@ -171,6 +214,7 @@ STRATEGIES: dict[str, Strategy] = {
     "diversity": PoolStrategy(no_uncertainty, PickClusters()),
     "anneal-mgue": PoolStrategy(mgue, PickClusters()),
     "anneal-bcgue": PoolStrategy(bcgue, PickClusters()),
+    "mixed": MixedStrategy(),
 }
 
 

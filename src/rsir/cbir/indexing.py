@@ -12,7 +12,15 @@ from rsir import __version__
 from rsir.cbir.space import Space
 from rsir.data.items import Archive
 from rsir.embed.local import Embeddings
-from rsir.index.faiss_index import IndexParams, SearchIndex, build_index, choose_index_type, save_index
+from rsir.index.faiss_index import (
+    IndexParams,
+    SearchIndex,
+    build_index,
+    check_params,
+    describe,
+    fit_params,
+    save_index,
+)
 from rsir.index.manifest import IndexManifest
 
 
@@ -30,6 +38,8 @@ class IndexReport:
     build_seconds: float = 0.0
     engine: str = "local"
     runtime: str = ""
+    built: str = ""  # what was built, e.g. "ivfpq (nlist 4, pq_m 64 x 5 bits, nprobe 4)"
+    note: str = ""  # how the request was adapted to the data (IVF-PQ on few vectors)
 
 
 ENGINES = ("local", "ray")
@@ -60,15 +70,17 @@ def index_archive(
     **embed_kwargs,
 ) -> IndexReport:
     start = time.perf_counter()
+    check_params(params, space.encoder.config.dim)  # a bad --pq-m fails before the archive is embedded
     emb = embed_with(engine, space, archive, ray_options, **embed_kwargs)
     embed_seconds = time.perf_counter() - start
     if not emb.ids:
         raise ValueError(f"no readable images in {archive.root}")
     by_id = {it.id: it for it in archive.items}
     items = [by_id[i] for i in emb.ids]
-    kind = choose_index_type(len(items)) if params.index_type == "auto" else params.index_type
+    params, note = fit_params(len(items), int(emb.vectors.shape[1]), params)
+    kind = params.index_type
     build_start = time.perf_counter()
-    index = build_index(emb.vectors, IndexParams(**{**params.__dict__, "index_type": kind}))
+    index = build_index(emb.vectors, params)
     build_seconds = time.perf_counter() - build_start
     manifest = IndexManifest(
         encoder=space.encoder.config.name,
@@ -102,6 +114,8 @@ def index_archive(
         build_seconds=round(build_seconds, 3),
         engine=engine,
         runtime=emb.runtime,
+        built=describe(params),
+        note=note,
     )
 
 

@@ -9,7 +9,7 @@ import typer
 
 from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 ALL = "random,neighbours,mgue,bcgue,diversity,anneal-mgue,anneal-bcgue"
 
@@ -22,7 +22,7 @@ def simulate(
     initial: Annotated[int, typer.Option(min=1, help="Pairs asked in the initial round.")] = 100,
     initial_strategy: Annotated[
         str, typer.Option(help="How the initial pairs are chosen (shared by all strategies of a seed).")
-    ] = "neighbours",
+    ] = "mixed",
     per_round: Annotated[int, typer.Option(min=1, help="Pairs asked per round after the initial one.")] = 250,
     rounds: Annotated[int, typer.Option(min=0, help="Rounds after the initial one.")] = 8,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..S-1 (split, initial pairs, training).")] = 3,
@@ -50,6 +50,7 @@ def simulate(
     from rsir.active.simulate import SimulationConfig, fields, simulate
 
     with user_errors():
+        _check_options(strategies, initial_strategy, rule, split, encoder)
         config = SimulationConfig(
             strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
             seeds=seeds,
@@ -74,6 +75,20 @@ def simulate(
     if as_json:
         public["rounds"] = [{f: r[f] for f in fields(k)} for r in public["rounds"]]
     emit(public, as_json, lambda r: _human(result, out, f"map@{k}"))
+
+
+def _check_options(strategies: str, initial_strategy: str, rule: str, split: str, encoder: str | None) -> None:
+    """Every name checked before the archive is embedded."""
+    from rsir.active.oracle import parse_rule
+    from rsir.active.strategies import STRATEGIES
+    from rsir.cli import validate
+
+    for name in [s.strip() for s in strategies.split(",") if s.strip()] or [""]:
+        validate.choice("--strategies", name, list(STRATEGIES), "strategy")
+    validate.choice("--initial-strategy", initial_strategy, list(STRATEGIES), "strategy")
+    parse_rule(rule)
+    validate.split(split)
+    validate.encoder(encoder)
 
 
 def _human(result: dict, out: Path, metric: str) -> str:

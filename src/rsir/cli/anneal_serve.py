@@ -48,6 +48,10 @@ def serve(
     except BindError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
+    from rsir.cli.serve import _port_or_exit
+
+    _port_or_exit(host, port)  # before the archive is embedded
+    _check_options(strategy, split, encoder)
     app = _build_app(archive, campaign, db, token, cache_dir, claim_minutes, locals())
     import logging
 
@@ -59,6 +63,20 @@ def serve(
 
     typer.echo(f"rsir annotate: campaign {campaign!r} on http://{host}:{port}/ (dashboard /dashboard, db {_shown(db)})")
     uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=uvicorn_log_config(), proxy_headers=False)
+
+
+def _check_options(strategy: str | None, split: str | None, encoder: str | None) -> None:
+    from rsir.cli import validate
+    from rsir.cli.common import user_errors
+
+    with user_errors():
+        if strategy is not None:
+            from rsir.active.strategies import STRATEGIES
+
+            validate.choice("--strategy", strategy, list(STRATEGIES), "strategy")
+        if split is not None:
+            validate.split(split)
+        validate.encoder(encoder)
 
 
 def _build_app(archive: Path, name: str, db: str, token, cache_dir, claim_minutes: float, given: dict):

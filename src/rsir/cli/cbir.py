@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from rsir.cli import validate
 from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
 from rsir.cli.runtime import Runtime
 
@@ -19,8 +20,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 Strict = Annotated[bool, typer.Option(help="Unreadable files are fatal instead of skipped and reported.")]
 Split = Annotated[str, typer.Option(help="`loo` (leave-one-out) or `holdout:FRACTION` (stratified test part).")]
 
-eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval.")
-train_app = typer.Typer(no_args_is_help=True, help="Train metric-learning heads.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval.", rich_markup_mode=None)
+train_app = typer.Typer(no_args_is_help=True, help="Train metric-learning heads.", rich_markup_mode=None)
 
 
 def index(
@@ -51,6 +52,8 @@ def index(
     from rsir.index.faiss_index import IndexParams
 
     with user_errors(), _engine_errors():
+        validate.index_options(index_type, engine, pq_m, nlist)
+        validate.encoder(encoder)
         arch = open_archive_or_exit(archive, strict)
         params = IndexParams(
             index_type=index_type,
@@ -72,7 +75,12 @@ def index(
             workers=workers,
             strict=strict,
         )
-    emit(asdict(report), as_json, lambda r: table([r]))
+    emit(asdict(report), as_json, _index_human)
+
+
+def _index_human(report: dict) -> str:
+    lines = [table([{k: v for k, v in report.items() if k not in ("built", "note")}]), f"built: {report['built']}"]
+    return "\n".join(lines + ([f"note: {report['note']}"] if report["note"] else []))
 
 
 def _ray_options(engine: str, address: str | None):
@@ -112,6 +120,8 @@ def search(
     from rsir.viz.grid import Cell, write_grid
 
     with user_errors():
+        if (image is None) == (item_id is None):
+            raise ValueError("give exactly one query: --image FILE or --id ITEM_ID")
         idx = SearchIndex(index_dir)
         query = indexing.query_vector(idx, image=image, item_id=item_id, runtime=runtime)
         hits = indexing.search(idx, query, k, skip_id=item_id)
@@ -144,6 +154,8 @@ def eval_cbir(
     from rsir import api
 
     with user_errors():
+        validate.split(split)
+        validate.encoder(encoder)
         arch = open_archive_or_exit(archive, strict)
         metrics = api.evaluate(
             arch, encoder=encoder, head=head, split=split, k=k, seed=seed, jaccard=jaccard, strict=strict,
@@ -170,6 +182,7 @@ def train_cbir(
     epochs: int = 40,
     finetune: Annotated[int, typer.Option(help="Also fine-tune the encoder's last N blocks (0 = frozen).")] = 0,
     runtime: Runtime = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace a head in --out (indexes built with it break).")] = False,
     strict: Strict = False,
     as_json: Json = False,
 ) -> None:
@@ -177,12 +190,25 @@ def train_cbir(
     from rsir import api
 
     with user_errors():
+        _check_train_options(out, overwrite, split, loss, pairs, encoder)
         arch = open_archive_or_exit(archive, strict)
         result = api.train_head(
             arch, out, encoder=encoder, split=split, seed=seed, pairs=pairs, loss=loss, epochs=epochs,
             finetune=finetune, runtime=runtime, progress=True,
         )  # fmt: skip
     emit(result.report, as_json)
+
+
+def _check_train_options(out: Path, overwrite: bool, split: str, loss, pairs, encoder) -> None:
+    from rsir.models.heads import HEAD_MANIFEST
+
+    rerun = "indexes built with the old head must then be rebuilt with `rsir index --head`"
+    validate.new_output(out, overwrite, marker=HEAD_MANIFEST, what="head checkpoint", rerun=rerun)
+    validate.split(split)
+    validate.loss(loss, pairs is not None)
+    validate.encoder(encoder)
+    if pairs is not None:
+        validate.existing(pairs, "pairs file")
 
 
 def demo(

@@ -13,7 +13,12 @@ import typer
 
 
 def emit(data: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
-    """`--json`: one JSON document on stdout. Otherwise a human-readable rendering."""
+    """`--json`: one JSON document on stdout. Otherwise a human-readable rendering. Under torchrun only
+    rank 0 prints (every rank holds the same result)."""
+    from rsir.cli.validate import main_process
+
+    if not main_process():
+        return
     if as_json:
         typer.echo(json.dumps(data, indent=1, default=str))
     else:

@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
+from rsir.cli import validate
 from rsir.cli.runtime import Runtime
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 FUSION_HELP = "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|after"
-Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps")]
+Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps", callback=validate.device)]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default DATASET/.rsir_cache, else next to CKPT)")]
 
 
@@ -29,6 +30,7 @@ def synth(
     pairs: Annotated[int, typer.Option(help="number of pairs (70/10/20 train/val/test)")] = 2500,
     seed: int = 0,
     no_change: Annotated[float, typer.Option(help="share of photometric-only pairs (>= 0.2)")] = 0.25,
+    overwrite: Annotated[bool, typer.Option(help="clear a previous set in --out first")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
 ) -> None:
     """Make a SEMI-SYNTHETIC change-caption set: real scenes, pasted-region changes, template captions."""
@@ -36,7 +38,13 @@ def synth(
 
     try:
         manifest = make_synthetic(
-            archive, out, pairs=pairs, seed=seed, no_change_fraction=no_change, progress=not json_out
+            archive,
+            out,
+            pairs=pairs,
+            seed=seed,
+            no_change_fraction=no_change,
+            progress=not json_out,
+            overwrite=overwrite,
         )
     except (ValueError, OSError) as exc:
         _fail(str(exc))
@@ -104,7 +112,9 @@ def train(
     from rsir.train.itsr import ITSRTrainConfig
 
     try:
-        build_fusion(fusion, 8, 8, 4)  # validate the name before any feature is computed
+        validate.encoder(encoder)  # names, extras and (offline) the hub checked before any feature is computed
+        validate.text_encoder(text_encoder)
+        build_fusion(fusion, 8, 8, 4)
         given = {
             "d_model": tff_dim,
             "layers": tff_layers,
@@ -116,7 +126,7 @@ def train(
         }
         tff = TFFConfig(**{k: v for k, v in given.items() if v is not None}).to_dict()
         build_fusion("tff", 8, 8, 4, TFFConfig(**tff))
-    except ValueError as exc:
+    except (ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
     config = ITSRTrainConfig(
         fusion=fusion,
@@ -142,12 +152,14 @@ def train(
         summary = run_train(dataset, out, config, cache_dir=cache_dir, progress=not json_out, restart=restart)
     except (ChangeCaptionError, ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
+    if not validate.main_process():  # under torchrun: rank 0 reports
+        return
     if json_out:
         typer.echo(json.dumps(summary))
         return
     val = summary["val"]
     typer.echo(
-        f"best epoch {summary['best_epoch'] + 1}: val mR {val['mR']:.2f} (t2i R@10 "
+        f"best epoch {summary['best_epoch']}: val mR {val['mR']:.2f} (t2i R@10 "
         f"{val['t2i']['r@10']:.2f}, i2t R@10 {val['i2t']['r@10']:.2f}); "
         f"{summary['train_seconds']:.1f}s; checkpoint in {out}"
     )
@@ -175,11 +187,12 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="print {t2i, i2t, mR, gallery_size}")] = False,
 ) -> None:
     """R@1/5/10 text->pair and pair->text plus mR over the FULL split gallery."""
-    from rsir.data.changecap import ChangeCaptionError
+    from rsir.data.changecap import ChangeCaptionError, normalise_split
     from rsir.itsr.pipeline import evaluate_checkpoint
     from rsir.models.encoders import EncoderUnavailable
 
     try:
+        normalise_split(split)
         scores = evaluate_checkpoint(
             ckpt, dataset, split, device, cache_dir, detail=not json_out, progress=not json_out, runtime=runtime
         )
@@ -207,7 +220,7 @@ def search(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search the split's pairs with --text, or its captions with --pair BEFORE AFTER."""
-    from rsir.data.changecap import ChangeCaptionError
+    from rsir.data.changecap import ChangeCaptionError, normalise_split
     from rsir.data.items import ImageError
     from rsir.itsr.pipeline import open_for_checkpoint, result_grid, search_pair, search_text
     from rsir.models.encoders import EncoderUnavailable
@@ -215,6 +228,7 @@ def search(
     if (text is None) == (pair is None):
         _fail("give exactly one of --text or --pair BEFORE AFTER")
     try:
+        normalise_split(split)
         model, _, enc, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, not json_out, runtime)
         if text is not None:
             results = search_text(model, enc, feats, text, k)

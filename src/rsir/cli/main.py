@@ -10,6 +10,7 @@ app = typer.Typer(
     help="Remote-sensing image retrieval: CBIR with metric learning, ANNEAL active learning, text-ITSR.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help wraps at any width; rich's cut option names at 80 columns
 )
 cbir.register(app)
 app.add_typer(anneal.app, name="anneal", help="ANNEAL: active learning of the metric space from pair answers.")

@@ -49,6 +49,7 @@ def serve(
     if itsr is not None and not Path(itsr).is_dir():
         typer.echo(f"error: ITSR checkpoint not found: {itsr}", err=True)
         raise typer.Exit(2)
+    _port_or_exit(host, port)
     settings = {
         "INDEX": str(Path(index_dir).resolve()),
         "ITSR": str(Path(itsr).resolve()) if itsr else "",
@@ -79,3 +80,14 @@ def serve(
         log_config=uvicorn_log_config(),  # ?token=... is masked in the access log
         proxy_headers=False,
     )
+
+
+def _port_or_exit(host: str, port: int) -> None:
+    """A busy port is one line and exit 2, before the URL is announced (not uvicorn's errno and exit 3)."""
+    from rsir.cli.validate import port_free
+
+    try:
+        port_free(host, port)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None

@@ -119,6 +119,8 @@ class ChangeCaptionArchive:
 
 def detect_layout(root: Path) -> str:
     root = Path(root)
+    if not root.is_dir():
+        raise ChangeCaptionError(f"{root} is not a folder" if root.exists() else f"dataset folder not found: {root}")
     if (root / LEVIR_JSON).is_file():
         return "levir-cc"
     if (root / "captions").is_dir() and any((root / "captions" / f).is_file() for f in DUBAI_FILES.values()):

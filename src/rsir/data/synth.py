@@ -166,13 +166,20 @@ def make_synthetic(
     no_change_fraction: float = 0.25,
     captions_per_pair: int = 5,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> dict:
-    """Write the semi-synthetic set to ``out`` (LEVIR-CC layout) and return its manifest."""
+    """Write the semi-synthetic set to ``out`` (LEVIR-CC layout) and return its manifest.
+
+    ``out`` must be new or empty; ``overwrite`` clears a previous set there first (never a folder that
+    holds something else): writing over an old set would mix its images with the new captions.
+    """
     from tqdm.auto import tqdm
 
     if not 0.2 <= no_change_fraction < 1:
         raise ValueError("no_change_fraction must be in [0.2, 1)")
+    _check_pairs(pairs)
     out = Path(out)
+    _prepare_out(out, overwrite)
     splits = split_scenes(read_scenes(Path(archive)), seed)
     rng = random.Random(seed + 1)
     cache: dict[str, np.ndarray] = {}
@@ -240,6 +247,27 @@ def make_synthetic(
     manifest["skipped_scenes"] = skipped
     (out / "synth_manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def _check_pairs(pairs: int) -> None:
+    """Every split (70/10/20) needs at least one pair; an empty set is refused."""
+    smallest = next(p for p in range(1, 100) if min(_split_counts(p).values()) >= 1)
+    if pairs < smallest:
+        raise ValueError(f"--pairs {pairs} leaves a split empty: use at least {smallest} (70/10/20 train/val/test)")
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
+    if not overwrite:
+        raise ValueError(f"{out} is not empty; choose a new folder, or pass --overwrite to replace the set in it")
+    if not ((out / LEVIR_JSON).exists() or (out / "synth_manifest.json").exists()):
+        raise ValueError(f"{out} holds no change-caption set; refusing to clear it: choose a new folder")
+    import shutil
+
+    shutil.rmtree(out)
 
 
 def _load_scene(scene: Scene, cache: dict[str, np.ndarray], skipped: list[dict]) -> bool:

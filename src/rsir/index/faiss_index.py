@@ -6,7 +6,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,15 +64,69 @@ def default_nlist(n: int) -> int:
     return max(1, min(int(math.sqrt(n)), n // 39))
 
 
+# Fewer training points than this per k-means centroid (IVF lists, PQ codewords) is refused by FAISS at 1
+# and useless well before; small collections get fewer lists / codewords, or an exact index.
+MIN_POINTS_PER_CENTROID = 4
+MIN_PQ_BITS = 4  # 16 codewords per sub-vector; below that an exact index is both smaller to reason about and exact
+
+
+def check_params(params: IndexParams, dim: int) -> None:
+    """Errors knowable before any vector exists (run before embedding an archive)."""
+    if params.index_type not in INDEX_TYPES:
+        raise ValueError(f"unknown index type {params.index_type!r}; choose from {', '.join(INDEX_TYPES)}")
+    if params.index_type in ("ivfpq", "auto") and params.pq_m is not None and (params.pq_m < 1 or dim % params.pq_m):
+        divisors = [m for m in (1, 2, 4, 8, 16, 32, 48, 64, 96, 128) if dim % m == 0]
+        raise ValueError(f"--pq-m {params.pq_m} must divide the dimension {dim}, e.g. one of {divisors}")
+
+
+def fit_params(n: int, dim: int, params: IndexParams) -> tuple[IndexParams, str]:
+    """The parameters actually built for ``n`` vectors, and a note when they differ from the request.
+
+    ``auto`` becomes a concrete type; IVF-PQ gets at most ``n / MIN_POINTS_PER_CENTROID`` lists and
+    codebooks of at most that many codewords (``nbits``), or falls back to an exact flat index when
+    ``n`` cannot train 2**MIN_PQ_BITS codewords.
+    """
+    check_params(params, dim)
+    kind = choose_index_type(n) if params.index_type == "auto" else params.index_type
+    if kind != "ivfpq":
+        return replace(params, index_type=kind), ""
+    fits = max(n // MIN_POINTS_PER_CENTROID, 1)
+    nbits = min(params.nbits, int(math.log2(fits)))
+    if nbits < MIN_PQ_BITS:
+        need = MIN_POINTS_PER_CENTROID * 2**MIN_PQ_BITS
+        note = f"{n} vectors are too few to train IVF-PQ (needs {need}); built an exact flat index instead"
+        return replace(params, index_type="flat"), note
+    nlist = min(params.nlist or default_nlist(n), fits)
+    fitted = replace(params, index_type=kind, nlist=nlist, pq_m=params.pq_m or _pq_m(dim), nbits=nbits)
+    changed = [
+        f"{name} {getattr(params, name)} -> {getattr(fitted, name)}"
+        for name in ("nlist", "nbits")
+        if getattr(params, name) is not None and getattr(params, name) != getattr(fitted, name)
+    ]
+    note = f"IVF-PQ sized to {n} vectors: {', '.join(changed)}" if changed else ""
+    return fitted, note
+
+
+def describe(params: IndexParams) -> str:
+    """One line saying what was built, e.g. ``ivfpq (nlist 4, pq_m 64 x 5 bits, nprobe 4)``."""
+    if params.index_type == "ivfpq":
+        nprobe = min(params.nprobe, params.nlist or params.nprobe)
+        return f"ivfpq (nlist {params.nlist}, pq_m {params.pq_m} x {params.nbits} bits, nprobe {nprobe})"
+    if params.index_type == "hnsw":
+        return f"hnsw (M {params.hnsw_m}, efSearch {params.ef_search})"
+    return params.index_type + (" (exact)" if params.index_type == "flat" else "")
+
+
 def _train_ivfpq(vectors: np.ndarray, params: IndexParams, seed: int):
     import faiss
 
     n, dim = vectors.shape
-    nlist = params.nlist or default_nlist(n)
-    m = params.pq_m or _pq_m(dim)
-    if dim % m:
-        raise ValueError(f"pq_m={m} must divide the dimension {dim}")
+    params, _ = fit_params(n, dim, params)
+    nlist, m = params.nlist, params.pq_m
+    assert nlist is not None and m is not None  # fit_params sizes both
     index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, params.nbits, faiss.METRIC_INNER_PRODUCT)
+    # Sized on purpose (fit_params): FAISS's "please provide at least 39 points per centroid" warning is noise.
+    index.cp.min_points_per_centroid = index.pq.cp.min_points_per_centroid = 1
     # k-means needs ~39 points per centroid (coarse lists and PQ codebooks alike); more than ~64 per list
     # rarely improves the lists but costs training time.
     size = min(n, max(39 * nlist, 39 * 2**params.nbits, min(params.train_sample, 64 * nlist)))
@@ -88,7 +142,8 @@ def build_index(vectors: np.ndarray, params: IndexParams = IndexParams(), seed: 
     import faiss
 
     n, dim = vectors.shape
-    kind = choose_index_type(n) if params.index_type == "auto" else params.index_type
+    params, _ = fit_params(n, dim, params)
+    kind = params.index_type
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":

@@ -44,8 +44,17 @@ class IndexManifest:
         if mine != theirs:
             raise IndexMismatch(
                 f"index was built with encoder={self.encoder} (weights {self.weights_hash}, head {self.head_hash}); "
-                f"query uses encoder={encoder} (weights {weights_hash}, head {head_hash})"
+                f"query uses encoder={encoder} (weights {weights_hash}, head {head_hash}). {self._fix(head_hash)}"
             )
+
+    def _fix(self, head_hash: str | None) -> str:
+        rebuild = f"rsir index {self.archive_root}" + (f" --head {self.head}" if self.head else "") + " --out NEW_INDEX"
+        if self.head and head_hash != self.head_hash:
+            return (
+                f"The head at {self.head} changed after this index was built: rebuild the index with it "
+                f"(`{rebuild}`), or put back the head the index was built with (train new heads with another --out)"
+            )
+        return f"Rebuild the index with the current encoder: `{rebuild}`"
 
 
 class IndexMismatch(ValueError):

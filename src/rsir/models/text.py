@@ -10,17 +10,63 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from rsir.models.base import (  # noqa: F401 - re-exported: the text contract lives in base
     DEFAULT_TEXT_ENCODER,
+    OFFLINE_TEXT_NAMES,
     TextEncoderLike,
     TextEncoderUnavailable,
     text_weights_hash,
 )
 from rsir.models.base import resolve_text as _resolve
+
+
+def suggest_text(name: str) -> str:
+    """The closest registered text encoder names as "; did you mean ...?"."""
+    import difflib
+
+    from rsir.models.base import registered_names
+
+    known = [DEFAULT_TEXT_ENCODER, "sentence-transformers/all-MiniLM-L6-v2", *registered_names()[1:]]
+    close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=2, cutoff=0.4)
+    close = [k for k in known if k.lower() in close]
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else f"; registered: {', '.join(known)}"
+
+
+def check_text_encoder_name(name: str) -> None:
+    """Cheap checks before any work: the offline package, the open_clip extra, or -- for a hub name while
+    the hub is unreachable -- a copy in the local cache. Raises TextEncoderUnavailable."""
+    import importlib.util
+
+    from rsir.models.text_openclip import is_open_clip_name
+
+    if name in OFFLINE_TEXT_NAMES:
+        _resolve(name)
+        return
+    if Path(name).is_dir():
+        return
+    if is_open_clip_name(name):
+        if importlib.util.find_spec("open_clip") is None:
+            raise TextEncoderUnavailable(f"{name!r} needs open_clip: pip install 'rsir[open_clip]'")
+        return
+    from rsir.models.hub_access import offline_hint, prepare_hub
+
+    if importlib.util.find_spec("transformers") is None:
+        raise TextEncoderUnavailable("text encoders need `transformers` (pip install 'rsir[text]')")
+    if prepare_hub():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repo id at all
+        cached = False
+    if not cached:
+        raise TextEncoderUnavailable(f"cannot load text model: {offline_hint(repr(name))}{suggest_text(name)}")
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -38,6 +84,10 @@ class TextEncoder(nn.Module):
         if offline:
             # A local folder needs no hub; setting this keeps transformers from trying the network.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        else:
+            from rsir.models.hub_access import prepare_hub
+
+            offline = not prepare_hub()  # unreachable hub: cache-only, so a miss fails at once (no retries)
         try:
             from transformers import AutoModel, AutoTokenizer
 
@@ -46,9 +96,14 @@ class TextEncoder(nn.Module):
         except ImportError as exc:
             raise TextEncoderUnavailable("text encoders need `transformers` (pip install 'rsir[text]')") from exc
         except OSError as exc:
+            if offline and not Path(source).is_dir():
+                from rsir.models.hub_access import offline_hint
+
+                raise TextEncoderUnavailable(f"cannot load text model: {offline_hint(repr(name))}"
+                                             f"{suggest_text(name)}") from exc  # fmt: skip
             raise TextEncoderUnavailable(
                 f"cannot load text model {name!r} ({exc}); hub names need internet, "
-                f"offline use {DEFAULT_TEXT_ENCODER!r}"
+                f"offline use {DEFAULT_TEXT_ENCODER!r}{suggest_text(name)}"
             ) from exc
         self.name = name
         self.source = source

@@ -33,10 +33,17 @@ class OpenClipTextEncoder(nn.Module):
         arch, _, pretrained = spec.partition("/")
         if arch.startswith("hf-hub:"):
             arch, pretrained = spec, None
+        from rsir.models.hub_access import prepare_hub
+
+        online = prepare_hub()  # unreachable hub: cache-only, so a miss fails at once (no retries)
         try:
             self.model = open_clip.create_model(arch, pretrained=pretrained or None)
             self.tokenizer = open_clip.get_tokenizer(arch)
         except Exception as exc:  # noqa: BLE001 - download / hub / unknown-name errors of many kinds
+            if not online:
+                from rsir.models.hub_access import offline_hint
+
+                raise TextEncoderUnavailable(f"cannot load open_clip text tower: {offline_hint(repr(name))}") from exc
             raise TextEncoderUnavailable(
                 f"cannot load open_clip text tower {name!r} ({type(exc).__name__}: {exc}); it needs internet "
                 "on first use, offline use 'all-minilm-l6-v2'"

@@ -250,7 +250,7 @@ def train_itsr(
         if main and improved:
             images.save(out)  # before the manifest: a checkpoint with a manifest is complete
             extra = {"train": config.to_dict(), **trainer.extra}
-            save_best(out, model, st.epoch, st.best["val"], extra)
+            save_best(out, model, st.epoch + 1, st.best["val"], extra)
         if main:
             _save_last(out, config, model, images, trainer.optim, st.to_dict())
         if progress and main:
@@ -262,12 +262,13 @@ def train_itsr(
         validation=Validation(validate, "mR", config.patience), state=state, on_epoch=on_epoch,
         progress=progress, desc="itsr epochs",
     )  # fmt: skip
+    # Reported epochs count from 1, as the progress lines and `epochs_run` do (the state counts from 0).
     summary = {
-        "best_epoch": state.best["epoch"] if state.best else None,
+        "best_epoch": state.best["epoch"] + 1 if state.best else None,
         "val": state.best["val"] if state.best else None,
         "epochs_run": state.epoch + 1,
         "train_seconds": round(state.train_seconds, 2),
-        "history": state.history,
+        "history": [{**h, "epoch": h["epoch"] + 1} for h in state.history],
     }
     if main:
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
