@@ -12,8 +12,10 @@ from rsir import __version__
 from rsir.cbir.space import Space
 from rsir.data.items import Archive
 from rsir.embed.local import Embeddings
-from rsir.index.faiss_index import IndexParams, SearchIndex, build_index, choose_index_type, save_index
+from rsir.index.faiss_index import IndexParams, build_index, choose_index_type, save_index
+from rsir.index.filters import NO_FILTERS, Filters
 from rsir.index.manifest import IndexManifest
+from rsir.index.searcher import SearchIndex
 
 
 @dataclass
@@ -116,7 +118,7 @@ def query_vector(index: SearchIndex, *, image: Path | None = None, item_id: str 
     if (image is None) == (item_id is None):
         raise ValueError("give exactly one of an image path or an item id")
     if item_id is not None:
-        return np.asarray(index.vectors[index.row_of(item_id)])[None]
+        return index.vector(index.row_of(item_id))
     from rsir.data.images import load_image
 
     space = Space.load(index.manifest.encoder, Path(index.manifest.head) if index.manifest.head else None)
@@ -124,14 +126,30 @@ def query_vector(index: SearchIndex, *, image: Path | None = None, item_id: str 
     return space.embed_images([load_image(image)])
 
 
-def search(index: SearchIndex, query: np.ndarray, k: int = 10, skip_id: str | None = None) -> list[Hit]:
-    scores, rows = index.search(query, k + (1 if skip_id else 0))
+@dataclass
+class SearchPage:
+    total: int
+    offset: int
+    hits: list[Hit]
+
+
+def search_page(
+    index: SearchIndex,
+    query: np.ndarray,
+    k: int = 10,
+    *,
+    filters: Filters = NO_FILTERS,
+    offset: int = 0,
+    skip_id: str | None = None,
+) -> SearchPage:
+    """Ranks offset+1 .. offset+k among items passing ``filters`` (``skip_id`` left out) and how many pass:
+    the same ``SearchIndex.page`` the web service answers from."""
+    index.check_filters(filters)
+    page = index.page(query, filters, offset, k, index.row_of(skip_id) if skip_id else None)
     m = index.manifest
-    hits = [
-        Hit(0, m.ids[r], m.paths[r], float(s), m.labels[r])
-        for s, r in zip(scores[0], rows[0], strict=True)
-        if r >= 0 and m.ids[r] != skip_id
-    ][:k]
-    for rank, hit in enumerate(hits, 1):
-        hit.rank = rank
-    return hits
+    hits = [Hit(offset + i + 1, m.ids[r], m.paths[r], s, list(m.labels[r])) for i, (r, s) in enumerate(page.hits)]
+    return SearchPage(page.total, offset, hits)
+
+
+def search(index: SearchIndex, query: np.ndarray, k: int = 10, skip_id: str | None = None) -> list[Hit]:
+    return search_page(index, query, k, skip_id=skip_id).hits

@@ -100,27 +100,61 @@ def search(
     image: Annotated[Path | None, typer.Option(help="Query image file.")] = None,
     item_id: Annotated[str | None, typer.Option("--id", help="Query by an indexed item's id.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=10_000)] = 10,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many results (paging).")] = 0,
+    label: Annotated[list[str] | None, typer.Option(help="Keep items with any of these labels (repeatable).")] = None,
+    date_from: Annotated[str | None, typer.Option(help="Keep items dated on or after (YYYY-MM-DD).")] = None,
+    date_to: Annotated[str | None, typer.Option(help="Keep items dated on or before (YYYY-MM-DD).")] = None,
+    bbox: Annotated[str | None, typer.Option(help="'west,south,east,north': items whose footprint meets it.")] = None,
     grid: Annotated[Path | None, typer.Option(help="Write a result grid (.png or .html).")] = None,
     as_json: Json = False,
 ) -> None:
-    """Query an index by image or by id; print ranked ids, paths and scores."""
+    """Query an index by image or by id (optionally filtered, paged); print ranked ids, paths and scores."""
     from rsir.cbir import indexing
-    from rsir.index.faiss_index import SearchIndex
+    from rsir.index.searcher import SearchIndex
     from rsir.viz.grid import Cell, write_grid
 
     with user_errors():
+        filters = _filters(label, date_from, date_to, bbox)
         idx = SearchIndex(index_dir)
-        hits = indexing.search(idx, indexing.query_vector(idx, image=image, item_id=item_id), k, skip_id=item_id)
+        query = indexing.query_vector(idx, image=image, item_id=item_id)
+        page = indexing.search_page(idx, query, k, filters=filters, offset=offset, skip_id=item_id)
+        hits = page.hits
         if grid:
             qpath = image or Path(idx.manifest.paths[idx.row_of(item_id)])
             cells = [Cell([Path(h.path)], f"{h.rank}. {h.id}\n{h.score:.3f}") for h in hits]
             write_grid(Cell([qpath], "query"), cells, grid)
     rows = [asdict(h) for h in hits]
     emit(
-        {"query": str(image or item_id), "hits": rows, "grid": str(grid) if grid else None},
+        {
+            "query": str(image or item_id),
+            "total": page.total,
+            "offset": offset,
+            "hits": rows,
+            "grid": str(grid) if grid else None,
+        },
         as_json,
         lambda r: table(r["hits"], ["rank", "id", "score", "labels", "path"]),
     )
+
+
+def _filters(labels: list[str] | None, date_from: str | None, date_to: str | None, bbox: str | None):
+    from datetime import date
+
+    from rsir.index.filters import Filters, check_bbox
+
+    def day(value: str | None, name: str) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            raise ValueError(f"--{name}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+    box = None
+    if bbox is not None:
+        try:
+            box = check_bbox(tuple(float(v) for v in bbox.split(",")))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"--bbox: expected four numbers 'west,south,east,north' ({err})") from None
+    return Filters(tuple(sorted(set(labels or ()))), day(date_from, "date-from"), day(date_to, "date-to"), box)
 
 
 @eval_app.command("cbir")

@@ -25,6 +25,8 @@ class IndexManifest:
     params: dict = field(default_factory=dict)
     meta: list[dict] = field(default_factory=list)
     rsir_version: str = ""
+    # which store holds the vectors ({"kind": "faiss"} | {"kind": "milvus", "uri": ..., "collection": ...})
+    store: dict = field(default_factory=lambda: {"kind": "faiss"})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
