@@ -12,10 +12,11 @@ from rsir import __version__
 from rsir.cbir.space import Space
 from rsir.data.items import Archive
 from rsir.embed.local import Embeddings
-from rsir.index.faiss_index import IndexParams, build_index, choose_index_type, save_index
+from rsir.index.faiss_index import IndexParams
 from rsir.index.filters import NO_FILTERS, Filters
 from rsir.index.manifest import IndexManifest
 from rsir.index.searcher import SearchIndex
+from rsir.index.store import backend_of, parse_store
 
 
 @dataclass
@@ -31,6 +32,8 @@ class IndexReport:
     out: str
     build_seconds: float = 0.0
     engine: str = "local"
+    store: str = "faiss"
+    n_added: int = 0
 
 
 ENGINES = ("local", "ray")
@@ -56,10 +59,16 @@ def index_archive(
     space: Space,
     params: IndexParams = IndexParams(),
     *,
+    store: str = "faiss",
     engine: str = "local",
     ray_options=None,
     **embed_kwargs,
 ) -> IndexReport:
+    """Embed ``archive`` and write an index at ``out`` into ``store`` (``faiss``, ``milvus:FILE.db`` or
+    ``milvus:http://HOST:19530``); the store and index type are checked before anything is embedded."""
+    backend, location = parse_store(store)
+    backend.resolve_kind(params.index_type, 1)
+    record = backend.record(location, out)
     start = time.perf_counter()
     emb = embed_with(engine, space, archive, ray_options, **embed_kwargs)
     embed_seconds = time.perf_counter() - start
@@ -67,10 +76,7 @@ def index_archive(
         raise ValueError(f"no readable images in {archive.root}")
     by_id = {it.id: it for it in archive.items}
     items = [by_id[i] for i in emb.ids]
-    kind = choose_index_type(len(items)) if params.index_type == "auto" else params.index_type
-    build_start = time.perf_counter()
-    index = build_index(emb.vectors, IndexParams(**{**params.__dict__, "index_type": kind}))
-    build_seconds = time.perf_counter() - build_start
+    kind = backend.resolve_kind(params.index_type, len(items))
     manifest = IndexManifest(
         encoder=space.encoder.config.name,
         weights_hash=space.encoder.weights_hash,
@@ -86,9 +92,9 @@ def index_archive(
         params={k: v for k, v in params.__dict__.items() if v is not None},
         meta=[it.meta for it in items],
         rsir_version=__version__,
+        store=record,
     )
-    save_index(out, index, emb.vectors, manifest)
-    index_bytes = (Path(out) / "index.faiss").stat().st_size
+    facts = backend.build(out, emb.vectors, manifest, IndexParams(**{**params.__dict__, "index_type": kind}))
     return IndexReport(
         n_items=len(items),
         n_failed=len(emb.failed),
@@ -97,11 +103,98 @@ def index_archive(
         index_type=kind,
         seconds=round(time.perf_counter() - start, 3),
         images_per_second=round(len(archive) / max(embed_seconds, 1e-9), 2),
-        bytes_per_item=round(index_bytes / len(items), 1),
+        bytes_per_item=round(facts["index_bytes"] / len(items), 1),
+        out=str(out),
+        build_seconds=round(facts["build_seconds"], 3),
+        engine=engine,
+        store=record["kind"],
+        n_added=len(items),
+    )
+
+
+def append_archive(
+    archive: Archive, out: Path, *, engine: str = "local", ray_options=None, **embed_kwargs
+) -> IndexReport:
+    """Add the archive's items that ``out`` does not hold yet: only they are embedded, existing rows stay as
+    they are (no rebuild). A killed append leaves the previous index intact; rerunning it resumes (finished
+    embedding shards are reused, a Milvus store's partial upsert is rewritten)."""
+    from dataclasses import replace
+
+    from rsir.index.faiss_index import recover_folder
+
+    start = time.perf_counter()
+    recover_folder(out)
+    old = IndexManifest.read(out)
+    if Path(archive.root).resolve() != Path(old.archive_root):
+        raise ValueError(f"--append: {out} indexes {old.archive_root}, not {Path(archive.root).resolve()}")
+    space = Space.load(old.encoder, Path(old.head) if old.head else None)
+    old.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
+    known = set(old.ids)
+    fresh = [i for i, it in enumerate(archive.items) if it.id not in known]
+    emb = embed_with(engine, space, archive.subset(fresh), ray_options, **embed_kwargs) if fresh else None
+    embed_seconds = time.perf_counter() - start
+    added = emb.ids if emb else []
+    build_seconds = 0.0
+    if added:
+        by_id = {it.id: it for it in archive.items}
+        items = [by_id[i] for i in added]
+        new = replace(
+            old,
+            ids=old.ids + added,
+            paths=old.paths + [str(it.path.resolve()) for it in items],
+            labels=old.labels + [list(it.labels) for it in items],
+            meta=(old.meta or [{} for _ in old.ids]) + [it.meta for it in items],
+            store=dict(old.store),
+            rsir_version=__version__,
+        )
+        build_start = time.perf_counter()
+        backend_of(old).append(out, old, emb.vectors, new)
+        build_seconds = time.perf_counter() - build_start
+    return IndexReport(
+        n_items=len(old.ids) + len(added),
+        n_failed=len(emb.failed) if emb else 0,
+        n_skipped=len(archive.skipped),
+        dim=old.dim,
+        index_type=old.index_type,
+        seconds=round(time.perf_counter() - start, 3),
+        images_per_second=round(len(fresh) / max(embed_seconds, 1e-9), 2),
+        bytes_per_item=0.0,
         out=str(out),
         build_seconds=round(build_seconds, 3),
         engine=engine,
+        store=old.store.get("kind", "faiss"),
+        n_added=len(added),
     )
+
+
+def remove_items(out: Path, ids: list[str]) -> dict:
+    """Drop items by id from an index (FAISS: the kept vectors are re-added, nothing re-embedded or retrained;
+    Milvus: deleted in the collection). Unknown ids are an error and nothing is removed."""
+    from dataclasses import replace
+
+    from rsir.index.faiss_index import recover_folder
+
+    recover_folder(out)
+    old = IndexManifest.read(out)
+    row = {id_: i for i, id_ in enumerate(old.ids)}
+    unknown = [i for i in ids if i not in row]
+    if unknown:
+        raise KeyError(f"unknown id(s) {unknown[:5]} (index holds {len(old.ids)} items); nothing removed")
+    drop = {row[i] for i in ids}
+    keep = np.array([i for i in range(len(old.ids)) if i not in drop], dtype=np.int64)
+    if not len(keep):
+        raise ValueError("removing every item would leave an empty index; delete the folder instead")
+    meta = old.meta or [{} for _ in old.ids]
+    new = replace(
+        old,
+        ids=[old.ids[i] for i in keep],
+        paths=[old.paths[i] for i in keep],
+        labels=[old.labels[i] for i in keep],
+        meta=[meta[i] for i in keep],
+        store=dict(old.store),
+    )
+    backend_of(old).remove(out, old, keep, new)
+    return {"removed": len(drop), "n_items": len(keep), "out": str(out), "store": old.store.get("kind", "faiss")}
 
 
 @dataclass

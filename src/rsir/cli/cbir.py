@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
+from rsir.index.store import STORE_HELP
 
 Encoder = Annotated[str | None, typer.Option(help="Encoder name (default efficientnet-lite0; timm:/hf:/open_clip:...)")]
 Head = Annotated[Path | None, typer.Option(help="Head checkpoint folder from `rsir train cbir`.")]
@@ -27,7 +28,14 @@ def index(
     out: Annotated[Path, typer.Option(help="Index folder to write.")],
     encoder: Encoder = None,
     head: Head = None,
-    index_type: Annotated[str, typer.Option(help="flat (exact), ivfpq, hnsw, or auto (flat below 100k).")] = "flat",
+    store: Annotated[str | None, typer.Option(help="Where vectors live: " + STORE_HELP + ".")] = None,
+    append: Annotated[
+        bool, typer.Option("--append", help="Add the archive's new items to the existing index at --out (no rebuild).")
+    ] = False,
+    index_type: Annotated[
+        str | None,
+        typer.Option(help="flat (exact), ivfpq, hnsw, or auto (flat below 100k); milvus also ivfflat, ivfsq8."),
+    ] = None,
     nlist: Annotated[int | None, typer.Option(help="IVF-PQ lists (default ~sqrt(N)).")] = None,
     pq_m: Annotated[int | None, typer.Option(help="IVF-PQ bytes per vector (must divide the dim).")] = None,
     nprobe: Annotated[int, typer.Option(help="IVF-PQ lists visited per query (recall vs speed).")] = 32,
@@ -43,15 +51,34 @@ def index(
     strict: Strict = False,
     as_json: Json = False,
 ) -> None:
-    """Embed an archive and write a FAISS index plus its manifest (resumable: a rerun continues)."""
-    from rsir.cbir.indexing import index_archive
+    """Embed an archive and write an index plus its manifest (resumable: a rerun continues); --append adds
+    only the items the index lacks."""
+    from rsir.cbir.indexing import append_archive, index_archive
     from rsir.cbir.space import Space
     from rsir.index.faiss_index import IndexParams
 
     with user_errors(), _engine_errors():
+        if append:
+            given = {"--store": store, "--index-type": index_type, "--encoder": encoder, "--head": head}
+            given |= {"--nlist": nlist, "--pq-m": pq_m}
+            clash = [name for name, value in given.items() if value is not None]
+            if clash:
+                raise ValueError(f"--append keeps the index's own settings; drop {', '.join(clash)}")
+            arch = open_archive_or_exit(archive, strict)
+            report = append_archive(
+                arch,
+                out,
+                engine=engine,
+                ray_options=_ray_options(engine, address),
+                batch_size=batch_size,
+                workers=workers,
+                strict=strict,
+            )
+            emit(asdict(report), as_json, lambda r: table([r]))
+            return
         arch = open_archive_or_exit(archive, strict)
         params = IndexParams(
-            index_type=index_type,
+            index_type=index_type or "flat",
             nlist=nlist,
             pq_m=pq_m,
             nprobe=nprobe,
@@ -64,6 +91,7 @@ def index(
             out,
             Space.load(encoder, head),
             params,
+            store=store or "faiss",
             engine=engine,
             ray_options=_ray_options(engine, address),
             batch_size=batch_size,
@@ -71,6 +99,25 @@ def index(
             strict=strict,
         )
     emit(asdict(report), as_json, lambda r: table([r]))
+
+
+def index_remove(
+    index_dir: Path,
+    ids: Annotated[list[str] | None, typer.Argument(help="Item ids to remove.")] = None,
+    ids_file: Annotated[Path | None, typer.Option(help="A file of item ids, one per line.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Remove items by id from an index (FAISS or Milvus store); nothing is re-embedded."""
+    from rsir.cbir.indexing import remove_items
+
+    with user_errors():
+        wanted = list(ids or [])
+        if ids_file is not None:
+            wanted += [line.strip() for line in Path(ids_file).read_text().splitlines() if line.strip()]
+        if not wanted:
+            raise ValueError("give item ids to remove (arguments or --ids-file)")
+        report = remove_items(index_dir, wanted)
+    emit(report, as_json, lambda r: table([r]))
 
 
 def _ray_options(engine: str, address: str | None):
@@ -239,6 +286,7 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     app.command()(index)
+    app.command("index-remove")(index_remove)
     app.command()(search)
     app.command()(demo)
     app.add_typer(eval_app, name="eval")

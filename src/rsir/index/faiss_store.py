@@ -9,16 +9,18 @@ import numpy as np
 
 from rsir.index.faiss_index import (
     INDEX_FILE,
+    INDEX_TYPES,
     VECTORS_FILE,
     IndexParams,
     build_index,
+    choose_index_type,
     save_index,
     search_index,
     set_search_params,
 )
 from rsir.index.filters import FilterColumns, Filters
 from rsir.index.manifest import IndexManifest
-from rsir.index.store import Page
+from rsir.index.store import Page, ranked_hits
 
 
 class FaissStore:
@@ -68,7 +70,8 @@ class FaissStore:
         total = n if mask is None else int(mask.sum())
         if exclude_row is not None and (mask is None or mask[exclude_row]):
             total -= 1
-        need = min(n, offset + k + (exclude_row is not None))
+        # one rank more than the page shows, so a tie at its edge is settled by ``ranked_hits``, as in every store
+        need = min(n, offset + k + 1 + (exclude_row is not None))
         if need <= 0 or total <= 0:
             return Page(max(total, 0))
         q = np.ascontiguousarray(query, dtype=np.float32)
@@ -79,13 +82,18 @@ class FaissStore:
         else:
             scores, rows = self.search(q, need)
         hits = [(int(r), float(s)) for s, r in zip(scores[0], rows[0], strict=True) if r >= 0 and r != exclude_row]
-        return Page(total, hits[offset : offset + k])
+        return Page(total, ranked_hits(hits)[offset : offset + k])
 
 
 class FaissBackend:
     """Builds, grows and shrinks FAISS index folders; every write swaps a complete folder in."""
 
     kind = "faiss"
+
+    def resolve_kind(self, index_type: str, n: int) -> str:
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"unknown index type {index_type!r}; choose from {INDEX_TYPES}")
+        return choose_index_type(n) if index_type == "auto" else index_type
 
     def record(self, location: str, out: Path) -> dict:
         if location:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # the CLI imports this module for its help text: keep it free of numpy
+    import numpy as np
 
-from rsir.index.filters import Filters
-from rsir.index.manifest import IndexManifest
+    from rsir.index.filters import Filters
+    from rsir.index.manifest import IndexManifest
 
 
 @dataclass
@@ -25,6 +26,12 @@ class Page:
 
     total: int
     hits: list[tuple[int, float]] = field(default_factory=list)
+
+
+def ranked_hits(hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Best first; equal scores (duplicate images are common in real archives) by row, so every store and
+    every page agrees on the order of ties."""
+    return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
 
 
 class IndexStore(Protocol):
@@ -50,6 +57,11 @@ class StoreBackend(Protocol):
 
     kind: str
 
+    def resolve_kind(self, index_type: str, n: int) -> str:
+        """The index type this store builds for ``index_type`` (``auto`` resolved) at ``n`` items; unknown
+        types raise ValueError (checked before any embedding)."""
+        ...
+
     def record(self, location: str, out: Path) -> dict:
         """The manifest's ``store`` record for a new index at ``out`` (kind, where, collection...)."""
         ...
@@ -71,8 +83,9 @@ class StoreBackend(Protocol):
 
 def backends() -> dict[str, StoreBackend]:
     from rsir.index.faiss_store import FaissBackend
+    from rsir.index.milvus_store import MilvusBackend
 
-    return {b.kind: b for b in (FaissBackend(),)}
+    return {b.kind: b for b in (FaissBackend(), MilvusBackend())}
 
 
 STORE_HELP = "faiss (default: files in --out), milvus:FILE.db (Milvus Lite, embedded) or milvus:http://HOST:19530"
