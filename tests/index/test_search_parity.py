@@ -4,12 +4,15 @@ for exact, IVF-PQ (re-ranked) and HNSW indexes, with and without filters, across
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from datetime import date, timedelta
+import sys
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from store_support import build, milvus_lite_or_skip  # noqa: E402
 
 QUERIES = ("airplane/airplane00", "beach/beach03", "harbor/harbor05", "forest/forest01")
 FILTERS = [
@@ -22,28 +25,19 @@ FILTERS = [
 
 
 @pytest.fixture(scope="module")
-def indexes(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def indexes(geo_demo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The demo vectors with dates and footprints, as flat, IVF-PQ (coarse 4-bit codes, so re-ranking
-    changes the order) and HNSW indexes."""
-    from rsir.index.faiss_index import IndexParams, build_index, save_index
-    from rsir.index.searcher import SearchIndex
-
-    src = SearchIndex(demo_index)
-    m = src.manifest
-    meta = [
-        {
-            "date": (date(2020, 1, 1) + timedelta(days=i)).isoformat(),
-            "bbox": [i % 10, i // 10, i % 10 + 0.5, i // 10 + 0.5],
-        }
-        for i in range(len(m.ids))
-    ]
-    vectors = np.asarray(src.vectors)
+    changes the order) and HNSW FAISS indexes, and an exact Milvus (Lite) index."""
+    manifest, vectors = geo_demo
     out = {}
     for kind in ("flat", "ivfpq", "hnsw"):
         folder = tmp_path_factory.mktemp(f"parity-{kind}") / "index"
-        params = IndexParams(index_type=kind, nbits=4, hnsw_m=8, ef_search=16)
-        save_index(folder, build_index(vectors, params), vectors, replace(m, index_type=kind, meta=meta))
-        out[kind] = folder
+        out[kind] = build(folder, manifest, vectors, kind, nbits=4, hnsw_m=8, ef_search=16)
+    try:
+        db = milvus_lite_or_skip(tmp_path_factory.mktemp("parity-milvus") / "store.db")
+        out["milvus"] = build(db.replace("store.db", "index"), manifest, vectors, "flat", f"milvus:{db}")
+    except pytest.skip.Exception:
+        pass
     return out
 
 
@@ -93,13 +87,15 @@ def _service(client, qid: str, f: dict, k: int, offset: int) -> tuple[int, list[
     return body["total"], [h["id"] for h in body["hits"]]
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivfpq", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivfpq", "hnsw", "milvus"])
 def test_cli_python_and_service_rank_alike(indexes: dict[str, Path], kind: str, tmp_path: Path):
     from fastapi.testclient import TestClient
 
     from rsir.app.search import create_search_app
 
-    folder = indexes[kind]
+    if kind not in indexes:
+        pytest.skip("Milvus Lite cannot start here")
+    folder = Path(indexes[kind])
     with TestClient(create_search_app(folder, cache_dir=tmp_path)) as client:
         for qid in QUERIES:
             for f in FILTERS:

@@ -10,6 +10,7 @@ its rerun (an idempotent upsert) completes it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ MAX_LABELS = 256
 # rsir index types -> Milvus index types (Milvus Lite builds FLAT, HNSW, IVF_FLAT, IVF_SQ8; a server also IVF_PQ)
 INDEX_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "ivfflat": "IVF_FLAT", "ivfsq8": "IVF_SQ8", "ivfpq": "IVF_PQ"}
 AUTO_APPROX_FROM = 100_000
+COUNT_TTL_S = 1.0
 
 
 class MilvusUnavailable(ValueError):
@@ -63,6 +65,21 @@ def client(uri: str):
             except Exception as err:
                 raise MilvusUnavailable(f"cannot reach Milvus at {uri}: {err}") from None
         return _clients[key]
+
+
+def release(uri: str) -> None:
+    """Close this process's clients of ``uri`` and, for a Milvus Lite file, stop its embedded server (which
+    frees the file for another process)."""
+    with _clients_lock:
+        for key in [key for key in _clients if key[0] == uri]:
+            with contextlib.suppress(Exception):  # already closed or unreachable: nothing left to release
+                _clients.pop(key).close()
+    if not _is_server(uri):
+        try:
+            from milvus_lite.server_manager import server_manager_instance
+        except ImportError:
+            return
+        server_manager_instance.release_server(uri)
 
 
 def _milvus_errors(what: str):
@@ -180,10 +197,11 @@ class MilvusStore:
         self.ids = manifest.ids
         self._row = {id_: i for i, id_ in enumerate(manifest.ids)}
         self.client = client(self.uri)
+        self._counts: dict[str, tuple[float, int]] = {}
         with _milvus_errors(f"load collection {self.collection}"):
             if not self.client.has_collection(self.collection):
                 raise MilvusUnavailable(f"collection {self.collection} is missing from Milvus at {self.uri}")
-            self.client.load_collection(self.collection)
+            self.client.load_collection(self.collection, replica_number=int(rec.get("replicas", 1)))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -216,9 +234,19 @@ class MilvusStore:
         return params
 
     def count(self, expr: str) -> int:
+        """Rows matching ``expr``; kept COUNT_TTL_S seconds, so a busy server counts each filter once a second
+        rather than once a request (removals by another process show within that time)."""
+        now = time.monotonic()
+        hit = self._counts.get(expr)
+        if hit is not None and now - hit[0] < COUNT_TTL_S:
+            return hit[1]
         with _milvus_errors("count"):
             got = self.client.query(self.collection, filter=expr, output_fields=["count(*)"])
-        return int(got[0]["count(*)"])
+        n = int(got[0]["count(*)"])
+        if len(self._counts) > 1024:
+            self._counts.clear()
+        self._counts[expr] = (now, n)
+        return n
 
     def _hits(self, found) -> list[tuple[int, float]]:
         out = []
@@ -269,6 +297,8 @@ class MilvusBackend:
             raise ValueError(
                 "--store milvus needs a location: milvus:FILE.db (Milvus Lite) or milvus:http://HOST:19530"
             )
+        location, _, query = location.partition("?")
+        layout = _layout(query)
         if _is_server(location):
             uri = location
         else:
@@ -278,7 +308,8 @@ class MilvusBackend:
             path.parent.mkdir(parents=True, exist_ok=True)
             uri = str(path)
         tag = hashlib.sha1(str(Path(out).resolve()).encode()).hexdigest()[:10]
-        return {"kind": self.kind, "uri": uri, "collection": f"rsir_{tag}_{uuid.uuid4().hex[:8]}", "generation": 0}
+        name = f"rsir_{tag}_{uuid.uuid4().hex[:8]}"
+        return {"kind": self.kind, "uri": uri, "collection": name, "generation": 0, **layout}
 
     def build(self, out: Path, vectors: np.ndarray, manifest: IndexManifest, params, seed: int = 0) -> dict:
         from rsir.index.faiss_index import save_folder
@@ -291,12 +322,13 @@ class MilvusBackend:
         with _milvus_errors(f"create collection {rec['collection']}"):
             if c.has_collection(rec["collection"]):
                 c.drop_collection(rec["collection"])
-            c.create_collection(rec["collection"], schema=_schema(int(vectors.shape[1])))
+            schema = _schema(int(vectors.shape[1]))
+            c.create_collection(rec["collection"], schema=schema, num_shards=rec.get("shards", 1))
             self._insert(c, rec["collection"], manifest, vectors, 0, 0)
             index = c.prepare_index_params()
             index.add_index("vector", index_type=kind, metric_type="IP", params=build_params)
             c.create_index(rec["collection"], index)
-            c.load_collection(rec["collection"])
+            c.load_collection(rec["collection"], replica_number=rec.get("replicas", 1))
         seconds = time.perf_counter() - start
         previous = _previous_store(out)
         save_folder(out, None, manifest)
@@ -337,6 +369,24 @@ class MilvusBackend:
 
     def open(self, folder: Path, manifest: IndexManifest, **knobs) -> MilvusStore:
         return MilvusStore(manifest, **knobs)
+
+
+def is_lite(uri: str) -> bool:
+    """A Milvus Lite file (embedded), as opposed to a server address."""
+    return not _is_server(uri)
+
+
+def _layout(query: str) -> dict:
+    """``shards=N&replicas=M`` after the store address: the collection's shards (write parallelism, fixed at
+    creation) and in-memory replicas (query parallelism and availability across query nodes)."""
+    from urllib.parse import parse_qsl
+
+    out = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in ("shards", "replicas") or not value.isdigit() or int(value) < 1:
+            raise ValueError(f"milvus store option {key}={value!r}: use shards=N and/or replicas=M (N, M >= 1)")
+        out[key] = int(value)
+    return out
 
 
 def _previous_store(out: Path) -> dict | None:
