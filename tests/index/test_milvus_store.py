@@ -105,6 +105,15 @@ def test_cli_index_and_search_on_milvus(demo_archive, demo_index: Path, tmp_path
         hits[folder] = [(h["id"], h["rank"]) for h in json.loads(out.stdout)["hits"]]
     assert hits[demo_index] == hits[tmp_path / "m"] and len(hits[demo_index]) == 7
 
+    from rsir.index.manifest import IndexManifest
+    from rsir.index.milvus_store import client
+
+    first = IndexManifest.read(tmp_path / "m").store["collection"]
+    again = runner.invoke(app, args)  # a rebuild swaps in a new collection and drops the old one
+    assert again.exit_code == 0, again.output
+    second = IndexManifest.read(tmp_path / "m").store["collection"]
+    assert client(db).list_collections() == [second] and second != first
+
 
 def test_bad_store_specs_are_refused(tmp_path: Path):
     from typer.testing import CliRunner

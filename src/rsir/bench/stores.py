@@ -121,8 +121,8 @@ def append_vs_rebuild(case: tuple, vectors: np.ndarray, added: float, tmp: Path)
         "index": case[2],
         "n": n_old,
         "added": n - n_old,
-        "rebuild_s": round(rebuild_s, 2),
-        "append_s": round(append_s, 2),
+        "rebuild_s": round(rebuild_s, 3),
+        "append_s": round(append_s, 3),
         "append_over_rebuild": round(append_s / rebuild_s, 4),
     }
 

@@ -16,7 +16,7 @@ from rsir.index.faiss_index import IndexParams
 from rsir.index.filters import NO_FILTERS, Filters
 from rsir.index.manifest import IndexManifest
 from rsir.index.searcher import SearchIndex
-from rsir.index.store import backend_of, parse_store
+from rsir.index.store import backend_of, backend_of_record, parse_store
 
 
 @dataclass
@@ -94,7 +94,10 @@ def index_archive(
         rsir_version=__version__,
         store=record,
     )
+    previous = _previous_store(out)
     facts = backend.build(out, emb.vectors, manifest, IndexParams(**{**params.__dict__, "index_type": kind}))
+    if previous and previous != record:  # a rebuilt index frees what the old one held (its Milvus collection)
+        backend_of_record(previous).discard(previous)
     return IndexReport(
         n_items=len(items),
         n_failed=len(emb.failed),
@@ -110,6 +113,13 @@ def index_archive(
         store=record["kind"],
         n_added=len(items),
     )
+
+
+def _previous_store(out: Path) -> dict | None:
+    try:
+        return IndexManifest.read(out).store
+    except (FileNotFoundError, TypeError, ValueError):
+        return None
 
 
 def append_archive(

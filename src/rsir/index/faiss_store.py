@@ -131,5 +131,8 @@ class FaissBackend:
             index.add(np.ascontiguousarray(kept[start : start + 65_536]))
         save_index(out, index, kept, new)
 
+    def discard(self, record: dict) -> None:
+        pass  # the folder swap already replaced the files
+
     def open(self, folder: Path, manifest: IndexManifest, **knobs) -> FaissStore:
         return FaissStore(folder, manifest, **knobs)

@@ -330,9 +330,7 @@ class MilvusBackend:
             c.create_index(rec["collection"], index)
             c.load_collection(rec["collection"], replica_number=rec.get("replicas", 1))
         seconds = time.perf_counter() - start
-        previous = _previous_store(out)
         save_folder(out, None, manifest)
-        _drop_replaced(previous, rec)
         return {"build_seconds": seconds, "index_bytes": 0}
 
     def _insert(self, c, collection: str, manifest: IndexManifest, vectors: np.ndarray, first: int, gen: int) -> None:
@@ -367,6 +365,14 @@ class MilvusBackend:
             c.flush(rec["collection"])
         save_folder(out, None, new)
 
+    def discard(self, record: dict) -> None:
+        try:
+            c = client(record["uri"])
+            if c.has_collection(record["collection"]):
+                c.drop_collection(record["collection"])
+        except Exception:  # the old store may be gone or unreachable: nothing left to free
+            pass
+
     def open(self, folder: Path, manifest: IndexManifest, **knobs) -> MilvusStore:
         return MilvusStore(manifest, **knobs)
 
@@ -387,22 +393,3 @@ def _layout(query: str) -> dict:
             raise ValueError(f"milvus store option {key}={value!r}: use shards=N and/or replicas=M (N, M >= 1)")
         out[key] = int(value)
     return out
-
-
-def _previous_store(out: Path) -> dict | None:
-    try:
-        return IndexManifest.read(out).store
-    except (FileNotFoundError, TypeError, ValueError):
-        return None
-
-
-def _drop_replaced(previous: dict | None, current: dict) -> None:
-    """A rebuilt index leaves its old collection behind: drop it once the new manifest is in place."""
-    if not previous or previous.get("kind") != "milvus" or previous.get("collection") == current["collection"]:
-        return
-    try:
-        c = client(previous["uri"])
-        if c.has_collection(previous["collection"]):
-            c.drop_collection(previous["collection"])
-    except Exception:  # the old store may be gone or unreachable: nothing left to clean
-        pass

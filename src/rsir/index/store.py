@@ -78,6 +78,10 @@ class StoreBackend(Protocol):
         """Drop the rows not in ``keep`` (sorted row numbers of ``old``); ``new`` lists the kept items."""
         ...
 
+    def discard(self, record: dict) -> None:
+        """Free what a replaced index held outside its folder (a Milvus collection); no-op for FAISS."""
+        ...
+
     def open(self, folder: Path, manifest: IndexManifest, **knobs) -> IndexStore: ...
 
 
@@ -101,7 +105,11 @@ def parse_store(spec: str) -> tuple[StoreBackend, str]:
 
 
 def backend_of(manifest: IndexManifest) -> StoreBackend:
-    kind = manifest.store.get("kind", "faiss")
+    return backend_of_record(manifest.store)
+
+
+def backend_of_record(record: dict) -> StoreBackend:
+    kind = record.get("kind", "faiss")
     known = backends()
     if kind not in known:
         raise ValueError(f"index store {kind!r} is not known to this rsir version")
