@@ -80,10 +80,12 @@ def test_two_workers_share_one_milvus_lite_store(milvus_index: Path, demo_index:
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # the process group this test started: uvicorn, workers, Milvus Lite
         try:
-            proc.wait(timeout=30)
+            log = proc.communicate(timeout=30)[1].decode(errors="replace")
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            log = proc.communicate()[1].decode(errors="replace")
+    # both workers opened the store (one Milvus Lite file cannot be opened by two processes on its own)
+    assert log.count("Application startup complete") == 2 and "Traceback" not in log, log[-3000:]
 
 
 def _free_port() -> int:

@@ -24,7 +24,7 @@ import numpy as np
 
 from rsir.index.filters import Filters, parse_bbox, parse_date
 from rsir.index.manifest import IndexManifest
-from rsir.index.store import Page, ranked_hits
+from rsir.index.store import Page, StoreUnavailable, ranked_hits
 
 EXTRA = "pip install 'rsir[milvus]'"
 TOKEN_ENV = "RSIR_MILVUS_TOKEN"
@@ -38,7 +38,7 @@ AUTO_APPROX_FROM = 100_000
 COUNT_TTL_S = 1.0
 
 
-class MilvusUnavailable(ValueError):
+class MilvusUnavailable(StoreUnavailable):
     """pymilvus is missing, the server cannot be reached, or Milvus refused a request."""
 
 

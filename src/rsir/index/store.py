@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # the CLI imports this module for its help text: keep it free
     from rsir.index.manifest import IndexManifest
 
 
+class StoreUnavailable(ValueError):
+    """A store cannot answer: its client library is missing, its server unreachable, or it refused a request."""
+
+
 @dataclass
 class Page:
     """One page of a ranked search: ``total`` rows pass the filters (the query item left out), ``hits`` are
