@@ -136,7 +136,14 @@ def _scene_routes(app: FastAPI, svc: SearchService) -> None:
         return Filters(tuple(sorted(set(label))), date_from, date_to, parse_bbox(bbox))
 
     def page(kind, value, query, f: Filters, offset: int, k: int, started: float, exclude=None) -> SearchResponse:
-        total, ranked = svc.scenes.ranked(query, f, offset, k, exclude_row=exclude)
+        from rsir.index.store import StoreUnavailable
+
+        try:
+            total, ranked = svc.scenes.ranked(query, f, offset, k, exclude_row=exclude)
+        except StoreUnavailable as err:  # e.g. the Milvus server is down: the service itself is fine
+            raise HTTPException(503, str(err)) from None
+        except ValueError as err:  # a request the store refuses (a Milvus page past rank 16,384)
+            raise HTTPException(422, str(err)) from None
         hits = [svc.scene_hit(offset + i + 1, row, score) for i, (row, score) in enumerate(ranked)]
         return page_of(kind, value, "scenes", total, offset, k, hits, started)
 

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from rsir.index.filters import Filters  # noqa: F401  (the service's filters are the index's own)
+
 QueryKind = Literal["image", "id", "text", "pair", "pair-id"]
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Filters on the manifest: class labels (any of), and date range / bounding box for items that carry
-    ``meta["date"]`` (ISO date) / ``meta["bbox"]`` ([west, south, east, north], degrees). An item without
-    the field never passes a filter on it."""
-
-    labels: tuple[str, ...] = ()
-    date_from: date | None = None
-    date_to: date | None = None
-    bbox: tuple[float, float, float, float] | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.labels) or self.date_from is not None or self.date_to is not None or self.bbox is not None
 
 
 class ErrorResponse(BaseModel):

@@ -28,10 +28,13 @@ class BenchConfig:
     pool_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     ray_images: int = 0  # > 0: also time the Ray engine against the local one on this many images
     threads: int = 0  # > 0: torch and faiss threads
-    sections: tuple[str, ...] = ("extract", "runtime", "ann", "select")
+    sections: tuple[str, ...] = ("extract", "runtime", "ann", "select", "stores")
     runtime_repeats: int = 2  # eager torch vs ONNX Runtime: forward-only and whole `rsir index` jobs
     index_archive: str = ""  # the archive `rsir index` runs on ("" = the benchmark archive)
     index_images: int = 0  # > 0: `rsir index` runs on a copy of this many of its images, spread over it
+    milvus_n: int = 1_000_000  # store comparison: FAISS IVF-PQ vs Milvus Lite at milvus_n x 256
+    milvus_index: str = "hnsw"
+    append_n: int = 100_000  # append 10% to an index of this size vs rebuild it
     extra: dict = field(default_factory=dict)
 
 
@@ -46,7 +49,11 @@ QUICK = BenchConfig(
     pool_sizes=(10_000,),
     runtime_repeats=1,
     index_images=32,
+    milvus_n=10_000,
+    append_n=10_000,
 )
+
+SECTIONS = ("extract", "runtime", "ann", "select", "stores")
 
 
 def shared_ucmerced() -> Path:
@@ -154,6 +161,9 @@ def run_bench(quick: bool = False, archive: Path | None = None, config: BenchCon
     if "select" in cfg.sections:
         _select_section(report, *_selection_items(seeds, labels, max(cfg.pool_sizes)), cfg)
         memory["after_select"] = peak_rss_mb()
+    if "stores" in cfg.sections:
+        _stores_section(report, seeds, cfg)
+        memory["after_stores"] = peak_rss_mb()
     if cfg.ray_images:
         from rsir.bench.throughput import ray_vs_local
 
@@ -231,6 +241,33 @@ def _select_section(report: dict, emb: np.ndarray, labels: list, cfg: BenchConfi
     head = [r for r in rows if r["strategy"] == "anneal-bcgue" and r["pool"] >= 0.99 * HEADLINE_POOL]
     report["select_seconds_1e6_pairs"] = head[0]["seconds"] if head else None
     report["selection_items"] = len(emb)
+
+
+def _stores_section(report: dict, seeds: np.ndarray, cfg: BenchConfig) -> None:
+    """FAISS IVF-PQ vs Milvus Lite at milvus_n x 256, and append vs rebuild; skipped with the reason when the
+    milvus extra is missing or Milvus Lite cannot start."""
+    from rsir.bench.stores import store_benchmark
+    from rsir.index.milvus_store import MilvusUnavailable
+
+    _log(f"stores: FAISS IVF-PQ vs Milvus Lite ({cfg.milvus_index}) at {cfg.milvus_n} x 256; append at {cfg.append_n}")
+    try:
+        out = store_benchmark(
+            seeds,
+            n=cfg.milvus_n,
+            n_queries=cfg.n_queries,
+            milvus_index=cfg.milvus_index,
+            append_n=cfg.append_n,
+            log=_log,
+        )
+    except MilvusUnavailable as err:
+        report["stores_skipped"] = str(err)
+        return
+    report["stores"], report["append"] = out["stores"], out["append"]
+    milvus = [r for r in out["stores"] if r["store"].startswith("milvus")]
+    if milvus:
+        report["milvus_recall10"] = milvus[0]["recall10"]
+        report["milvus_qps_16"] = milvus[0]["qps_16"]
+    report["append_over_rebuild"] = max(r["append_over_rebuild"] for r in out["append"])
 
 
 def quick_config(**changes) -> BenchConfig:

@@ -8,7 +8,7 @@ from rsir.cbir import indexing
 from rsir.cbir.evaluation import evaluate_vectors, labels_of, split_of
 from rsir.cbir.space import Space
 from rsir.cbir.training import train_cbir
-from rsir.index.faiss_index import SearchIndex
+from rsir.index.searcher import SearchIndex
 from rsir.viz.grid import Cell, write_grid
 
 DEMO_QUERIES = ("airplane/airplane00", "harbor/harbor00", "tenniscourt/tenniscourt00")

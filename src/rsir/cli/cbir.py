@@ -13,6 +13,7 @@ import typer
 from rsir.cli import validate
 from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
 from rsir.cli.runtime import Runtime
+from rsir.index.store import STORE_HELP
 
 Encoder = Annotated[str | None, typer.Option(help="Encoder name (default efficientnet-lite0; timm:/hf:/open_clip:...)")]
 Head = Annotated[Path | None, typer.Option(help="Head checkpoint folder from `rsir train cbir`.")]
@@ -29,7 +30,14 @@ def index(
     out: Annotated[Path, typer.Option(help="Index folder to write.")],
     encoder: Encoder = None,
     head: Head = None,
-    index_type: Annotated[str, typer.Option(help="flat (exact), ivfpq, hnsw, or auto (flat below 100k).")] = "flat",
+    store: Annotated[str | None, typer.Option(help="Where vectors live: " + STORE_HELP + ".")] = None,
+    append: Annotated[
+        bool, typer.Option("--append", help="Add the archive's new items to the existing index at --out (no rebuild).")
+    ] = False,
+    index_type: Annotated[
+        str | None,
+        typer.Option(help="flat (exact), ivfpq, hnsw, or auto (flat below 100k); milvus also ivfflat, ivfsq8."),
+    ] = None,
     nlist: Annotated[int | None, typer.Option(help="IVF-PQ lists (default ~sqrt(N)).")] = None,
     pq_m: Annotated[int | None, typer.Option(help="IVF-PQ bytes per vector (must divide the dim).")] = None,
     nprobe: Annotated[int, typer.Option(help="IVF-PQ lists visited per query (recall vs speed).")] = 32,
@@ -46,17 +54,37 @@ def index(
     strict: Strict = False,
     as_json: Json = False,
 ) -> None:
-    """Embed an archive and write a FAISS index plus its manifest (resumable: a rerun continues)."""
-    from rsir.cbir.indexing import index_archive
+    """Embed an archive and write an index plus its manifest (resumable: a rerun continues); --append adds
+    only the items the index lacks."""
+    from rsir.cbir.indexing import append_archive, index_archive
     from rsir.cbir.space import Space
     from rsir.index.faiss_index import IndexParams
 
     with user_errors(), _engine_errors():
-        validate.index_options(index_type, engine, pq_m, nlist)
+        validate.index_options(index_type or "flat", engine, pq_m, nlist, store or "faiss")
         validate.encoder(encoder)
+        if append:
+            given: dict[str, object] = {"--store": store, "--index-type": index_type, "--encoder": encoder}
+            given["--head"] = head
+            given |= {"--nlist": nlist, "--pq-m": pq_m}
+            clash = [name for name, value in given.items() if value is not None]
+            if clash:
+                raise ValueError(f"--append keeps the index's own settings; drop {', '.join(clash)}")
+            arch = open_archive_or_exit(archive, strict)
+            report = append_archive(
+                arch,
+                out,
+                engine=engine,
+                ray_options=_ray_options(engine, address),
+                batch_size=batch_size,
+                workers=workers,
+                strict=strict,
+            )
+            emit(asdict(report), as_json, lambda r: table([r]))
+            return
         arch = open_archive_or_exit(archive, strict)
         params = IndexParams(
-            index_type=index_type,
+            index_type=index_type or "flat",
             nlist=nlist,
             pq_m=pq_m,
             nprobe=nprobe,
@@ -69,6 +97,7 @@ def index(
             out,
             Space.load(encoder, head, runtime),
             params,
+            store=store or "faiss",
             engine=engine,
             ray_options=_ray_options(engine, address),
             batch_size=batch_size,
@@ -81,6 +110,25 @@ def index(
 def _index_human(report: dict) -> str:
     lines = [table([{k: v for k, v in report.items() if k not in ("built", "note")}]), f"built: {report['built']}"]
     return "\n".join(lines + ([f"note: {report['note']}"] if report["note"] else []))
+
+
+def index_remove(
+    index_dir: Path,
+    ids: Annotated[list[str] | None, typer.Argument(help="Item ids to remove.")] = None,
+    ids_file: Annotated[Path | None, typer.Option(help="A file of item ids, one per line.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Remove items by id from an index (FAISS or Milvus store); nothing is re-embedded."""
+    from rsir.cbir.indexing import remove_items
+
+    with user_errors():
+        wanted = list(ids or [])
+        if ids_file is not None:
+            wanted += [line.strip() for line in Path(ids_file).read_text().splitlines() if line.strip()]
+        if not wanted:
+            raise ValueError("give item ids to remove (arguments or --ids-file)")
+        report = remove_items(index_dir, wanted)
+    emit(report, as_json, lambda r: table([r]))
 
 
 def _ray_options(engine: str, address: str | None):
@@ -110,31 +158,64 @@ def search(
     image: Annotated[Path | None, typer.Option(help="Query image file.")] = None,
     item_id: Annotated[str | None, typer.Option("--id", help="Query by an indexed item's id.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=10_000)] = 10,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many results (paging).")] = 0,
+    label: Annotated[list[str] | None, typer.Option(help="Keep items with any of these labels (repeatable).")] = None,
+    date_from: Annotated[str | None, typer.Option(help="Keep items dated on or after (YYYY-MM-DD).")] = None,
+    date_to: Annotated[str | None, typer.Option(help="Keep items dated on or before (YYYY-MM-DD).")] = None,
+    bbox: Annotated[str | None, typer.Option(help="'west,south,east,north': items whose footprint meets it.")] = None,
     grid: Annotated[Path | None, typer.Option(help="Write a result grid (.png or .html).")] = None,
     runtime: Runtime = "auto",
     as_json: Json = False,
 ) -> None:
-    """Query an index by image or by id; print ranked ids, paths and scores."""
+    """Query an index by image or by id (optionally filtered, paged); print ranked ids, paths and scores."""
     from rsir.cbir import indexing
-    from rsir.index.faiss_index import SearchIndex
+    from rsir.index.searcher import SearchIndex
     from rsir.viz.grid import Cell, write_grid
 
     with user_errors():
         if (image is None) == (item_id is None):
             raise ValueError("give exactly one query: --image FILE or --id ITEM_ID")
+        filters = _filters(label, date_from, date_to, bbox)
         idx = SearchIndex(index_dir)
         query = indexing.query_vector(idx, image=image, item_id=item_id, runtime=runtime)
-        hits = indexing.search(idx, query, k, skip_id=item_id)
+        page = indexing.search_page(idx, query, k, filters=filters, offset=offset, skip_id=item_id)
+        hits = page.hits
         if grid:
             qpath = image or Path(idx.manifest.paths[idx.row_of(item_id)])
             cells = [Cell([Path(h.path)], f"{h.rank}. {h.id}\n{h.score:.3f}") for h in hits]
             write_grid(Cell([qpath], "query"), cells, grid)
     rows = [asdict(h) for h in hits]
     emit(
-        {"query": str(image or item_id), "hits": rows, "grid": str(grid) if grid else None},
+        {
+            "query": str(image or item_id),
+            "total": page.total,
+            "offset": offset,
+            "hits": rows,
+            "grid": str(grid) if grid else None,
+        },
         as_json,
         lambda r: table(r["hits"], ["rank", "id", "score", "labels", "path"]),
     )
+
+
+def _filters(labels: list[str] | None, date_from: str | None, date_to: str | None, bbox: str | None):
+    from datetime import date
+
+    from rsir.index.filters import Filters, check_bbox
+
+    def day(value: str | None, name: str) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            raise ValueError(f"--{name}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+    box = None
+    if bbox is not None:
+        try:
+            box = check_bbox(tuple(float(v) for v in bbox.split(",")))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"--bbox: expected four numbers 'west,south,east,north' ({err})") from None
+    return Filters(tuple(sorted(set(labels or ()))), day(date_from, "date-from"), day(date_to, "date-to"), box)
 
 
 @eval_app.command("cbir")
@@ -225,6 +306,7 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     app.command()(index)
+    app.command("index-remove")(index_remove)
     app.command()(search)
     app.command()(demo)
     app.add_typer(eval_app, name="eval")

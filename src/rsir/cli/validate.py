@@ -69,12 +69,17 @@ def existing(path: Path, what: str) -> Path:
     return path
 
 
-def index_options(index_type: str, engine: str, pq_m: int | None, nlist: int | None) -> None:
-    """`rsir index`: the index type, the engine (Ray installed?) and the IVF-PQ sizes."""
+def index_options(index_type: str, engine: str, pq_m: int | None, nlist: int | None, store: str = "faiss") -> None:
+    """`rsir index`: the store, the index type it builds, the engine (Ray installed?) and the IVF-PQ sizes."""
     from rsir.cbir.indexing import ENGINES
     from rsir.index.faiss_index import INDEX_TYPES
+    from rsir.index.store import parse_store
 
-    choice("--index-type", index_type, INDEX_TYPES)
+    backend, _ = parse_store(store)
+    if backend.kind == "faiss":
+        choice("--index-type", index_type, INDEX_TYPES)
+    else:
+        backend.resolve_kind(index_type, 1)  # the store's own index types (milvus: also ivfflat, ivfsq8)
     choice("--engine", engine, ENGINES)
     for option, value in (("--pq-m", pq_m), ("--nlist", nlist)):
         if value is not None and value < 1:

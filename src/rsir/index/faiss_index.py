@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -170,16 +171,41 @@ def set_search_params(index, *, nprobe: int | None = None, ef_search: int | None
         index.hnsw.efSearch = ef_search
 
 
+def search_params(index, selector):
+    """FAISS search parameters carrying an id selector, of the type this index kind requires (keeping the
+    index's own nprobe / efSearch, which explicit parameters would otherwise reset)."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+    if isinstance(index, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=index.hnsw.efSearch)
+    return faiss.SearchParameters(sel=selector)
+
+
 def search_index(
-    index, queries: np.ndarray, k: int, vectors: np.ndarray | None = None, rerank: int = 0
+    index,
+    queries: np.ndarray,
+    k: int,
+    vectors: np.ndarray | None = None,
+    rerank: int = 0,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (scores, rows); with ``vectors`` and ``rerank > 1``, ``rerank * k`` candidates from the index
-    are re-scored exactly (the stored vectors are only gathered for those candidates)."""
+    are re-scored exactly (the stored vectors are only gathered for those candidates). ``mask`` (bool [N])
+    restricts the search to those rows inside FAISS, before candidates are drawn and re-ranked."""
+    import faiss
+
     q = np.ascontiguousarray(queries, dtype=np.float32)
     k = min(k, index.ntotal)
+    kwargs = {}
+    if mask is not None:
+        bitmap = np.packbits(mask, bitorder="little")  # must outlive the search call
+        kwargs["params"] = search_params(index, faiss.IDSelectorBitmap(bitmap))
     if vectors is None or rerank <= 1 or k <= 0:
-        return index.search(q, k)
-    _, cand = index.search(q, min(rerank * k, index.ntotal))
+        return index.search(q, k, **kwargs)
+    _, cand = index.search(q, min(rerank * k, index.ntotal), **kwargs)
     gathered = np.asarray(vectors[np.maximum(cand, 0).reshape(-1)], dtype=np.float32).reshape(*cand.shape, -1)
     exact = np.where(cand >= 0, np.matmul(gathered, q[:, :, None])[..., 0], -np.inf).astype(np.float32)
     order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
@@ -191,11 +217,22 @@ def save_index(folder: Path, index, vectors: np.ndarray, manifest: IndexManifest
     """Write index, vectors and manifest to a temp folder, then swap it in: readers never see half an index."""
     import faiss
 
+    def write(tmp: Path) -> None:
+        faiss.write_index(index, str(tmp / INDEX_FILE))
+        np.save(tmp / VECTORS_FILE, vectors)
+
+    save_folder(folder, write, manifest)
+
+
+def save_folder(folder: Path, write: Callable[[Path], None] | None, manifest: IndexManifest) -> None:
+    """Fill a temp folder (``write``, then the manifest), then swap it in for ``folder``. A kill between the
+    two renames leaves the previous folder under ``.NAME.old*``; ``recover_folder`` puts it back."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(folder)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    faiss.write_index(index, str(tmp / INDEX_FILE))
-    np.save(tmp / VECTORS_FILE, vectors)
+    if write is not None:
+        write(tmp)
     (tmp / MANIFEST).write_text(manifest.to_json())
     old = None
     if folder.exists():
@@ -206,41 +243,21 @@ def save_index(folder: Path, index, vectors: np.ndarray, manifest: IndexManifest
         shutil.rmtree(old, ignore_errors=True)
 
 
-class SearchIndex:
-    """A loaded index: manifest + FAISS index + the stored vectors (for queries by id and IVF-PQ re-ranking).
+def recover_folder(folder: Path) -> None:
+    """Undo a swap interrupted between its renames (the index folder missing, its previous self parked)."""
+    folder = Path(folder)
+    if folder.exists():
+        return
+    parked = sorted(folder.parent.glob(f".{folder.name}.old*"), key=lambda p: p.stat().st_mtime)
+    parked = [p for p in parked if (p / MANIFEST).is_file()]
+    if parked:
+        os.replace(parked[-1], folder)
 
-    Query-time knobs default to what the index was built with (its manifest) and can be overridden here.
-    """
 
-    def __init__(
-        self,
-        folder: Path,
-        *,
-        nprobe: int | None = None,
-        ef_search: int | None = None,
-        rerank: int | None = None,
-    ) -> None:
-        import faiss
+def __getattr__(name: str):
+    # SearchIndex moved to rsir.index.searcher (it now fronts any store); the old import path keeps working.
+    if name == "SearchIndex":
+        from rsir.index.searcher import SearchIndex
 
-        self.folder = Path(folder)
-        self.manifest = IndexManifest.read(self.folder)
-        self.index = faiss.read_index(str(self.folder / INDEX_FILE))
-        self.vectors = np.load(self.folder / VECTORS_FILE, mmap_mode="r")
-        self._row = {id_: i for i, id_ in enumerate(self.manifest.ids)}
-        built = self.manifest.params
-        set_search_params(
-            self.index, nprobe=nprobe or built.get("nprobe"), ef_search=ef_search or built.get("ef_search")
-        )
-        is_pq = self.manifest.index_type == "ivfpq"
-        self.rerank = (rerank if rerank is not None else built.get("rerank", IndexParams.rerank)) if is_pq else 0
-
-    def __len__(self) -> int:
-        return self.index.ntotal
-
-    def row_of(self, item_id: str) -> int:
-        if item_id not in self._row:
-            raise KeyError(f"unknown id {item_id!r} (index holds {len(self)} items)")
-        return self._row[item_id]
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return search_index(self.index, queries, k, self.vectors, self.rerank)
+        return SearchIndex
+    raise AttributeError(name)

@@ -26,6 +26,8 @@ class IndexManifest:
     meta: list[dict] = field(default_factory=list)
     rsir_version: str = ""
     runtime: str = ""  # what ran the encoder for the vectors: torch or onnx (rsir.models.runtime)
+    # which store holds the vectors ({"kind": "faiss"} | {"kind": "milvus", "uri": ..., "collection": ...})
+    store: dict = field(default_factory=lambda: {"kind": "faiss"})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
