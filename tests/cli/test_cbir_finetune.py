@@ -48,7 +48,7 @@ def test_finetune_trains_the_encoder_tail_and_eval_loads_it(demo_archive, tmp_pa
     assert 0.5 < tuned["map@20"] <= 1 and tuned["map"] != frozen["map"]
 
     # a frozen head trained later into the same folder must not be paired with the old fine-tuned encoder
-    as_json(rsir("train", "cbir", root, "--out", head, *SPLIT, "--epochs", "1", "--json"))
+    as_json(rsir("train", "cbir", root, "--out", head, *SPLIT, "--epochs", "1", "--overwrite", "--json"))
     assert not (head / "encoder.pt").exists()
 
 
