@@ -99,25 +99,43 @@ def search(
     index_dir: Path,
     image: Annotated[Path | None, typer.Option(help="Query image file.")] = None,
     item_id: Annotated[str | None, typer.Option("--id", help="Query by an indexed item's id.")] = None,
+    text: Annotated[str | None, typer.Option(help="Query by a sentence (needs --text-model).")] = None,
+    text_model: Annotated[
+        Path | None, typer.Option(help="Text <-> scene checkpoint for --text (`rsir text train`).")
+    ] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=10_000)] = 10,
     grid: Annotated[Path | None, typer.Option(help="Write a result grid (.png or .html).")] = None,
     as_json: Json = False,
 ) -> None:
-    """Query an index by image or by id; print ranked ids, paths and scores."""
+    """Query an index by image, by id or by words (--text with --text-model); print ranked ids, paths and scores."""
     from rsir.cbir import indexing
     from rsir.index.faiss_index import SearchIndex
     from rsir.viz.grid import Cell, write_grid
 
     with user_errors():
+        if (text is None) != (text_model is None):
+            raise ValueError("--text and --text-model go together")
+        if text is not None and (image is not None or item_id is not None):
+            raise ValueError("give one query: --image, --id or --text")
         idx = SearchIndex(index_dir)
-        hits = indexing.search(idx, indexing.query_vector(idx, image=image, item_id=item_id), k, skip_id=item_id)
+        if text is not None:
+            from rsir.text.search import SceneTextSearch
+
+            hits = SceneTextSearch(idx, text_model).search(text, k)
+        else:
+            hits = indexing.search(idx, indexing.query_vector(idx, image=image, item_id=item_id), k, skip_id=item_id)
         if grid:
-            qpath = image or Path(idx.manifest.paths[idx.row_of(item_id)])
+            if text is not None:  # a blank tile carries the sentence
+                import numpy as np
+
+                query = Cell([np.full((8, 8, 3), 255, np.uint8)], f"query:\n{text}")
+            else:
+                query = Cell([image or Path(idx.manifest.paths[idx.row_of(item_id)])], "query")
             cells = [Cell([Path(h.path)], f"{h.rank}. {h.id}\n{h.score:.3f}") for h in hits]
-            write_grid(Cell([qpath], "query"), cells, grid)
+            write_grid(query, cells, grid)
     rows = [asdict(h) for h in hits]
     emit(
-        {"query": str(image or item_id), "hits": rows, "grid": str(grid) if grid else None},
+        {"query": str(text or image or item_id), "hits": rows, "grid": str(grid) if grid else None},
         as_json,
         lambda r: table(r["hits"], ["rank", "id", "score", "labels", "path"]),
     )

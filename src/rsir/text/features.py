@@ -45,46 +45,70 @@ def encode_scenes(encoder, x: torch.Tensor) -> torch.Tensor:
     return encoder.tokens(x).mean(1) if _uses_mean_tokens(encoder) else encoder.encode(x)
 
 
+def _globals_path(encoder, pairs, cache_dir: Path, split: str) -> Path:
+    folder, key = _pair_cache(encoder, pairs, cache_dir, f"{split}-scenes")
+    return folder / f"{key}.globals.npy"
+
+
+def _maps_path(encoder, pairs, cache_dir: Path, split: str, n_tail: int) -> Path:
+    folder, key = _pair_cache(encoder, pairs, cache_dir, f"{split}-scenes-trunk{n_tail}")
+    return folder / f"{key}.npy"
+
+
+def _encode_all(pairs, encoder, cache_dir: Path, split: str, n_tail: int, batch_size: int, progress: bool) -> None:
+    """One pass over the images: the globals (cached) and, with ``n_tail``, the trunk maps (cached) too.
+
+    With a split encoder the globals are the tail's token mean on the trunk's float32 maps, which is what
+    ``encode()`` computes, so fine-tuning runs cost one pass over the archive, not two.
+    """
+    g_path = _globals_path(encoder, pairs, cache_dir, split)
+    g_path.parent.mkdir(parents=True, exist_ok=True)
+    device = next(encoder.parameters()).device
+    trunk, tail = encoder.split(n_tail) if n_tail else (None, None)
+    parts: list[np.ndarray] = []
+
+    def batches():
+        for x in _batches(pairs, encoder.config.preprocess, batch_size, f"image features ({split})", progress):
+            with torch.inference_mode():
+                if trunk is None:
+                    parts.append(encode_scenes(encoder, x.to(device)).float().cpu().numpy())
+                    yield None
+                    continue
+                maps = trunk(x.to(device))
+                parts.append(tail(maps).mean(1).float().cpu().numpy())
+                yield maps.cpu().numpy()
+
+    if trunk is None:
+        for _ in batches():
+            pass
+    else:
+        _stream_to_npy(_maps_path(encoder, pairs, cache_dir, split, n_tail), len(pairs), batches(), split)
+    if not parts:
+        raise ValueError(f"split {split!r} has no images to encode")
+    tmp = g_path.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, np.concatenate(parts))
+    os.replace(tmp, g_path)
+
+
 def scene_globals(
     pairs: list[ChangePair], encoder, cache_dir: Path, split: str, batch_size: int = 32, progress: bool = True
 ) -> np.ndarray:
     """float32 [N, D] image globals of single-date ``pairs`` (the ``after`` image), cached."""
-    folder, key = _pair_cache(encoder, pairs, cache_dir, f"{split}-scenes")
-    path = folder / f"{key}.globals.npy"
-    if path.is_file():
-        return np.load(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    device = next(encoder.parameters()).device
-    parts = [
-        encode_scenes(encoder, x.to(device)).float().cpu().numpy()
-        for x in _batches(pairs, encoder.config.preprocess, batch_size, f"image features ({split})", progress)
-    ]
-    if not parts:
-        raise ValueError(f"split {split!r} has no images to encode")
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, np.concatenate(parts))
-    os.replace(tmp, path)
+    path = _globals_path(encoder, pairs, cache_dir, split)
+    if not path.is_file():
+        _encode_all(pairs, encoder, cache_dir, split, 0, batch_size, progress)
     return np.load(path)
 
 
 def scene_trunk_maps(
     pairs: list[ChangePair], encoder, n_tail: int, cache_dir: Path, split: str, progress: bool = True
 ) -> np.ndarray:
-    """float16 [N, C, h, w] outputs of the encoder's frozen trunk (all but the last ``n_tail`` blocks), cached."""
-    folder, key = _pair_cache(encoder, pairs, cache_dir, f"{split}-scenes-trunk{n_tail}")
-    path = folder / f"{key}.npy"
-    if path.is_file():
-        return np.load(path, mmap_mode="r")
-    folder.mkdir(parents=True, exist_ok=True)
-    trunk, _ = encoder.split(n_tail)
-    device = next(encoder.parameters()).device
-
-    def maps():
-        for x in _batches(pairs, encoder.config.preprocess, 32, f"trunk features ({split})", progress):
-            with torch.inference_mode():
-                yield trunk(x.to(device)).cpu().numpy()
-
-    return _stream_to_npy(path, len(pairs), maps(), split)
+    """float16 [N, C, h, w] outputs of the encoder's frozen trunk (all but the last ``n_tail`` blocks), cached
+    (the same pass caches the globals)."""
+    path = _maps_path(encoder, pairs, cache_dir, split, n_tail)
+    if not path.is_file():
+        _encode_all(pairs, encoder, cache_dir, split, n_tail, 32, progress)
+    return np.load(path, mmap_mode="r")
 
 
 def scene_split_features(
