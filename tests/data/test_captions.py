@@ -97,3 +97,15 @@ def test_unreadable_files_are_clear_errors(tmp_path):
         open_scene_captions(bad, images)
     with pytest.raises(ChangeCaptionError, match="image folder not found"):
         open_scene_captions(bad, tmp_path / "missing")
+
+
+def test_a_partial_copy_of_uc_merced_keeps_the_numbering(ucm_captions, tmp_path):
+    """N counts over UC Merced's 21 classes even when the folder holds only a few of them."""
+    images = tmp_path / "images"
+    _jpg(images / "beach" / "beach07.jpg")
+    _jpg(images / "harbor" / "harbor00.jpg")
+    archive = open_scene_captions(ucm_captions, images)
+    by_id = {p.id: p for p in archive.pairs}
+    assert set(by_id) == {"beach/beach07", "harbor/harbor00"}
+    assert by_id["beach/beach07"].meta["filename"] == "308.tif" and "beach" in by_id["beach/beach07"].captions[0]
+    assert by_id["harbor/harbor00"].meta["filename"] == "1001.tif"

@@ -15,7 +15,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("airplane", "beach", "forest", "harbor")
-CLASS_INDEX = {"airplane": 1, "beach": 4, "forest": 7, "harbor": 10}  # alphabetical index among the 21
 
 
 def _shared_captions() -> Path:
@@ -29,6 +28,7 @@ def _shared_captions() -> Path:
 @pytest.fixture(scope="session")
 def tiny_captions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(caption JSON, image folder): 4 classes x 8 demo scenes, UCM `N.tif` names, real sentences."""
+    from rsir.data.captions import UCM_CLASSES
     from rsir.data.demo import demo_archive_path
 
     entries = json.loads(_shared_captions().read_text())["images"]
@@ -38,7 +38,7 @@ def tiny_captions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     for cls in CLASSES:
         shutil.copytree(demo_archive_path() / cls, images / cls)
         for nn in range(8):
-            entry = dict(entries[100 * CLASS_INDEX[cls] + nn])
+            entry = dict(entries[100 * UCM_CLASSES.index(cls) + nn])
             entry["split"] = "train" if nn < 5 else "val" if nn == 5 else "test"
             keep.append(entry)
     path = out / "dataset.json"

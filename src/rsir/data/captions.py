@@ -32,6 +32,29 @@ from rsir.data.items import SkippedFile
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".bmp")
 SCENES_PER_CLASS = 100  # UCM-Captions numbers UC Merced scenes class by class, 100 each
+UCM_CLASSES = [
+    "agricultural",
+    "airplane",
+    "baseballdiamond",
+    "beach",
+    "buildings",
+    "chaparral",
+    "denseresidential",
+    "forest",
+    "freeway",
+    "golfcourse",
+    "harbor",
+    "intersection",
+    "mediumresidential",
+    "mobilehomepark",
+    "overpass",
+    "parkinglot",
+    "river",
+    "runway",
+    "sparseresidential",
+    "storagetanks",
+    "tenniscourt",
+]
 _NUMBERED = re.compile(r"^(\d+)$")
 
 
@@ -52,8 +75,11 @@ class _Resolver:
 
     @property
     def classes(self) -> list[str]:
+        """Class order of the numbering: UC Merced's 21 classes when the folder holds some of them (a partial
+        copy keeps the numbering), else the folder's own class folders, alphabetically."""
         if self._classes is None:
-            self._classes = sorted(p.name for p in self.images.iterdir() if p.is_dir() and not p.name.startswith("."))
+            present = sorted(p.name for p in self.images.iterdir() if p.is_dir() and not p.name.startswith("."))
+            self._classes = UCM_CLASSES if present and set(present) <= set(UCM_CLASSES) else present
         return self._classes
 
     def __call__(self, name: str) -> Path | None:

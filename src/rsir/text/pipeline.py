@@ -124,8 +124,12 @@ def open_model(ckpt: str | Path, device: str = "cpu") -> tuple[ITSRModel, dict, 
 
 def scene_scores(image_emb: np.ndarray, text_emb: np.ndarray, caption_image: np.ndarray, captions: list[str]) -> dict:
     """{"t2i", "i2t", "mR", "gallery_size", "queries", "t2i_dup_aware"}: the published protocol + dup-aware t2i."""
-    sim = text_emb @ image_emb.T  # [M captions, N images]
-    n = len(image_emb)
+    return similarity_scores(text_emb @ image_emb.T, caption_image, captions)
+
+
+def similarity_scores(sim: np.ndarray, caption_image: np.ndarray, captions: list[str]) -> dict:
+    """:func:`scene_scores` from a caption x image similarity matrix [M, N] (e.g. an ensemble's mean)."""
+    n = sim.shape[1]
     own = caption_image[:, None] == np.arange(n)[None, :]
     t2i = recall_at_k(sim, own)
     i2t = recall_at_k(sim.T, own.T)
@@ -137,7 +141,7 @@ def scene_scores(image_emb: np.ndarray, text_emb: np.ndarray, caption_image: np.
         "i2t": i2t,
         "mR": mean_recall(t2i, i2t),
         "gallery_size": int(n),
-        "queries": int(len(text_emb)),
+        "queries": int(sim.shape[0]),
         "t2i_dup_aware": recall_at_k(sim, carries[keys]),
     }
 

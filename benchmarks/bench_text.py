@@ -1,0 +1,185 @@
+"""Benchmark of text <-> scene retrieval on the real UCM-Captions (Qu et al. 2016), next to published rows.
+
+One command: caches the frozen features once (offline EfficientNet-Lite0 + MiniLM), trains each variant
+for each seed with `rsir text train`'s code, evaluates on the standard test split with the published
+protocol (210 images, 1,050 caption queries; t2i hits only its own image, i2t hits when any own caption is
+in the top k; mR = mean of the six) plus duplicate-aware t2i, and prints a table (mean +- std over seeds;
+``ensemble`` = the seeds' similarity matrices averaged). Re-running reuses finished runs.
+
+    .venv/bin/python benchmarks/bench_text.py                       # frozen + fine-tuned tail, 3 seeds
+    .venv/bin/python benchmarks/bench_text.py --variants frozen --seeds 0 --json
+    .venv/bin/python benchmarks/bench_text.py --latency             # + text search latency at the service
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = ("r@1", "r@5", "r@10")
+# name -> (rsir text train settings, augment)
+VARIANTS = {
+    "frozen": ({"finetune": 0}, False),
+    "frozen-60ep": ({"finetune": 0, "epochs": 60}, False),
+    "ft1": ({"finetune": 1}, False),
+    "ft1-aug": ({"finetune": 1}, True),
+}
+PUBLISHED = [  # i2t R@1/5/10, t2i R@1/5/10, mR (the issue's sources: PE-RSITR and RemoteCLIP tables)
+    ("zero-shot CLIP ViT-B/32", (10.95, 34.76, 55.71), (7.33, 35.14, 54.57), 33.08),
+    ("AMFMN-fusion (TGRS 2022)", (16.67, 45.71, 68.57), (12.86, 53.24, 79.43), 46.08),
+    ("Rahhal et al. (JSTARS 2022), ViT-B/32", (19.04, 53.33, 77.61), (19.33, 64.00, 91.42), 54.12),
+    ("full fine-tuned CLIP ViT-B/32", (17.14, 55.24, 79.52), (13.90, 56.95, 91.81), 52.43),
+    ("PE-RSITR (TGRS 2023)", (22.71, 55.81, 80.33), (18.82, 62.84, 93.72), 55.71),
+    ("RemoteCLIP ViT-B/32 (pretraining includes UCM train)", (20.48, 59.85, 83.33), (18.67, 61.52, 94.29), 56.36),
+]
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    shared = Path(os.environ.get("RSIR_SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
+    cache = Path(os.environ.get("RSIR_CACHE", Path.home() / ".cache" / "rsir"))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--captions", type=Path, default=shared / "ucm-captions" / "dataset.json")
+    p.add_argument("--images", type=Path, default=shared / "ucmerced")
+    p.add_argument("--work", type=Path, default=cache / "bench-text", help="checkpoints")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--variants", nargs="+", default=["frozen", "ft1-aug"], choices=sorted(VARIANTS))
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
+    p.add_argument("--latency", action="store_true", help="also time text queries at the search service")
+    p.add_argument("--json", action="store_true", help="print the results as JSON only")
+    return p.parse_args(argv)
+
+
+def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
+    """(test scores, similarity [M, N], caption->image, captions) of one trained variant and seed."""
+    from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, split_features_for, text_config, train
+
+    settings, augment = VARIANTS[name]
+    out = args.work / name / f"seed{seed}"
+    config = text_config(**{"epochs": args.epochs, **settings, "seed": seed})
+    t0 = time.perf_counter()
+    summary = train(args.captions, args.images, out, config, progress=False, augment=augment)
+    model, _, enc = open_model(out)
+    feats = split_features_for(enc, args.captions, args.images, "test", None, progress=False)
+    image_emb, text_emb = embed(model, feats)
+    scores = evaluate_checkpoint(out, args.captions, args.images, "test", progress=False)
+    scores["train_seconds"] = summary["train_seconds"]
+    scores["best_epoch"] = summary["best_epoch"]
+    scores["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    return scores, text_emb @ image_emb.T, np.asarray(feats.caption_pair), feats.captions
+
+
+def _row(label: str, runs: list[dict]) -> dict:
+    row = {"variant": label, "seeds": len(runs)}
+    for d in ("i2t", "t2i", "t2i_dup_aware"):
+        for k in KEYS:
+            v = [r[d][k] for r in runs]
+            row[f"{d} {k}"] = (float(np.mean(v)), float(np.std(v)))
+    v = [r["mR"] for r in runs]
+    row["mR"] = (float(np.mean(v)), float(np.std(v)))
+    row["train_seconds"] = float(np.mean([r.get("train_seconds", 0.0) for r in runs]))
+    return row
+
+
+def benchmark(args) -> dict:
+    from rsir.text.pipeline import similarity_scores
+
+    rows, per_seed = [], {}
+    for name in args.variants:
+        runs, sims = [], []
+        for seed in args.seeds:
+            scores, sim, caption_image, captions = _run(args, name, seed)
+            runs.append(scores)
+            sims.append(sim)
+            if not args.json:
+                print(f"{name} seed {seed}: mR {scores['mR']:.2f} ({scores['wall_seconds']}s)", file=sys.stderr)
+        per_seed[name] = runs
+        rows.append(_row(name, runs))
+        if len(sims) > 1:
+            mean_sim = similarity_scores(np.mean(sims, 0), caption_image, captions)
+            rows.append(_row(f"{name} ensemble of {len(sims)}", [mean_sim]))
+    out = {"rows": rows, "runs": per_seed, "published": PUBLISHED}
+    if args.latency:
+        out["latency"] = latency(args, args.variants[-1], args.seeds[0])
+    return out
+
+
+def latency(args, name: str, seed: int, queries: int = 200) -> dict:
+    """Text queries at the search service (FastAPI app in-process, UC Merced index): ms per query after load."""
+    from fastapi.testclient import TestClient
+
+    from rsir.app.search import create_search_app
+    from rsir.cbir.indexing import index_archive
+    from rsir.cbir.space import Space
+    from rsir.data.archives import open_archive
+    from rsir.data.captions import open_scene_captions
+
+    index = args.work / "index-ucmerced"
+    if not (index / "manifest.json").is_file():
+        index_archive(open_archive(args.images), index, Space.load())
+    sentences = [c for p in open_scene_captions(args.captions, args.images, "test").pairs for c in p.captions]
+    t0 = time.perf_counter()
+    app = create_search_app(index, text_model=args.work / name / f"seed{seed}")
+    load_s = time.perf_counter() - t0
+    took, wall = [], []
+    with TestClient(app) as client:
+        client.get("/api/search/text", params={"q": sentences[0], "k": 20})  # first call: lazy imports
+        for q in sentences[:queries]:
+            t = time.perf_counter()
+            r = client.get("/api/search/text", params={"q": q, "k": 20})
+            wall.append(1000 * (time.perf_counter() - t))
+            took.append(r.json()["took_ms"])
+    return {
+        "variant": name,
+        "index_items": len(open_archive(args.images)),
+        "queries": len(took),
+        "load_seconds": round(load_s, 2),
+        "took_ms_median": float(np.median(took)),
+        "took_ms_p95": float(np.percentile(took, 95)),
+        "request_ms_median": float(np.median(wall)),
+        "request_ms_p95": float(np.percentile(wall, 95)),
+    }
+
+
+def _fmt(pair) -> str:
+    return f"{pair[0]:.2f} ± {pair[1]:.2f}" if pair[1] else f"{pair[0]:.2f}"
+
+
+def table(result: dict) -> str:
+    head = "| method | i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1 | t2i R@5 | t2i R@10 | mR | dup-aware t2i R@1/5/10 |"
+    lines = [head, "|" + "---|" * 9]
+    for name, i2t, t2i, mr in PUBLISHED:
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in (*i2t, *t2i, mr)) + " | |")
+    for row in result["rows"]:
+        cells = [_fmt(row[f"{d} {k}"]) for d in ("i2t", "t2i") for k in KEYS] + [_fmt(row["mR"])]
+        dup = " / ".join(f"{row[f't2i_dup_aware {k}'][0]:.1f}" for k in KEYS)
+        lines.append(f"| rsir {row['variant']} ({row['seeds']} seeds) | " + " | ".join(cells) + f" | {dup} |")
+    if "latency" in result:
+        lat = result["latency"]
+        lines.append(
+            f"\ntext search at the service ({lat['index_items']} scenes, {lat['queries']} queries): took_ms median "
+            f"{lat['took_ms_median']:.1f} (p95 {lat['took_ms_p95']:.1f}), "
+            f"request median {lat['request_ms_median']:.1f} ms"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    result = benchmark(args)
+    print(json.dumps(result) if args.json else table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
