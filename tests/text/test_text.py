@@ -82,6 +82,8 @@ def test_finetuned_tail_trains_saves_and_evaluates(tiny_captions, tmp_path):
     assert json.loads((out / "manifest.json").read_text())["augment"] is True
     scores = evaluate_checkpoint(out, captions, images, "test", progress=False)
     assert scores["gallery_size"] == 8
+    with pytest.raises(ValueError, match="augment=True"):  # a run continues only with its own settings
+        train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=1), progress=False)
 
 
 def test_augment_needs_finetuning(tiny_captions, tmp_path):

@@ -55,6 +55,7 @@ def train(
         raise ValueError(f"single-date caption models use the {FUSION!r} fusion, not {config.fusion!r}")
     if augment and not config.finetune:
         raise ValueError("--augment turns the cached trunk maps: it needs --finetune N (N >= 1)")
+    _check_augment_resume(Path(out), augment, restart)
     archive = open_scene_captions(captions, images)
     cache_dir = Path(cache_dir) if cache_dir else default_cache()
     enc = Encoders(config.encoder, config.text_encoder, config.device)
@@ -96,6 +97,18 @@ def train(
         "augment": bool(augment),
     }
     return train_itsr(model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail)
+
+
+def _check_augment_resume(out: Path, augment: bool, restart: bool) -> None:
+    """A run continues only with its own --augment (the shared resume check knows the other settings)."""
+    import json
+
+    manifest = out / "manifest.json"
+    if restart or not (out / "last.pt").is_file() or not manifest.is_file():
+        return
+    before = bool(json.loads(manifest.read_text()).get("augment", False))
+    if before != bool(augment):
+        raise ValueError(f"{out} was trained with augment={before}; use another --out, or --restart")
 
 
 def _scene_tail(archive, config: ITSRTrainConfig, cache_dir: Path, progress: bool, augment: bool):
