@@ -96,3 +96,5 @@ def test_cli_text_eval_json_and_bad_input(tiny_captions, tiny_model, tmp_path):
     assert missing.exit_code == 2 and "not found" in missing.output
     not_ckpt = runner.invoke(app, ["text", "eval", str(tmp_path), str(captions), "--images", str(images)])
     assert not_ckpt.exit_code == 2 and "checkpoint" in not_ckpt.output
+    info = runner.invoke(app, ["text", "info", str(captions), "--images", str(images)])
+    assert info.exit_code == 0 and "32 pairs (scene-captions)" in info.output and "'test': 8" in info.output
