@@ -37,7 +37,7 @@ from rsir.app.search_models import (
     PairDetail,
     SearchResponse,
 )
-from rsir.app.search_service import SearchService, page_of, parse_bbox, thumb_url
+from rsir.app.search_service import NO_SCENE_TEXT, SearchService, page_of, parse_bbox, thumb_url
 
 HERE = Path(__file__).resolve().parent
 MAX_K = 1000
@@ -59,6 +59,7 @@ def create_search_app(
     *,
     itsr_data: str | Path | None = None,
     itsr_split: str = "test",
+    text_model: str | Path | None = None,
     token: str | None = None,
     cache_dir: str | Path | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
@@ -67,6 +68,7 @@ def create_search_app(
 ) -> FastAPI:
     """The search app over INDEX_DIR (+ a text-ITSR checkpoint); with ``token``, every request must carry it.
     Uploads larger than ``max_upload_bytes`` or with more than ``max_upload_pixels`` pixels get 413.
+    ``text_model`` (a `rsir text train` checkpoint) makes text queries search the scenes of the index.
     ``warm`` loads the image encoder for uploads in the background right away instead of on first use."""
     from rsir.app.scene_gallery import SceneGallery
 
@@ -80,6 +82,10 @@ def create_search_app(
         pairs = PairGallery(itsr_ckpt, itsr_data, itsr_split)
     thumbs = ThumbnailCache(Path(cache_dir) if cache_dir else default_thumbnail_dir())
     svc = SearchService(scenes, pairs, thumbs, max_upload_bytes, max_upload_pixels)
+    if text_model is not None:
+        from rsir.text.search import SceneTextSearch
+
+        svc.scene_text = SceneTextSearch(scenes.index, text_model)
     app = FastAPI(
         title="rsir search",
         version="1",
@@ -113,6 +119,7 @@ def app_from_env() -> FastAPI:
         env("ITSR"),
         itsr_data=env("ITSR_DATA"),
         itsr_split=env("ITSR_SPLIT") or "test",
+        text_model=env("TEXT_MODEL"),
         token=env("TOKEN"),
         cache_dir=env("CACHE"),
         max_upload_bytes=int(env("MAX_UPLOAD") or DEFAULT_MAX_UPLOAD),
@@ -121,7 +128,7 @@ def app_from_env() -> FastAPI:
     )
 
 
-def _scene_routes(app: FastAPI, svc: SearchService) -> None:
+def _filters_dependency(svc: SearchService):
     def filters(
         label: Annotated[list[str], Query(description="keep items with any of these class labels")] = [],  # noqa: B006
         date_from: Annotated[date | None, Query(description="keep items dated on or after (meta.date)")] = None,
@@ -134,6 +141,12 @@ def _scene_routes(app: FastAPI, svc: SearchService) -> None:
         if unknown:
             raise HTTPException(422, f"label: unknown label(s) {unknown[:5]}; see /api/info for the labels")
         return Filters(tuple(sorted(set(label))), date_from, date_to, parse_bbox(bbox))
+
+    return filters
+
+
+def _scene_routes(app: FastAPI, svc: SearchService) -> None:
+    filters = _filters_dependency(svc)
 
     def page(kind, value, query, f: Filters, offset: int, k: int, started: float, exclude=None) -> SearchResponse:
         from rsir.index.store import StoreUnavailable
@@ -196,6 +209,13 @@ def _scene_routes(app: FastAPI, svc: SearchService) -> None:
 
 
 def _pair_routes(app: FastAPI, svc: SearchService) -> None:
+    filters = _filters_dependency(svc)
+
+    def scene_text_page(q: str, f: Filters, offset: int, k: int, started: float) -> SearchResponse:
+        total, ranked = svc.scene_text.page(q, f, offset, k)
+        hits = [svc.scene_hit(offset + i + 1, row, score) for i, (row, score) in enumerate(ranked)]
+        return page_of("text", q, "scenes", total, offset, k, hits, started)
+
     def page(kind, value, query, offset, k, changed, started, exclude=None, captions=()) -> SearchResponse:
         total, ranked = svc.pairs.ranked(query, offset, k, changed, exclude)
         hits = [svc.pair_hit(offset + i + 1, row, score) for i, (row, score) in enumerate(ranked)]
@@ -203,15 +223,25 @@ def _pair_routes(app: FastAPI, svc: SearchService) -> None:
 
     @app.get("/api/search/text", response_model=SearchResponse, responses=ERRORS, tags=["search"])
     def search_by_text(
-        q: Annotated[str, Query(min_length=1, max_length=500, description="a sentence describing a change")],
+        q: Annotated[str, Query(min_length=1, max_length=500, description="a sentence describing scenes or a change")],
         k: K = 10,
         offset: Offset = 0,
         changed: Changed = None,
+        gallery: Annotated[
+            Literal["scenes", "pairs"] | None,
+            Query(description="scenes (needs --text-model) or pairs (needs --itsr); default: scenes when loaded"),
+        ] = None,
+        f: Filters = Depends(filters),
     ) -> SearchResponse:
-        """Before/after pairs that best match a sentence (needs a text-ITSR model)."""
+        """Scenes of the index (with a text <-> scene model) or before/after pairs (with a text-ITSR model)
+        that best match a sentence; scene results take the same filters as image queries."""
         started = time.perf_counter()
         if not q.strip():
             raise HTTPException(422, "q: the text is blank")
+        if gallery == "scenes" or (gallery is None and svc.scene_text is not None):
+            if svc.scene_text is None:
+                raise HTTPException(409, NO_SCENE_TEXT)
+            return scene_text_page(q, f, offset, k, started)
         pairs = svc.need_pairs()
         return page("text", q, pairs.text_vector(q), offset, k, changed, started)
 
@@ -288,6 +318,7 @@ def _page_routes(app: FastAPI, svc: SearchService) -> None:
             labels=[LabelCount(label=lab, count=n) for lab, n in svc.scenes.label_counts()],
             filters=svc.scenes.available_filters(),
             text_search=svc.pairs is not None,
+            scene_text_search=svc.scene_text is not None,
             pairs=len(svc.pairs) if svc.pairs is not None else 0,
             max_k=MAX_K,
             max_upload_bytes=svc.max_upload,
@@ -301,6 +332,9 @@ def _page_routes(app: FastAPI, svc: SearchService) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request) -> HTMLResponse:
         page = templates.get_template("search.html").render(
-            items=len(svc.scenes), text_search=svc.pairs is not None, archive=Path(svc.scenes.root).name
+            items=len(svc.scenes),
+            text_search=svc.pairs is not None,
+            scene_text=svc.scene_text is not None,
+            archive=Path(svc.scenes.root).name,
         )
         return HTMLResponse(page)

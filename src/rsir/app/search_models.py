@@ -65,6 +65,7 @@ class InfoResponse(BaseModel):
     labels: list[LabelCount]
     filters: list[str] = Field(description="metadata filters this index can use: label, date, bbox")
     text_search: bool = Field(description="a text-ITSR model is loaded: text and pair search work")
+    scene_text_search: bool = Field(False, description="a text <-> scene model is loaded: text queries find scenes")
     pairs: int = Field(0, description="pairs in the text-ITSR gallery")
     max_k: int
     max_upload_bytes: int

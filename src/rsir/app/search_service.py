@@ -14,6 +14,7 @@ from rsir.app.common import THUMB_SIZES, OutsideRoot, ThumbnailCache, safe_path
 from rsir.app.search_models import CaptionHit, Hit, QueryInfo, SearchResponse
 
 NO_ITSR = "text and pair search need a text-ITSR model: start the server with `rsir serve INDEX --itsr CKPT`"
+NO_SCENE_TEXT = "text search over scenes needs a text model: start the server with `rsir serve INDEX --text-model CKPT`"
 
 
 class SearchService:
@@ -22,6 +23,7 @@ class SearchService:
     def __init__(self, scenes, pairs, thumbs: ThumbnailCache, max_upload: int, max_pixels: int) -> None:
         self.scenes, self.pairs, self.thumbs, self.max_upload = scenes, pairs, thumbs, max_upload
         self.max_pixels = max_pixels
+        self.scene_text = None  # rsir.text.search.SceneTextSearch when served with --text-model
 
     def need_pairs(self):
         if self.pairs is None:

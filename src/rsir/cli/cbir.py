@@ -157,6 +157,10 @@ def search(
     index_dir: Path,
     image: Annotated[Path | None, typer.Option(help="Query image file.")] = None,
     item_id: Annotated[str | None, typer.Option("--id", help="Query by an indexed item's id.")] = None,
+    text: Annotated[str | None, typer.Option(help="Query by a sentence (needs --text-model).")] = None,
+    text_model: Annotated[
+        Path | None, typer.Option(help="Text <-> scene checkpoint for --text (`rsir text train`).")
+    ] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=10_000)] = 10,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many results (paging).")] = 0,
     label: Annotated[list[str] | None, typer.Option(help="Keep items with any of these labels (repeatable).")] = None,
@@ -167,28 +171,43 @@ def search(
     runtime: Runtime = "auto",
     as_json: Json = False,
 ) -> None:
-    """Query an index by image or by id (optionally filtered, paged); print ranked ids, paths and scores."""
+    """Query an index by image, by id or by words (--text with --text-model), optionally filtered and paged;
+    print ranked ids, paths and scores."""
     from rsir.cbir import indexing
     from rsir.index.searcher import SearchIndex
     from rsir.viz.grid import Cell, write_grid
 
     with user_errors():
-        if (image is None) == (item_id is None):
-            raise ValueError("give exactly one query: --image FILE or --id ITEM_ID")
+        if (text is None) != (text_model is None):
+            raise ValueError("--text and --text-model go together")
+        if sum(q is not None for q in (image, item_id, text)) != 1:
+            raise ValueError(
+                "give exactly one query: --image FILE, --id ITEM_ID or --text SENTENCE (with --text-model)"
+            )
         filters = _filters(label, date_from, date_to, bbox)
         idx = SearchIndex(index_dir)
-        query = indexing.query_vector(idx, image=image, item_id=item_id, runtime=runtime)
-        page = indexing.search_page(idx, query, k, filters=filters, offset=offset, skip_id=item_id)
-        hits = page.hits
+        if text is not None:
+            from rsir.text.search import SceneTextSearch
+
+            total, hits = SceneTextSearch(idx, text_model).search(text, k, filters=filters, offset=offset)
+        else:
+            query = indexing.query_vector(idx, image=image, item_id=item_id, runtime=runtime)
+            page = indexing.search_page(idx, query, k, filters=filters, offset=offset, skip_id=item_id)
+            total, hits = page.total, page.hits
         if grid:
-            qpath = image or Path(idx.manifest.paths[idx.row_of(item_id)])
+            if text is not None:  # a blank tile carries the sentence
+                import numpy as np
+
+                query = Cell([np.full((8, 8, 3), 255, np.uint8)], f"query:\n{text}")
+            else:
+                query = Cell([image or Path(idx.manifest.paths[idx.row_of(item_id)])], "query")
             cells = [Cell([Path(h.path)], f"{h.rank}. {h.id}\n{h.score:.3f}") for h in hits]
-            write_grid(Cell([qpath], "query"), cells, grid)
+            write_grid(query, cells, grid)
     rows = [asdict(h) for h in hits]
     emit(
         {
-            "query": str(image or item_id),
-            "total": page.total,
+            "query": str(text or image or item_id),
+            "total": total,
             "offset": offset,
             "hits": rows,
             "grid": str(grid) if grid else None,

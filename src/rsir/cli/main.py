@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rsir.cli import anneal, bench, cbir, itsr, serve
+from rsir.cli import anneal, bench, cbir, itsr, serve, text
 
 app = typer.Typer(
     help="Remote-sensing image retrieval: CBIR with metric learning, ANNEAL active learning, text-ITSR.",
@@ -15,6 +15,7 @@ app = typer.Typer(
 cbir.register(app)
 app.add_typer(anneal.app, name="anneal", help="ANNEAL: active learning of the metric space from pair answers.")
 app.add_typer(itsr.app, name="itsr", help="Text <-> bitemporal image retrieval (GFF / TFF fusion).")
+app.add_typer(text.app, name="text", help="Text <-> scene retrieval from single-date caption datasets.")
 app.command("bench")(bench.bench)
 app.command("serve")(serve.serve)
 

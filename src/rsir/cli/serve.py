@@ -23,6 +23,9 @@ def serve(
         Path | None, typer.Option(help="change-caption dataset of the pair gallery (default: the checkpoint's)")
     ] = None,
     itsr_split: Annotated[str, typer.Option(help="split of that dataset used as the pair gallery")] = "test",
+    text_model: Annotated[
+        Path | None, typer.Option(help="text <-> scene checkpoint (`rsir text train`): text queries find scenes")
+    ] = None,
     host: Annotated[str, typer.Option(help="address to bind; anything but loopback needs --token")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
@@ -52,11 +55,15 @@ def serve(
         typer.echo(f"error: ITSR checkpoint not found: {itsr}", err=True)
         raise typer.Exit(2)
     _port_or_exit(host, port)
+    if text_model is not None and not (Path(text_model) / "manifest.json").is_file():
+        typer.echo(f"error: text model not found: {text_model} (a `rsir text train` checkpoint folder)", err=True)
+        raise typer.Exit(2)
     settings = {
         "INDEX": str(Path(index_dir).resolve()),
         "ITSR": str(Path(itsr).resolve()) if itsr else "",
         "ITSR_DATA": str(Path(itsr_data).resolve()) if itsr_data else "",
         "ITSR_SPLIT": itsr_split,
+        "TEXT_MODEL": str(Path(text_model).resolve()) if text_model else "",
         "TOKEN": token or "",
         "MAX_UPLOAD": str(int(max_upload_mb * 1024 * 1024)),
         "MAX_PIXELS": str(int(max_upload_megapixels * 1_000_000)),
@@ -70,7 +77,10 @@ def serve(
     import uvicorn
 
     with _shared_store(Path(index_dir), workers):
-        typer.echo(f"rsir search on http://{host}:{port}/ (index {index_dir}{', text-ITSR on' if itsr else ''})")
+        typer.echo(
+            f"rsir search on http://{host}:{port}/ (index {index_dir}{', text-ITSR on' if itsr else ''}"
+            f"{', text search on' if text_model else ''})"
+        )
         _run(uvicorn, host, port, workers, log_level)
 
 

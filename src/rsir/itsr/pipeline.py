@@ -132,11 +132,11 @@ def train(
     }
     return train_itsr(
         model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=images,
-        evaluate=evaluate, save_best=_save_best,
+        evaluate=evaluate, save_best=save_best_checkpoint,
     )  # fmt: skip
 
 
-def _save_best(out: Path, model: ITSRModel, epoch: int, val: dict, extra: dict) -> None:
+def save_best_checkpoint(out: Path, model: ITSRModel, epoch: int, val: dict, extra: dict) -> None:
     save_checkpoint(out, model, manifest_dict(model.config, epoch, val, extra))
 
 

@@ -45,7 +45,9 @@ function filterParams() {
 
 // A query: how to fetch one page of it. Uploads keep their File objects so paging can re-send them.
 function makeQuery(kind, value, files) {
-  const gallery = ["text", "pair", "pair-id"].includes(kind) ? "pairs" : "scenes";
+  // Text queries search the scenes when the server has a text <-> scene model, else the pair gallery.
+  const textGallery = document.body.dataset.textGallery || "pairs";
+  const gallery = kind === "text" ? textGallery : ["pair", "pair-id"].includes(kind) ? "pairs" : "scenes";
   return { kind, value, files, gallery };
 }
 

@@ -1,0 +1,234 @@
+"""Benchmark of text <-> scene retrieval on the real UCM-Captions (Qu et al. 2016), next to published rows.
+
+One command: caches the frozen features once (offline EfficientNet-Lite0 + MiniLM), trains each variant
+for each seed with `rsir text train`'s code, evaluates on the standard test split with the published
+protocol (210 images, 1,050 caption queries; t2i hits only its own image, i2t hits when any own caption is
+in the top k; mR = mean of the six) plus duplicate-aware t2i, and prints a table (mean +- std over seeds;
+``ensemble`` = the seeds' similarity matrices averaged). Re-running reuses finished runs.
+
+    .venv/bin/python benchmarks/bench_text.py                       # frozen + fine-tuned tail, 3 seeds
+    .venv/bin/python benchmarks/bench_text.py --variants frozen --seeds 0 --json
+    .venv/bin/python benchmarks/bench_text.py --latency             # + text search latency at the service
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = ("r@1", "r@5", "r@10")
+# name -> (rsir text train settings, augment)
+VARIANTS = {
+    "frozen": ({"finetune": 0}, False),
+    "frozen-60ep": ({"finetune": 0, "epochs": 60}, False),
+    "frozen-lr1e-3": ({"finetune": 0, "lr": 1e-3}, False),
+    "frozen-bs256": ({"finetune": 0, "batch_size": 256}, False),
+    "frozen-dim512": ({"finetune": 0, "dim": 512}, False),
+    "frozen-bs32": ({"finetune": 0, "batch_size": 32}, False),
+    "ft1": ({"finetune": 1}, False),
+    "ft1-aug": ({"finetune": 1}, True),
+    "ft1-aug-10ep": ({"finetune": 1, "epochs": 10}, True),
+    "frozen-60ep-lr1e-3": ({"finetune": 0, "epochs": 60, "lr": 1e-3}, False),
+}
+PUBLISHED = [  # i2t R@1/5/10, t2i R@1/5/10, mR (the issue's sources: PE-RSITR and RemoteCLIP tables)
+    ("zero-shot CLIP ViT-B/32", (10.95, 34.76, 55.71), (7.33, 35.14, 54.57), 33.08),
+    ("AMFMN-fusion (TGRS 2022)", (16.67, 45.71, 68.57), (12.86, 53.24, 79.43), 46.08),
+    ("Rahhal et al. (JSTARS 2022), ViT-B/32", (19.04, 53.33, 77.61), (19.33, 64.00, 91.42), 54.12),
+    ("full fine-tuned CLIP ViT-B/32", (17.14, 55.24, 79.52), (13.90, 56.95, 91.81), 52.43),
+    ("PE-RSITR (TGRS 2023)", (22.71, 55.81, 80.33), (18.82, 62.84, 93.72), 55.71),
+    ("RemoteCLIP ViT-B/32 (pretraining includes UCM train)", (20.48, 59.85, 83.33), (18.67, 61.52, 94.29), 56.36),
+]
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    shared = Path(os.environ.get("RSIR_SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
+    cache = Path(os.environ.get("RSIR_CACHE", Path.home() / ".cache" / "rsir"))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--captions", type=Path, default=shared / "ucm-captions" / "dataset.json")
+    p.add_argument("--images", type=Path, default=shared / "ucmerced")
+    p.add_argument("--work", type=Path, default=cache / "bench-text", help="checkpoints")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--variants", nargs="+", default=["frozen-60ep", "ft1-aug-10ep"], choices=sorted(VARIANTS))
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
+    p.add_argument("--latency", action="store_true", help="also time text queries at the search service")
+    p.add_argument("--json", action="store_true", help="print the results as JSON only")
+    return p.parse_args(argv)
+
+
+def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
+    """(test scores, similarity [M, N], caption->image, captions) of one trained variant and seed."""
+    from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, split_features_for, text_config, train
+
+    settings, augment = VARIANTS[name]
+    out = args.work / name / f"seed{seed}"
+    config = text_config(**{"epochs": args.epochs, **settings, "seed": seed})
+    t0 = time.perf_counter()
+    summary = train(args.captions, args.images, out, config, progress=False, augment=augment)
+    model, _, enc = open_model(out)
+    feats = split_features_for(enc, args.captions, args.images, "test", None, progress=False)
+    image_emb, text_emb = embed(model, feats)
+    scores = evaluate_checkpoint(out, args.captions, args.images, "test", progress=False)
+    scores["train_seconds"] = summary["train_seconds"]
+    scores["best_epoch"] = summary["best_epoch"]
+    scores["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    return scores, text_emb @ image_emb.T, np.asarray(feats.caption_pair), feats.captions
+
+
+def _row(label: str, runs: list[dict]) -> dict:
+    row = {"variant": label, "seeds": len(runs)}
+    for d in ("i2t", "t2i", "t2i_dup_aware"):
+        for k in KEYS:
+            v = [r[d][k] for r in runs]
+            row[f"{d} {k}"] = (float(np.mean(v)), float(np.std(v)))
+    v = [r["mR"] for r in runs]
+    row["mR"] = (float(np.mean(v)), float(np.std(v)))
+    row["train_seconds"] = float(np.mean([r.get("train_seconds", 0.0) for r in runs]))
+    return row
+
+
+def benchmark(args) -> dict:
+    from rsir.text.pipeline import similarity_scores
+
+    rows, per_seed = [], {}
+    for name in args.variants:
+        runs, sims = [], []
+        for seed in args.seeds:
+            scores, sim, caption_image, captions = _run(args, name, seed)
+            runs.append(scores)
+            sims.append(sim)
+            if not args.json:
+                print(f"{name} seed {seed}: mR {scores['mR']:.2f} ({scores['wall_seconds']}s)", file=sys.stderr)
+        per_seed[name] = runs
+        rows.append(_row(name, runs))
+        if len(sims) > 1:
+            mean_sim = similarity_scores(np.mean(sims, 0), caption_image, captions)
+            rows.append(_row(f"{name} ensemble of {len(sims)}", [mean_sim]))
+    out = {"rows": rows, "runs": per_seed, "published": PUBLISHED}
+    if args.latency:
+        out["latency"] = latency(args, args.variants[-1], args.seeds[0])
+    return out
+
+
+def latency(args, name: str, seed: int, queries: int = 200) -> dict:
+    """Text queries at the search service (FastAPI app in-process, UC Merced index): ms per query after load."""
+    from fastapi.testclient import TestClient
+
+    from rsir.app.search import create_search_app
+    from rsir.data.archives import open_archive
+    from rsir.data.captions import open_scene_captions
+
+    index = args.work / "index-ucmerced"
+    if not (index / "manifest.json").is_file():
+        _index_from_cache(args, index)
+    sentences = [c for p in open_scene_captions(args.captions, args.images, "test").pairs for c in p.captions]
+    t0 = time.perf_counter()
+    app = create_search_app(index, text_model=args.work / name / f"seed{seed}")
+    load_s = time.perf_counter() - t0
+    took, wall, cpu = [], [], []
+    with TestClient(app) as client:
+        client.get("/api/search/text", params={"q": sentences[0], "k": 20})  # first call: lazy imports
+        for q in sentences[:queries]:
+            t, c = time.perf_counter(), time.process_time()
+            r = client.get("/api/search/text", params={"q": q, "k": 20})
+            wall.append(1000 * (time.perf_counter() - t))
+            cpu.append(1000 * (time.process_time() - c))
+            took.append(r.json()["took_ms"])
+    return {
+        "variant": name,
+        "index_items": len(open_archive(args.images)),
+        "queries": len(took),
+        "load_seconds": round(load_s, 2),
+        "took_ms_median": float(np.median(took)),
+        "took_ms_p95": float(np.percentile(took, 95)),
+        "request_ms_median": float(np.median(wall)),
+        "request_ms_p95": float(np.percentile(wall, 95)),
+        # CPU time of the whole request (client and server threads of this process): what it costs on a free
+        # core, where wall time on a machine shared with other jobs also counts the waits for a core.
+        "request_cpu_ms_median": float(np.median(cpu)),
+        "request_cpu_ms_p95": float(np.percentile(cpu, 95)),
+    }
+
+
+def _index_from_cache(args, out: Path) -> None:
+    """A flat index of the whole archive from the cached scene globals (the encoder forward `rsir index`
+    runs: the token mean of the same encoder), so the latency run does not encode 2,100 images again."""
+    from rsir import __version__
+    from rsir.data.archives import open_archive
+    from rsir.data.captions import open_scene_captions
+    from rsir.index.faiss_index import IndexParams, build_index, save_index
+    from rsir.index.manifest import IndexManifest
+    from rsir.itsr.pipeline import Encoders
+    from rsir.text.features import scene_globals
+    from rsir.text.pipeline import default_cache
+
+    enc = Encoders("efficientnet-lite0", "all-minilm-l6-v2")
+    scenes = open_scene_captions(args.captions, args.images)
+    vectors = {}
+    for split in ("train", "val", "test"):
+        pairs = scenes.split(split).pairs
+        for p, v in zip(pairs, scene_globals(pairs, enc.image, default_cache(), split, progress=False), strict=True):
+            vectors[p.id] = v / np.linalg.norm(v)
+    items = [it for it in open_archive(args.images).items if it.id in vectors]
+    emb = np.stack([vectors[it.id] for it in items]).astype(np.float32)
+    params = IndexParams(index_type="flat")
+    manifest = IndexManifest(
+        encoder=enc.image.config.name,
+        weights_hash=enc.image.weights_hash,
+        dim=int(emb.shape[1]),
+        metric="cosine",
+        index_type="flat",
+        ids=[it.id for it in items],
+        paths=[str(it.path.resolve()) for it in items],
+        labels=[list(it.labels) for it in items],
+        archive_root=str(Path(args.images).resolve()),
+        params={k: v for k, v in params.__dict__.items() if v is not None},
+        meta=[it.meta for it in items],
+        rsir_version=__version__,
+    )
+    save_index(out, build_index(emb, params), emb, manifest)
+
+
+def _fmt(pair) -> str:
+    return f"{pair[0]:.2f} ± {pair[1]:.2f}" if pair[1] else f"{pair[0]:.2f}"
+
+
+def table(result: dict) -> str:
+    head = "| method | i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1 | t2i R@5 | t2i R@10 | mR | dup-aware t2i R@1/5/10 |"
+    lines = [head, "|" + "---|" * 9]
+    for name, i2t, t2i, mr in PUBLISHED:
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in (*i2t, *t2i, mr)) + " | |")
+    for row in result["rows"]:
+        cells = [_fmt(row[f"{d} {k}"]) for d in ("i2t", "t2i") for k in KEYS] + [_fmt(row["mR"])]
+        dup = " / ".join(f"{row[f't2i_dup_aware {k}'][0]:.1f}" for k in KEYS)
+        lines.append(f"| rsir {row['variant']} ({row['seeds']} seeds) | " + " | ".join(cells) + f" | {dup} |")
+    if "latency" in result:
+        lat = result["latency"]
+        lines.append(
+            f"\ntext search at the service ({lat['index_items']} scenes, {lat['queries']} queries): took_ms median "
+            f"{lat['took_ms_median']:.1f} (p95 {lat['took_ms_p95']:.1f}), "
+            f"request median {lat['request_ms_median']:.1f} ms, CPU time per request median "
+            f"{lat['request_cpu_ms_median']:.1f} ms (p95 {lat['request_cpu_ms_p95']:.1f})"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    result = benchmark(args)
+    print(json.dumps(result) if args.json else table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""`rsir text ...`: text <-> scene retrieval trained on single-date caption datasets (UCM-Captions, RSICD...)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+Captions = Annotated[Path, typer.Argument(help="caption JSON, Karpathy layout (images[].filename/split/sentences)")]
+Images = Annotated[Path, typer.Option("--images", help="image folder (UCM: the UC Merced scene archive)")]
+Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps")]
+CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default $RSIR_CACHE or ~/.cache/rsir)")]
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
+
+
+def _fail(message: object) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from rsir.data.items import ImageError
+    from rsir.models.encoders import EncoderUnavailable
+
+    return (*USER_ERRORS, ImageError, EncoderUnavailable)
+
+
+@app.command()
+def info(captions: Captions, images: Images) -> None:
+    """Summarise a caption dataset over its image folder (images per split, skipped entries)."""
+    from rsir.data.captions import open_scene_captions
+
+    try:
+        typer.echo(open_scene_captions(captions, images).summary())
+    except _errors() as exc:
+        _fail(exc)
+
+
+@app.command()
+def train(
+    captions: Captions,
+    images: Images,
+    out: Annotated[Path, typer.Option("--out", help="checkpoint folder (manifest.json + model.pt)")],
+    seed: int = 0,
+    epochs: int = 30,
+    dim: Annotated[int, typer.Option(help="shared space dimension")] = 256,
+    batch_size: int = 128,
+    lr: float = 5e-4,
+    encoder: Annotated[str, typer.Option(help="image encoder (rsir registry name)")] = "efficientnet-lite0",
+    text_encoder: Annotated[str, typer.Option(help="HF text model, or the offline default")] = "all-minilm-l6-v2",
+    finetune: Annotated[int, typer.Option(min=0, help="also train the image encoder's last N blocks (0: frozen)")] = 0,
+    finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
+    augment: Annotated[bool, typer.Option(help="turn/flip cached trunk maps (needs --finetune)")] = False,
+    patience: Annotated[int | None, typer.Option(help="stop after N epochs without val gain")] = None,
+    restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
+    device: Device = "cpu",
+    cache_dir: CacheDir = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Train a text <-> scene model (best epoch on val kept; resumable) on the text-ITSR machinery."""
+    from rsir.text.pipeline import text_config
+    from rsir.text.pipeline import train as run_train
+
+    try:
+        config = text_config(
+            epochs=epochs,
+            seed=seed,
+            dim=dim,
+            batch_size=batch_size,
+            lr=lr,
+            encoder=encoder,
+            text_encoder=text_encoder,
+            patience=patience,
+            finetune=finetune,
+            finetune_lr=finetune_lr,
+            device=device,
+        )
+        summary = run_train(
+            captions, images, out, config, cache_dir, progress=not json_out, restart=restart, augment=augment
+        )
+    except _errors() as exc:
+        _fail(exc)
+    if json_out:
+        typer.echo(json.dumps(summary))
+        return
+    val = summary["val"]
+    typer.echo(
+        f"best epoch {summary['best_epoch'] + 1}: val mR {val['mR']:.2f} (t2i R@10 {val['t2i']['r@10']:.2f}, "
+        f"i2t R@10 {val['i2t']['r@10']:.2f}); {summary['train_seconds']:.1f}s; checkpoint in {out}"
+    )
+
+
+@app.command("eval")
+def evaluate(
+    ckpt: Path,
+    captions: Captions,
+    images: Images,
+    split: str = "test",
+    device: Device = "cpu",
+    cache_dir: CacheDir = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print {t2i, i2t, mR, gallery_size, t2i_dup_aware}")] = False,
+) -> None:
+    """R@1/5/10 text->image and image->text and mR over the split's full gallery (the published protocol),
+    plus duplicate-aware text->image (an image carrying an identical caption also counts)."""
+    from rsir.text.pipeline import evaluate_checkpoint
+
+    try:
+        scores = evaluate_checkpoint(ckpt, captions, images, split, device, cache_dir, progress=not json_out)
+    except _errors() as exc:
+        _fail(exc)
+    if json_out:
+        typer.echo(json.dumps(scores))
+        return
+    typer.echo(f"gallery: {scores['gallery_size']} images, {scores['queries']} caption queries")
+    for name in ("t2i", "i2t", "t2i_dup_aware"):
+        r = scores[name]
+        typer.echo(f"  {name:<14} R@1 {r['r@1']:6.2f}  R@5 {r['r@5']:6.2f}  R@10 {r['r@10']:6.2f}")
+    typer.echo(f"  mR: {scores['mR']:.2f}")

@@ -1,0 +1,191 @@
+"""Text <-> scene retrieval on single-date caption datasets, on the text-ITSR machinery.
+
+Training, checkpoints and the loss are text-ITSR's (:mod:`rsir.train.itsr`, :mod:`rsir.itsr.model`) with
+the ``after`` fusion over one date; this module only feeds it single-date features and scores the result
+with the published protocol of the field (UCM-Captions, RSICD, RSITMD):
+
+- t2i: every caption of the split is a query and hits only its own image;
+- i2t: every image is a query and hits when any of its own captions is in the top k;
+- mR: the mean of the six recalls (percent);
+- beside it, ``t2i_dup_aware``: a caption also hits any image that carries an identical caption (UCM has
+  few distinct sentences: 868 of its 1,050 test captions also belong to another test image, which caps
+  the strict t2i R@1 at 38.3%).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rsir.data.captions import open_scene_captions
+from rsir.itsr.evaluate import evaluate
+from rsir.itsr.model import ITSRConfig, ITSRModel, load_checkpoint
+from rsir.itsr.pipeline import Encoders, _checked_encoders, save_best_checkpoint
+from rsir.metrics.retrieval import mean_recall, recall_at_k
+from rsir.text.features import scene_split_features, scene_trunk_maps
+from rsir.train.itsr import ITSRTrainConfig, train_itsr
+
+FUSION = "after"  # one date: the fusion that reads the (only) image
+
+
+def default_cache() -> Path:
+    from rsir.embed.cache import cache_root
+
+    return cache_root()
+
+
+def text_config(**settings) -> ITSRTrainConfig:
+    """The training settings of text <-> scene models (text-ITSR's, with the one-date ``after`` fusion)."""
+    return ITSRTrainConfig(fusion=FUSION, **settings)
+
+
+def train(
+    captions: str | Path,
+    images: str | Path,
+    out: str | Path,
+    config: ITSRTrainConfig,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    restart: bool = False,
+    augment: bool = False,
+) -> dict:
+    """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps."""
+    if config.fusion != FUSION:
+        raise ValueError(f"single-date caption models use the {FUSION!r} fusion, not {config.fusion!r}")
+    if augment and not config.finetune:
+        raise ValueError("--augment turns the cached trunk maps: it needs --finetune N (N >= 1)")
+    _check_augment_resume(Path(out), augment, restart)
+    archive = open_scene_captions(captions, images)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache()
+    enc = Encoders(config.encoder, config.text_encoder, config.device)
+    feats = {
+        s: scene_split_features(archive, s, enc, cache_dir, progress, images=not config.finetune)
+        for s in ("train", "val")
+    }
+    train_f, tail = feats["train"], None
+    if config.finetune:
+        tail = _scene_tail(archive, config, cache_dir, progress, augment)
+        image_dim, token_dim, n_tokens = tail.shapes()
+    else:
+        assert train_f.globals_ is not None  # frozen: the split's image globals were computed
+        image_dim = token_dim = train_f.globals_.shape[-1]
+        n_tokens = 1
+    model_config = ITSRConfig(
+        fusion=FUSION,
+        encoder=config.encoder,
+        encoder_hash=enc.pretrained_image_hash,
+        image_dim=image_dim,
+        token_dim=token_dim,
+        n_tokens=n_tokens,
+        text_encoder=config.text_encoder,
+        text_hash=enc.text_hash,
+        text_dim=train_f.text.shape[-1],
+        dim=config.dim,
+        dropout=config.dropout,
+    )
+    torch.manual_seed(config.seed)
+    model = ITSRModel(model_config).to(config.device)
+    extra = {
+        "dataset": {
+            "kind": archive.kind,
+            "captions": str(Path(captions).resolve()),
+            "images": str(Path(images).resolve()),
+            "train_images": len(train_f.pairs),
+            "val_images": len(feats["val"].pairs),
+        },
+        "finetuned_blocks": config.finetune,
+        "augment": bool(augment),
+    }
+    return train_itsr(
+        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail,
+        evaluate=evaluate, save_best=save_best_checkpoint,
+    )  # fmt: skip
+
+
+def _check_augment_resume(out: Path, augment: bool, restart: bool) -> None:
+    """A run continues only with its own --augment (the shared resume check knows the other settings)."""
+    import json
+
+    manifest = out / "manifest.json"
+    if restart or not (out / "last.pt").is_file() or not manifest.is_file():
+        return
+    before = bool(json.loads(manifest.read_text()).get("augment", False))
+    if before != bool(augment):
+        raise ValueError(f"{out} was trained with augment={before}; use another --out, or --restart")
+
+
+def _scene_tail(archive, config: ITSRTrainConfig, cache_dir: Path, progress: bool, augment: bool):
+    """A fresh copy of the encoder (the cached one stays pretrained) whose last blocks will learn."""
+    from rsir.models.encoders import load_encoder
+    from rsir.text.tail import SceneTail
+
+    encoder = load_encoder(config.encoder, device=config.device)
+    maps = {
+        s: scene_trunk_maps(archive.split(s).pairs, encoder, config.finetune, cache_dir, s, progress)
+        for s in ("train", "val")
+    }
+    return SceneTail(encoder, config.finetune, maps["train"], maps["val"], config.device, augment, config.seed)
+
+
+def open_model(ckpt: str | Path, device: str = "cpu") -> tuple[ITSRModel, dict, Encoders]:
+    """(model, manifest, encoders) of a checkpoint; a fine-tuned image encoder is loaded from ``encoder.pt``."""
+    from rsir.models.heads import ENCODER_WEIGHTS
+
+    model, manifest = load_checkpoint(ckpt, device)
+    if manifest["config"]["fusion"] != FUSION:
+        raise ValueError(f"{ckpt} is a bitemporal text-ITSR model ({manifest['config']['fusion']}): use `rsir itsr`")
+    tuned = Path(ckpt) / ENCODER_WEIGHTS
+    return model, manifest, _checked_encoders(manifest, device, tuned if tuned.is_file() else None)
+
+
+def scene_scores(image_emb: np.ndarray, text_emb: np.ndarray, caption_image: np.ndarray, captions: list[str]) -> dict:
+    """{"t2i", "i2t", "mR", "gallery_size", "queries", "t2i_dup_aware"}: the published protocol + dup-aware t2i."""
+    return similarity_scores(text_emb @ image_emb.T, caption_image, captions)
+
+
+def similarity_scores(sim: np.ndarray, caption_image: np.ndarray, captions: list[str]) -> dict:
+    """:func:`scene_scores` from a caption x image similarity matrix [M, N] (e.g. an ensemble's mean)."""
+    n = sim.shape[1]
+    own = caption_image[:, None] == np.arange(n)[None, :]
+    t2i = recall_at_k(sim, own)
+    i2t = recall_at_k(sim.T, own.T)
+    keys = np.unique([c.strip().lower() for c in captions], return_inverse=True)[1]
+    carries = np.zeros((keys.max() + 1, n), dtype=bool)  # [distinct caption, image]: the image carries it
+    carries[keys, caption_image] = True
+    return {
+        "t2i": t2i,
+        "i2t": i2t,
+        "mR": mean_recall(t2i, i2t),
+        "gallery_size": int(n),
+        "queries": int(sim.shape[0]),
+        "t2i_dup_aware": recall_at_k(sim, carries[keys]),
+    }
+
+
+def embed(model: ITSRModel, feats, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    from rsir.itsr.evaluate import embed_split
+
+    return embed_split(model, feats, device)
+
+
+def split_features_for(ckpt_enc: Encoders, captions, images, split: str, cache_dir: Path | None, progress: bool):
+    archive = open_scene_captions(captions, images)
+    return scene_split_features(archive, split, ckpt_enc, Path(cache_dir) if cache_dir else default_cache(), progress)
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path,
+    captions: str | Path,
+    images: str | Path,
+    split: str = "test",
+    device: str = "cpu",
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Scores of a checkpoint on a split's full gallery (see the module doc for the protocol)."""
+    model, _, enc = open_model(ckpt, device)
+    feats = split_features_for(enc, captions, images, split, cache_dir, progress)
+    image_emb, text_emb = embed(model, feats, device)
+    return scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions)
