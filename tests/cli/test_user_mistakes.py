@@ -55,7 +55,7 @@ MISTAKES: list[tuple[str, str]] = [
     ("train cbir DEMO --out NEW --pairs NEW/answers.csv", "pairs file not found"),
     ("train cbir DEMO --out NEW --split holdout:2", "strictly between 0 and 1"),
     ("train cbir DEMO --out HEAD", "--overwrite"),
-    ("search IDX", "--image FILE or --id ITEM_ID"),
+    ("search IDX", "--image FILE, --id ITEM_ID or --text SENTENCE"),
     ("search NEW --id x", "not an rsir index"),
     ("anneal simulate DEMO --out NEW --strategies random,mgeu", "did you mean 'mgue'"),
     ("anneal simulate DEMO --out NEW --initial-strategy neighbors", "did you mean 'neighbours'"),
