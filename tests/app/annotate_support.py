@@ -94,7 +94,7 @@ def archive_copy(tmp_path_factory: pytest.TempPathFactory):
 
 
 def open_campaign(archive, embeddings, db: str, name: str | None = None, claim_seconds: float = 300, **options):
-    from rsir.app.annotate_campaign import AnnotationCampaign, ServeOptions
+    from rsir.app.annotate.campaign import AnnotationCampaign, ServeOptions
 
     opts = ServeOptions(**{**SMALL, **options})
     return AnnotationCampaign.open(archive, db, name or unique(), opts, embeddings=embeddings,

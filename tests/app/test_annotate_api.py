@@ -315,7 +315,7 @@ def test_with_a_token_every_request_must_carry_it(campaign, tmp_path):
 
 def test_resuming_keeps_the_campaign_and_checks_given_options(archive_copy, demo_embeddings, db_url):  # noqa: F811
     from rsir.active.store import CampaignMismatch
-    from rsir.app.annotate_campaign import AnnotationCampaign, ServeOptions
+    from rsir.app.annotate.campaign import AnnotationCampaign, ServeOptions
 
     name = unique()
     first = open_campaign(archive_copy, demo_embeddings, db_url, name=name)

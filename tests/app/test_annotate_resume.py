@@ -135,7 +135,7 @@ def test_sigkill_mid_round_then_resume_keeps_every_acknowledged_answer(db_url, d
     assert _stored(db_url, name)[1] == acknowledged
 
     # a third start, in-process (same start-up path minus uvicorn): the round is trained, the next one comes
-    from rsir.app.annotate_campaign import AnnotationCampaign, ServeOptions
+    from rsir.app.annotate.campaign import AnnotationCampaign, ServeOptions
 
     campaign = AnnotationCampaign.open(demo_archive, db_url, name, ServeOptions(), embeddings=demo_embeddings)
     try:
@@ -163,7 +163,7 @@ def test_binding_beyond_loopback_without_a_token_exits_at_once(tmp_path):
 def test_resuming_with_other_options_exits_with_a_clear_message(demo_archive, demo_embeddings, tmp_path):  # noqa: F811
     from typer.testing import CliRunner
 
-    from rsir.app.annotate_campaign import AnnotationCampaign, ServeOptions
+    from rsir.app.annotate.campaign import AnnotationCampaign, ServeOptions
     from rsir.cli.main import app
 
     db = str(tmp_path / "c.db")

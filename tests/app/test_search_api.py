@@ -310,8 +310,8 @@ def test_page_is_served_without_outside_assets(client):
 def test_concurrent_searches_are_batched_with_the_same_results(demo_index: Path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from rsir.app.scene_gallery import SceneGallery
-    from rsir.app.search_models import Filters
+    from rsir.app.search.models import Filters
+    from rsir.app.search.scenes import SceneGallery
 
     gallery = SceneGallery(demo_index)
     rows = list(range(0, 168, 7))
@@ -330,8 +330,8 @@ def test_concurrent_searches_are_batched_with_the_same_results(demo_index: Path)
 def test_filters_on_approximate_indexes(demo_index: Path, tmp_path: Path, kind: str):
     from dataclasses import replace
 
-    from rsir.app.scene_gallery import SceneGallery
-    from rsir.app.search_models import Filters
+    from rsir.app.search.models import Filters
+    from rsir.app.search.scenes import SceneGallery
     from rsir.index.faiss_index import IndexParams, SearchIndex, build_index, save_index
 
     src = SearchIndex(demo_index)

@@ -84,7 +84,7 @@ def _build_app(archive: Path, name: str, db: str, token, cache_dir, claim_minute
 
     from rsir.active.store import CampaignMismatch
     from rsir.app.annotate import create_annotate_app
-    from rsir.app.annotate_campaign import AnnotationCampaign, ServeOptions
+    from rsir.app.annotate.campaign import AnnotationCampaign, ServeOptions
     from rsir.cli.common import open_archive_or_exit, user_errors
 
     options = ServeOptions(**{k: given[k] for k in ServeOptions.__dataclass_fields__})

@@ -4,7 +4,7 @@ Pages: ``/`` (one pair at a time, keyboard shortcuts, zoom, undo) and ``/dashboa
 and annotator, the mAP curve). API (schema at ``/openapi.json``): ``POST /api/next`` claims the caller's
 pair, ``POST /api/answer`` stores an answer (idempotent), ``POST /api/undo`` takes the last one back,
 ``GET /api/me``, ``GET /api/state`` and ``GET /api/dashboard`` read, ``GET /api/images/{idx}`` serves an
-item's image. Rounds are trained and selected in a background thread (:mod:`rsir.app.annotate_campaign`).
+item's image. Rounds are trained and selected in a background thread (:mod:`rsir.app.annotate.campaign`).
 
 Who answers: a personal token (``rsir anneal invite``) makes the caller that invited annotator, and
 every answer and undo from it is theirs whatever name the body gives (another name: 403). The owner (the
@@ -24,8 +24,8 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from rsir.active.store import Question
-from rsir.app.annotate_campaign import AnnotationCampaign, Closed, check_annotator
-from rsir.app.annotate_models import (
+from rsir.app.annotate.campaign import AnnotationCampaign, Closed, check_annotator
+from rsir.app.annotate.models import (
     LABEL_NAME,
     LABEL_VALUE,
     Annotator,
@@ -42,11 +42,11 @@ from rsir.app.annotate_models import (
     QuestionOut,
     StateOut,
 )
-from rsir.app.annotate_stats import answers_by_round, curve_points, curve_svg, round_progress
+from rsir.app.annotate.stats import answers_by_round, curve_points, curve_svg, round_progress
 from rsir.app.auth import Caller, TokenAuth, caller_of, check_token
 from rsir.app.common import BodyLimit, OutsideRoot, ThumbnailCache, default_thumbnail_dir, install_error_handlers
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # rsir/app: static/ and templates/ are shared
 BROWSER_IMAGES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp"}
 FULL_SIZE = 16384  # "thumbnail" bound for formats a browser cannot show: never shrinks a real scene
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422)}

@@ -251,7 +251,7 @@ class AnnotationCampaign:
         with self.lock:
             if self.closing:
                 raise Closed("this round is closed: the model is training on it")
-            from rsir.app.annotate_stats import question_state
+            from rsir.app.annotate.stats import question_state
 
             q = question_state(self.store, self.id, question_id)
             if q is None:
@@ -269,7 +269,7 @@ class AnnotationCampaign:
     def undo(self, annotator: str) -> tuple[Question, int] | None:
         """Take back the annotator's latest answer of the open round (it becomes their current pair);
         returns that pair and the label taken back, or None when there is nothing to undo."""
-        from rsir.app.annotate_stats import last_answer
+        from rsir.app.annotate.stats import last_answer
 
         check_annotator(annotator)
         with self.lock:
@@ -294,7 +294,7 @@ class AnnotationCampaign:
 
     def image_path(self, idx: int) -> Path:
         """The file of item ``idx`` from the store, resolved inside the archive root (OutsideRoot if not)."""
-        from rsir.app.annotate_stats import item_path
+        from rsir.app.annotate.stats import item_path
         from rsir.app.common import safe_path
 
         return safe_path(self.root, item_path(self.store, self.id, idx))

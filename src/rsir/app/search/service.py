@@ -11,7 +11,7 @@ from fastapi import HTTPException
 from fastapi.responses import FileResponse
 
 from rsir.app.common import THUMB_SIZES, OutsideRoot, ThumbnailCache, safe_path
-from rsir.app.search_models import CaptionHit, Hit, QueryInfo, SearchResponse
+from rsir.app.search.models import CaptionHit, Hit, QueryInfo, SearchResponse
 
 NO_ITSR = "text and pair search need a text-ITSR model: start the server with `rsir serve INDEX --itsr CKPT`"
 NO_SCENE_TEXT = "text search over scenes needs a text model: start the server with `rsir serve INDEX --text-model CKPT`"

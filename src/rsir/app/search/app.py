@@ -28,7 +28,7 @@ from rsir.app.common import (
     read_upload,
     require_multipart,
 )
-from rsir.app.search_models import (
+from rsir.app.search.models import (
     ErrorResponse,
     Filters,
     InfoResponse,
@@ -37,9 +37,9 @@ from rsir.app.search_models import (
     PairDetail,
     SearchResponse,
 )
-from rsir.app.search_service import NO_SCENE_TEXT, SearchService, page_of, parse_bbox, thumb_url
+from rsir.app.search.service import NO_SCENE_TEXT, SearchService, page_of, parse_bbox, thumb_url
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # rsir/app: static/ and templates/ are shared
 MAX_K = 1000
 MAX_OFFSET = 100_000
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
@@ -70,14 +70,14 @@ def create_search_app(
     Uploads larger than ``max_upload_bytes`` or with more than ``max_upload_pixels`` pixels get 413.
     ``text_model`` (a `rsir text train` checkpoint) makes text queries search the scenes of the index.
     ``warm`` loads the image encoder for uploads in the background right away instead of on first use."""
-    from rsir.app.scene_gallery import SceneGallery
+    from rsir.app.search.scenes import SceneGallery
 
     scenes = SceneGallery(index_dir)
     if warm:
         scenes.warm_up()
     pairs = None
     if itsr_ckpt is not None:
-        from rsir.app.pair_gallery import PairGallery
+        from rsir.app.search.pairs import PairGallery
 
         pairs = PairGallery(itsr_ckpt, itsr_data, itsr_split)
     thumbs = ThumbnailCache(Path(cache_dir) if cache_dir else default_thumbnail_dir())
