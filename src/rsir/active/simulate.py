@@ -42,6 +42,7 @@ class SimulationConfig:
     split: str = "holdout:0.2"
     k: int = 20
     encoder: str | None = None
+    runtime: str = "auto"  # the frozen encoder's runtime (rsir.models.runtime); exact ones give equal features
     rule: str = "share-any"
     n_neighbours: int = 10
     n_random: int = 2_000
@@ -55,6 +56,8 @@ class SimulationConfig:
 def _references(part: _Seed, seed: int, config: SimulationConfig, cache: Path, head_meta: dict) -> dict:
     """Off-the-shelf and full-label ``map@k`` for one seed, cached in ``references.json``."""
     key = f"{config.split}|seed{seed}|k{config.k}|{config.encoder}"
+    if config.runtime == "onnx-int8":  # approximate features: references of their own
+        key += "|onnx-int8"
     known = json.loads(cache.read_text()) if cache.exists() else {}
     ref = known.get(key, {})
     if "off_the_shelf" not in ref:
@@ -185,7 +188,7 @@ def simulate(
     torch.set_num_threads(config.threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    space = Space.load(config.encoder)
+    space = Space.load(config.encoder, runtime=config.runtime)
     feats = space.embed(archive, progress=progress)
     labels = labels_of(archive, feats.ids)
     paths = {it.id: str(it.path) for it in archive.items}

@@ -14,13 +14,13 @@ from rsir.viz.grid import Cell, write_grid
 DEMO_QUERIES = ("airplane/airplane00", "harbor/harbor00", "tenniscourt/tenniscourt00")
 
 
-def run_demo(out: Path, k: int = 10) -> dict:
+def run_demo(out: Path, k: int = 10, runtime: str = "auto") -> dict:
     from rsir.data.archives import open_archive
     from rsir.data.demo import demo_archive_path
 
     out = Path(out)
     archive = open_archive(demo_archive_path())
-    space = Space.load()
+    space = Space.load(runtime=runtime)
     report = indexing.index_archive(archive, out / "index", space)
     index = SearchIndex(out / "index")
     queries = {}
@@ -45,7 +45,7 @@ def run_demo(out: Path, k: int = 10) -> dict:
     holdout = split_of(labels, "holdout:0.25", 0)
     off_holdout = evaluate_vectors(emb.vectors, labels, holdout.query, holdout.gallery, k=20)
     train_cbir(archive, out / "head", split="holdout:0.25", seed=0, progress=False)
-    head_emb = Space.load(head=out / "head").embed(archive, progress=False)
+    head_emb = Space.load(head=out / "head", runtime=runtime).embed(archive, progress=False)
     head_holdout = evaluate_vectors(head_emb.vectors, labels, holdout.query, holdout.gallery, k=20)
 
     result = {

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
+from rsir.cli.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
@@ -40,6 +41,7 @@ def simulate(
     name: Annotated[str, typer.Option(help="Campaign name prefix in the store.")] = "sim",
     threads: Annotated[int, typer.Option(min=1, help="Torch threads (1 is fastest on a busy machine).")] = 1,
     workers: Annotated[int, typer.Option(min=1, help="Campaigns run in parallel processes.")] = 1,
+    runtime: Runtime = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Simulate ANNEAL campaigns (oracle answers from class labels) for every strategy x seed.
@@ -61,6 +63,7 @@ def simulate(
             split=split,
             k=k,
             encoder=encoder,
+            runtime=runtime,
             rule=rule,
             n_neighbours=n_neighbours,
             n_random=n_random,

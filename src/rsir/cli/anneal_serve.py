@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from rsir.cli.runtime import Runtime
+
 DEFAULT_DB = "anneal.db"
 
 
@@ -37,15 +39,18 @@ def serve(
     ] = 5.0,
     cache_dir: Annotated[Path | None, typer.Option(help="image cache (default $RSIR_CACHE/thumbs)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    runtime: Runtime = "auto",
 ) -> None:
     """Serve campaign NAME on ARCHIVE: people answer "are these two images similar?" in the browser;
     each complete round trains the model and selects the next in the background. Options left out
     on a resumed campaign keep its stored values; ones given must agree with them."""
     from rsir.app.common import BindError, check_bind
+    from rsir.cli.runtime import check_runtime
 
     try:
+        check_runtime(runtime)
         check_bind(host, token)
-    except BindError as err:
+    except (BindError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     from rsir.cli.serve import _port_or_exit
@@ -95,7 +100,7 @@ def _build_app(archive: Path, name: str, db: str, token, cache_dir, claim_minute
                 raise ValueError(f"no readable images in {archive}")
             typer.echo(f"{len(arch)} images in {archive}; embedding them (cached after the first time)...", err=True)
             campaign = AnnotationCampaign.open(arch, db, name, options, progress=True,
-                                               claim_seconds=claim_minutes * 60)  # fmt: skip
+                                               claim_seconds=claim_minutes * 60, runtime=given["runtime"])  # fmt: skip
         except CampaignMismatch as err:
             raise ValueError(str(err)) from None
         except SQLAlchemyError as err:

@@ -313,13 +313,14 @@ def _check_train_options(out: Path, overwrite: bool, split: str, loss, pairs, en
 
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes its index, head and grids.")] = Path("rsir-demo"),
+    runtime: Runtime = "auto",
     as_json: Json = False,
 ) -> None:
     """Index the embedded UC Merced sample, query it, evaluate, train a head, and write result grids."""
     from rsir.cbir.demo import run_demo
 
     with user_errors():
-        report = run_demo(out)
+        report = run_demo(out, runtime=runtime)
     emit(report, as_json, lambda r: r["text"])
 
 

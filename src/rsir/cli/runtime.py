@@ -13,3 +13,11 @@ RUNTIME_HELP = (
     "or onnx-int8 (faster, approximate: see docs/benchmarks.md)."
 )
 Runtime = Annotated[str, typer.Option(help=RUNTIME_HELP)]
+
+
+def check_runtime(name: str) -> None:
+    """An unknown runtime name is refused before any work (ValueError with the choices)."""
+    from rsir.models.runtime import RUNTIMES
+
+    if name not in RUNTIMES:
+        raise ValueError(f"unknown runtime {name!r} (--runtime); choose from {', '.join(RUNTIMES)}")

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from rsir.cli.runtime import Runtime
+
 # Settings reach uvicorn's worker processes through the environment (workers re-import the app factory).
 ENV_PREFIX = "RSIR_SERVE_"
 
@@ -39,13 +41,16 @@ def serve(
     ] = 25.0,
     cache_dir: Annotated[Path | None, typer.Option(help="thumbnail cache (default $RSIR_CACHE/thumbs)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    runtime: Runtime = "auto",
 ) -> None:
     """Serve INDEX_DIR over HTTP: search by image, item id, text or before/after pair; web page at /."""
     from rsir.app.common import BindError, check_bind
+    from rsir.cli.runtime import check_runtime
 
     try:
+        check_runtime(runtime)
         check_bind(host, token)
-    except BindError as err:
+    except (BindError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     if not (Path(index_dir) / "manifest.json").is_file():
@@ -67,6 +72,7 @@ def serve(
         "TOKEN": token or "",
         "MAX_UPLOAD": str(int(max_upload_mb * 1024 * 1024)),
         "MAX_PIXELS": str(int(max_upload_megapixels * 1_000_000)),
+        "RUNTIME": runtime,
         "CACHE": str(Path(cache_dir).resolve()) if cache_dir else "",
     }
     for key, value in settings.items():

@@ -132,6 +132,7 @@ class AnnotationCampaign:
         embeddings=None,
         progress: bool = False,
         claim_seconds: float = 300,
+        runtime: str = "auto",
     ) -> AnnotationCampaign:
         """Create or resume campaign ``name`` over ``archive`` (embedded with the campaign's encoder,
         cached; or ``embeddings`` given, ids matching the archive's). Raises CampaignMismatch."""
@@ -149,7 +150,7 @@ class AnnotationCampaign:
         if embeddings is None:
             from rsir.cbir.space import Space
 
-            space = Space.load(encoder)
+            space = Space.load(encoder, runtime=runtime)
             embeddings = space.embed(archive, progress=progress)
             head_meta["weights_hash"] = space.encoder.weights_hash
         by_id = {it.id: it for it in archive.items}

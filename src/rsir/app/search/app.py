@@ -65,14 +65,16 @@ def create_search_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     max_upload_pixels: int = DEFAULT_UPLOAD_PIXELS,
     warm: bool = False,
+    runtime: str = "auto",
 ) -> FastAPI:
     """The search app over INDEX_DIR (+ a text-ITSR checkpoint); with ``token``, every request must carry it.
     Uploads larger than ``max_upload_bytes`` or with more than ``max_upload_pixels`` pixels get 413.
     ``text_model`` (a `rsir text train` checkpoint) makes text queries search the scenes of the index.
-    ``warm`` loads the image encoder for uploads in the background right away instead of on first use."""
+    ``runtime`` runs the query encoder (rsir.models.runtime). ``warm`` loads the image encoder for uploads in
+    the background right away instead of on first use."""
     from rsir.app.search.scenes import SceneGallery
 
-    scenes = SceneGallery(index_dir)
+    scenes = SceneGallery(index_dir, runtime)
     if warm:
         scenes.warm_up()
     pairs = None
@@ -124,6 +126,7 @@ def app_from_env() -> FastAPI:
         cache_dir=env("CACHE"),
         max_upload_bytes=int(env("MAX_UPLOAD") or DEFAULT_MAX_UPLOAD),
         max_upload_pixels=int(env("MAX_PIXELS") or DEFAULT_UPLOAD_PIXELS),
+        runtime=env("RUNTIME") or "auto",
         warm=True,
     )
 

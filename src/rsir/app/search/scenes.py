@@ -16,7 +16,7 @@ from rsir.index.filters import Filters
 class SceneGallery:
     """Index + manifest of single scenes (``rsir index`` output)."""
 
-    def __init__(self, index_dir: str | Path) -> None:
+    def __init__(self, index_dir: str | Path, runtime: str = "auto") -> None:
         from rsir.index.searcher import SearchIndex
 
         # batched: concurrent requests of this worker share one store call (same function, same answers)
@@ -25,6 +25,7 @@ class SceneGallery:
         self.root = Path(self.manifest.archive_root)
         self._labels = self.index.columns.labels
         self._space = None
+        self._runtime = runtime
         self._space_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -65,7 +66,9 @@ class SceneGallery:
                 from rsir.cbir.space import Space
 
                 m = self.manifest
-                space = Space.load(m.encoder, Path(m.head) if m.head else None)
+                # queries are embedded as the index's vectors were (an int8 index: int8 queries), as in `rsir search`
+                runtime = "onnx-int8" if self._runtime == "auto" and m.runtime == "onnx-int8" else self._runtime
+                space = Space.load(m.encoder, Path(m.head) if m.head else None, runtime)
                 m.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
                 self._space = space
         return self._space
