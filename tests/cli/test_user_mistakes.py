@@ -76,6 +76,11 @@ MISTAKES: list[tuple[str, str]] = [
     ("itsr synth DEMO --out FULL", "--overwrite"),
     ("itsr synth DEMO --out FULL --overwrite", "refusing to clear it"),
     ("itsr synth DEMO --out NEW --pairs 0", "at least 6"),
+    ("index DEMO --out NEW --runtime onnx-fast", "unknown runtime"),
+    ("serve IDX --runtime onnx-fast", "unknown runtime"),
+    ("anneal serve DEMO --campaign c --runtime onnx-fast", "unknown runtime"),
+    ("anneal simulate DEMO --out NEW --runtime onnx-fast", "unknown runtime"),
+    ("demo --out NEW --runtime onnx-fast", "unknown runtime"),
 ]
 if importlib.util.find_spec("ray") is None:  # even with every shard cached, a run must not claim Ray
     MISTAKES.append(("index DEMO --out NEW --engine ray", "pip install 'rsir[ray]'"))

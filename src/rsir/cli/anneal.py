@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rsir.cli.common import emit, open_archive_or_exit, table, user_errors
-from rsir.cli.runtime import Runtime
+from rsir.cli.runtime import Runtime, check_runtime
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
@@ -53,6 +53,7 @@ def simulate(
 
     with user_errors():
         _check_options(strategies, initial_strategy, rule, split, encoder)
+        check_runtime(runtime)
         config = SimulationConfig(
             strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
             seeds=seeds,
