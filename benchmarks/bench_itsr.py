@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     tag = f"-ft{args.finetune}" if args.finetune else ""
-    tag += f"-seeds{''.join(map(str, args.seeds))}"
+    tag += f"-seeds{''.join(map(str, args.seeds))}" + ("" if args.fusions == FUSIONS else "-" + "_".join(args.fusions))
     (args.work / f"results-{data.name}{tag}.json").write_text(json.dumps(result, indent=2))
     if args.json:
         print(json.dumps(result))

