@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 canvas.paste(im.convert("RGB").resize((t, t)), (pad + col * (t + pad), y))
         found = search_pair(model, enc, feats, before, after, args.k)
         lines = [name] + [f"{r['rank']}. {r['caption']}" for r in found]
+        print(" | ".join(lines), flush=True)
         for i, line in enumerate(lines):
             draw.text((3 * (t + pad) + pad, y + 4 + 15 * i), line[:90], fill="black" if i else "grey")
     args.out.parent.mkdir(parents=True, exist_ok=True)
