@@ -70,10 +70,15 @@ def test_train_resume_eval_search(dataset: Path, tmp_path: Path):
     assert resumed["history"][:2] == first["history"]
 
     scores = json.loads(_run("eval", str(ckpt), str(dataset), "--json"))
-    assert set(scores) == {"t2i", "i2t", "mR", "gallery_size"}
+    assert set(scores) == {"t2i", "i2t", "mR", "gallery_size", "t2i_dup", "changed", "unchanged"}
     assert set(scores["t2i"]) == set(scores["i2t"]) == {"r@1", "r@5", "r@10"}
     assert scores["gallery_size"] == 2  # the whole test split, no-change pairs included
     assert scores["t2i"]["r@10"] == 100.0  # a gallery of 2 is always found in the top 10
+    assert scores["changed"]["pairs"] == scores["unchanged"]["pairs"] == 1  # half the pairs are unchanged
+    assert set(scores["changed"]) == {"t2i", "i2t", "mR", "pairs", "t2i_dup"}
+    shuffled = json.loads(_run("eval", str(ckpt), str(dataset), "--json", "--shuffle-before", "--shuffle-seed", "4"))
+    assert shuffled["shuffled_before_seed"] == 4 and shuffled["gallery_size"] == 2
+    assert "changed pairs (headline)" in _run("eval", str(ckpt), str(dataset), "--shuffle-before")
 
     grid = tmp_path / "grid.png"
     found = json.loads(

@@ -68,6 +68,16 @@ def test_gff_diff_sees_the_order_of_dates_and_after_ignores_before():
     assert torch.allclose(after(g), after(changed_before))
 
 
+def test_before_control_reads_the_before_date_only():
+    g, _ = _inputs()
+    before = build_fusion("before", D, DT, L)
+    changed_after = g.clone()
+    changed_after[:, 1] += 3
+    assert torch.allclose(before(g), before(changed_after))
+    assert torch.allclose(before(g), before.norm(g[:, 0]))
+    assert torch.allclose(before(g), AfterOnly(D)(g.flip(1)))  # the after-only path on swapped dates
+
+
 @pytest.mark.parametrize("name", FUSIONS)
 def test_every_fusion_shape(name: str):
     f = build_fusion(name, D, DT, L, TFFConfig(d_model=16, heads=2, layers=1)).eval()

@@ -13,7 +13,7 @@ from rsir.cli.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
-FUSION_HELP = "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|after"
+FUSION_HELP = "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|after|before"
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps", callback=validate.device)]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default DATASET/.rsir_cache, else next to CKPT)")]
 
@@ -29,11 +29,15 @@ def synth(
     out: Annotated[Path, typer.Option("--out", help="output folder (LEVIR-CC layout)")],
     pairs: Annotated[int, typer.Option(help="number of pairs (70/10/20 train/val/test)")] = 2500,
     seed: int = 0,
-    no_change: Annotated[float, typer.Option(help="share of photometric-only pairs (>= 0.2)")] = 0.25,
     overwrite: Annotated[bool, typer.Option(help="clear a previous set in --out first")] = False,
+    no_change: Annotated[
+        float | None, typer.Option(help="share of unchanged pairs (default 0.5; version 1: 0.25, >= 0.2)")
+    ] = None,
+    version: Annotated[int, typer.Option(help="2: irregular changes, hard to shortcut; 1: the easy grid set")] = 2,
+    masks: Annotated[Path | None, typer.Option(help="version 2: folder of real change masks (**/label/*.png)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
 ) -> None:
-    """Make a SEMI-SYNTHETIC change-caption set: real scenes, pasted-region changes, template captions."""
+    """Make a SEMI-SYNTHETIC change-caption set: real scenes, synthetic changes, template captions."""
     from rsir.data.synth import make_synthetic
 
     try:
@@ -45,6 +49,8 @@ def synth(
             no_change_fraction=no_change,
             progress=not json_out,
             overwrite=overwrite,
+            version=version,
+            masks=masks,
         )
     except (ValueError, OSError) as exc:
         _fail(str(exc))
@@ -166,11 +172,15 @@ def train(
 
 
 def _print_scores(scores: dict) -> None:
-    typer.echo(f"gallery: {scores['gallery_size']} pairs")
-    blocks = [("all queries", scores)] + [(f"{n} pairs", scores[n]) for n in ("changed", "unchanged") if n in scores]
+    shuffled = "shuffled_before_seed" in scores
+    typer.echo(f"gallery: {scores['gallery_size']} pairs" + (" (before images SHUFFLED: control)" if shuffled else ""))
+    titles = {"changed": "changed pairs (headline)", "unchanged": "unchanged pairs"}
+    blocks = [(titles[n], scores[n]) for n in titles if n in scores] + [("all queries", scores)]
     for title, block in blocks:
         typer.echo(title + (f" ({block['pairs']})" if "pairs" in block else ""))
-        for name in ("t2i", "i2t"):
+        for name in ("t2i", "t2i_dup", "i2t"):
+            if name not in block:
+                continue
             r = block[name]
             typer.echo(f"  {name}: R@1 {r['r@1']:6.2f}  R@5 {r['r@5']:6.2f}  R@10 {r['r@10']:6.2f}")
         typer.echo(f"  mR: {block['mR']:.2f}")
@@ -183,10 +193,17 @@ def evaluate(
     split: str = "test",
     device: Device = "cpu",
     cache_dir: CacheDir = None,
+    shuffle_before: Annotated[
+        bool, typer.Option(help="control: give each pair another pair's before image (seeded by --shuffle-seed)")
+    ] = False,
+    shuffle_seed: Annotated[int, typer.Option(help="seed of the --shuffle-before permutation")] = 0,
     runtime: Runtime = "auto",
-    json_out: Annotated[bool, typer.Option("--json", help="print {t2i, i2t, mR, gallery_size}")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print {t2i, i2t, mR, t2i_dup, gallery_size, changed, unchanged}")
+    ] = False,
 ) -> None:
-    """R@1/5/10 text->pair and pair->text plus mR over the FULL split gallery."""
+    """R@1/5/10 text->pair and pair->text plus mR over the FULL split gallery; also for the queries about
+    changed pairs (the headline) and unchanged pairs, and duplicate-aware text->pair (t2i_dup)."""
     from rsir.data.changecap import ChangeCaptionError, normalise_split
     from rsir.itsr.pipeline import evaluate_checkpoint
     from rsir.models.encoders import EncoderUnavailable
@@ -194,13 +211,20 @@ def evaluate(
     try:
         normalise_split(split)
         scores = evaluate_checkpoint(
-            ckpt, dataset, split, device, cache_dir, detail=not json_out, progress=not json_out, runtime=runtime
+            ckpt,
+            dataset,
+            split,
+            device,
+            cache_dir,
+            detail=True,
+            progress=not json_out,
+            shuffle_seed=shuffle_seed if shuffle_before else None,
+            runtime=runtime,
         )
     except (ChangeCaptionError, FileNotFoundError, ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
     if json_out:
-        keys = ("t2i", "i2t", "mR", "gallery_size")
-        typer.echo(json.dumps({k: scores[k] for k in keys}))
+        typer.echo(json.dumps(scores))
     else:
         _print_scores(scores)
 

@@ -1,5 +1,8 @@
 """Semi-synthetic change-caption set from a scene archive, written in the LEVIR-CC layout.
 
+``make_synthetic`` writes version 2 by default (rsir.data.synth_v2: built to be hard to shortcut); this
+module holds the shared parts and version 1, the EASY set kept for comparison (``version=1``):
+
 SEMI-SYNTHETIC: the pixels are real scenes (e.g. UC Merced), the changes are not. An "after" image is
 the "before" scene with one region (quadrant, half or centre; 9 regions) replaced by the same region of
 a scene of another class, plus a mild photometric jitter; a share of pairs (default 25%) only gets a
@@ -163,23 +166,58 @@ def make_synthetic(
     out: str | Path,
     pairs: int = 2500,
     seed: int = 0,
-    no_change_fraction: float = 0.25,
+    no_change_fraction: float | None = None,
     captions_per_pair: int = 5,
     progress: bool = False,
     overwrite: bool = False,
+    version: int = 2,
+    masks: str | Path | None = None,
 ) -> dict:
     """Write the semi-synthetic set to ``out`` (LEVIR-CC layout) and return its manifest.
 
     ``out`` must be new or empty; ``overwrite`` clears a previous set there first (never a folder that
     holds something else): writing over an old set would mix its images with the new captions.
+
+    ``version`` 2 (default): rsir.data.synth_v2 (irregular changes, misregistration, one jitter
+    distribution, content-free no-change captions; ``no_change_fraction`` default 0.5). ``version`` 1: the
+    original easy set described above (grid regions; ``no_change_fraction`` default 0.25).
     """
+    if version not in (1, 2):
+        raise ValueError(f"synth version must be 1 or 2, got {version}")
+    if masks is not None and version == 1:
+        raise ValueError("real change masks (masks=...) are a version 2 option")
+    _check_pairs(pairs)
+    _prepare_out(Path(out), overwrite)
+    if version == 2:
+        from rsir.data.synth_v2 import make_synthetic_v2
+
+        frac = 0.5 if no_change_fraction is None else no_change_fraction
+        return make_synthetic_v2(archive, out, pairs, seed, frac, captions_per_pair, masks, progress=progress)
+    return _make_v1(
+        archive,
+        out,
+        pairs,
+        seed,
+        0.25 if no_change_fraction is None else no_change_fraction,
+        captions_per_pair,
+        progress,
+    )
+
+
+def _make_v1(
+    archive: str | Path,
+    out: str | Path,
+    pairs: int,
+    seed: int,
+    no_change_fraction: float,
+    captions_per_pair: int,
+    progress: bool,
+) -> dict:
     from tqdm.auto import tqdm
 
     if not 0.2 <= no_change_fraction < 1:
         raise ValueError("no_change_fraction must be in [0.2, 1)")
-    _check_pairs(pairs)
-    out = Path(out)
-    _prepare_out(out, overwrite)
+    out = Path(out)  # checked and prepared by make_synthetic
     splits = split_scenes(read_scenes(Path(archive)), seed)
     rng = random.Random(seed + 1)
     cache: dict[str, np.ndarray] = {}
@@ -289,6 +327,7 @@ def _manifest(archive, splits, entries, all_caps, seed, no_change_fraction, capt
     by_split = {s: [i for i, e in enumerate(entries) if e["split"] == s] for s in SPLITS}
     return {
         "kind": "rsir-synth-change-captions",
+        "synth_version": 1,
         "semi_synthetic": True,
         "note": "real scenes, synthetic changes (pasted regions of other-class scenes) and template captions",
         "generator_version": GENERATOR_VERSION,

@@ -2,6 +2,9 @@
 
 t2i: every caption of the split is a query; it hits only its own pair. i2t: every pair is a query; it
 hits any of its own captions. Numbers are R@1/5/10 in percent and mR (mean of the six).
+``t2i_dup`` (duplicate-aware, as in LEVIR-CC practice): a caption also hits any pair that has a caption
+with the same text (case and spaces ignored), so "the scene is the same as before" hits every pair it
+describes. ``shuffle_before`` is a control: each pair's before image replaced by another pair's.
 """
 
 from __future__ import annotations
@@ -11,6 +14,38 @@ import torch
 
 from rsir.itsr.features import SplitFeatures
 from rsir.metrics.retrieval import mean_recall, recall_at_k
+
+
+def same_text_positives(captions: list[str], caption_pair: np.ndarray, n_pairs: int) -> np.ndarray:
+    """bool [M, N]: pair n has a caption whose normalised text equals caption m's (its own pair included)."""
+    keys: dict[str, int] = {}
+    key = np.array([keys.setdefault(" ".join(c.lower().split()), len(keys)) for c in captions], dtype=np.int64)
+    has = np.zeros((len(keys), n_pairs), dtype=bool)
+    has[key, caption_pair] = True
+    return has[key]
+
+
+def shuffle_before(feats: SplitFeatures, seed: int = 0) -> SplitFeatures:
+    """A copy of ``feats`` whose pair i has the before image (globals and tokens) of pair perm[i], with
+    perm a seeded permutation that moves every pair (the after images and captions stay)."""
+    from dataclasses import replace
+
+    n = len(feats.pairs)
+    if n < 2:
+        raise ValueError("shuffling the before images needs at least 2 pairs")
+    perm = np.random.default_rng(seed).permutation(n)
+    for i in range(n):  # a fixed point swaps with its neighbour: neither keeps its own image afterwards
+        if perm[i] == i:
+            j = (i + 1) % n
+            perm[i], perm[j] = perm[j], perm[i]
+    out = {}
+    for name in ("globals_", "tokens"):
+        arr = getattr(feats, name)
+        if arr is not None:
+            arr = np.array(arr)  # a memmap becomes an in-memory copy
+            arr[:, 0] = arr[perm, 0]
+        out[name] = arr
+    return replace(feats, **out)
 
 
 def batch_inputs(feats: SplitFeatures, idx: np.ndarray, needs_tokens: bool, device: str):
@@ -58,18 +93,28 @@ def subset_scores(sim: np.ndarray, caption_pair: np.ndarray, pair_rows: np.ndarr
     return {"t2i": t2i, "i2t": i2t, "mR": mean_recall(t2i, i2t), "pairs": int(pair_rows.sum())}
 
 
-def evaluate(model, feats: SplitFeatures, device: str = "cpu", detail: bool = False) -> dict:
+def evaluate(
+    model, feats: SplitFeatures, device: str = "cpu", detail: bool = False, shuffle_seed: int | None = None
+) -> dict:
     """Scores over the full split gallery.
 
-    ``detail`` adds the same scores restricted to the queries about changed pairs (whose captions name the
-    change and, in the synthetic sets, its region) and about unchanged pairs: ``changed`` / ``unchanged``.
+    ``detail`` adds the same scores restricted to the queries about changed pairs (the headline) and about
+    unchanged pairs: ``changed`` / ``unchanged``, and duplicate-aware ``t2i_dup`` in every block.
+    ``shuffle_seed``: score with shuffled before images (see shuffle_before).
     """
+    if shuffle_seed is not None:
+        feats = shuffle_before(feats, shuffle_seed)
     pair_emb, text_emb = embed_split(model, feats, device)
     out = retrieval_scores(pair_emb, text_emb, feats.caption_pair)
     if detail:
         sim = text_emb @ pair_emb.T
+        same = same_text_positives(feats.captions, feats.caption_pair, len(feats.pairs))
+        out["t2i_dup"] = recall_at_k(sim, same)
         changed = np.asarray(feats.changed, dtype=bool)
         for name, rows in (("changed", changed), ("unchanged", ~changed)):
             if rows.any():
                 out[name] = subset_scores(sim, feats.caption_pair, rows)
+                out[name]["t2i_dup"] = recall_at_k(sim[rows[feats.caption_pair]], same[rows[feats.caption_pair]])
+        if shuffle_seed is not None:
+            out["shuffled_before_seed"] = shuffle_seed
     return out

@@ -199,11 +199,14 @@ def evaluate_checkpoint(
     detail: bool = False,
     progress: bool = True,
     runtime: str = "auto",
+    shuffle_seed: int | None = None,
 ) -> dict:
+    """Scores of a checkpoint on a split (see rsir.itsr.evaluate.evaluate); ``shuffle_seed``: the
+    shuffled-before control."""
     from rsir.itsr.evaluate import evaluate
 
     model, _, _, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, progress, runtime)
-    return evaluate(model, feats, device, detail=detail)
+    return evaluate(model, feats, device, detail=detail, shuffle_seed=shuffle_seed)
 
 
 def search_text(model: ITSRModel, enc: Encoders, feats: SplitFeatures, text: str, k: int = 10) -> list[dict]:

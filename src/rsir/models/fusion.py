@@ -5,7 +5,8 @@
 - ``TFF``: a batch-first transformer over both dates' patch tokens with learned positional and temporal
   embeddings; optionally a third stream of token differences (after - before), which carries the change
   explicitly; output pooled (mean) or read from a CLS token.
-- ``AfterOnly``: the after image alone (the single-image baseline).
+- ``AfterOnly``: the after image alone (the single-image baseline); ``before``: the before image alone
+  (a control).
 
 Every fusion takes ``globals_ [B, 2, D]`` and ``tokens [B, 2, L, Dt]`` (either may be None when unused)
 and returns ``[B, out_dim]``; ``needs_tokens`` says which input it reads.
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 GFF_OPERATORS = ("concat", "diff", "absdiff", "sum", "product")
-FUSIONS = tuple(f"gff-{op}" for op in GFF_OPERATORS) + ("gff-concat+diff", "tff", "after")
+FUSIONS = tuple(f"gff-{op}" for op in GFF_OPERATORS) + ("gff-concat+diff", "tff", "after", "before")
 
 
 def parse_operators(spec: str) -> tuple[str, ...]:
@@ -62,15 +63,18 @@ class GFF(nn.Module):
 
 
 class AfterOnly(nn.Module):
+    """One date alone: the after image (the single-image baseline), or the before image (a control: a
+    model that reads the change must beat it clearly)."""
+
     needs_tokens = False
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, date: int = 1) -> None:
         super().__init__()
-        self.out_dim = dim
+        self.out_dim, self.date = dim, date
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, globals_: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        return self.norm(globals_[:, 1])
+        return self.norm(globals_[:, self.date])
 
 
 @dataclass(frozen=True)
@@ -189,9 +193,11 @@ class ProjectionHead(nn.Module):
 
 
 def build_fusion(name: str, dim: int, token_dim: int, n_tokens: int, tff: TFFConfig | None = None) -> nn.Module:
-    """``gff-<ops>``, ``tff`` or ``after`` -> a fusion module with ``out_dim`` and ``needs_tokens``."""
+    """``gff-<ops>``, ``tff``, ``after`` or ``before`` -> a fusion module with ``out_dim`` and ``needs_tokens``."""
     if name == "after":
         return AfterOnly(dim)
+    if name == "before":
+        return AfterOnly(dim, date=0)
     if name == "tff":
         return TFF(token_dim, n_tokens, tff, global_dim=dim)
     if name.startswith("gff-"):

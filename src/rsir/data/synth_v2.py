@@ -1,0 +1,214 @@
+"""Semi-synthetic change-caption set, version 2 (the default of ``rsir itsr synth``): built to be hard to
+shortcut. Real scenes (e.g. UC Merced), synthetic changes, template captions; LEVIR-CC layout.
+
+- Near-duplicate scenes (64-bit difference hash within ``dedup_bits`` bits) are dropped BEFORE the
+  70/10/20 per-class split, so no test scene has a twin in training; pairs take scenes from their split.
+- A changed pair: the before scene with an irregular, object-sized region (rsir.data.synth_shapes:
+  building-, road- or field-like, or a real change mask transformed; 2-35% of the area, anywhere,
+  feathered) taken from a scene of another class at the same place.
+- Every image of both dates and both kinds of pair is then "acquired" independently: a few px of shift,
+  a small rotation, blur, noise and photometric jitter from one distribution, so the dates are slightly
+  misregistered and brightness tells nothing about change.
+- Half the pairs (default) are unchanged, captioned from a pool of 9 content-free sentences; change
+  captions name the new content and only sometimes the place, the old content or the size
+  (rsir.data.synth_captions_v2); some sentence frames appear only in val/test captions.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from rsir.data.changecap import LEVIR_JSON, SPLITS
+from rsir.data.synth import (
+    SIZE,
+    Scene,
+    _load_scene,
+    _save_png,
+    _split_counts,
+    duplicate_rate,
+    read_scenes,
+    split_scenes,
+)
+from rsir.data.synth_captions_v2 import NO_CHANGE_POOL, P_HELD_OUT, change_captions, held_out_frames, no_change_captions
+from rsir.data.synth_shapes import acquire, acquisition_params, blend, change_mask, feather, load_real_masks, place_of
+
+GENERATOR_VERSION = 3  # v1 of the command wrote generator_version 2
+
+
+def dhash(image: np.ndarray) -> np.ndarray:
+    """64-bit difference hash (bool [64]) of a uint8 [H, W, 3] image: signs of horizontal grey gradients
+    of a 9x8 thumbnail; near-duplicates differ in a few bits."""
+    from PIL import Image
+
+    grey = np.asarray(Image.fromarray(image).convert("L").resize((9, 8), Image.Resampling.BILINEAR), np.float32)
+    return (grey[:, 1:] > grey[:, :-1]).ravel()
+
+
+def near_duplicates(hashes: np.ndarray, max_bits: int) -> np.ndarray:
+    """bool [N]: True for every item within ``max_bits`` Hamming distance of an earlier KEPT item."""
+    b = hashes.astype(np.float32)
+    dist = b @ (1 - b).T + (1 - b) @ b.T  # Hamming distances [N, N]
+    drop = np.zeros(len(b), bool)
+    for i in range(len(b)):
+        earlier = ~drop[:i]
+        drop[i] = bool((dist[i, :i][earlier] <= max_bits).any())
+    return drop
+
+
+def _dedup(scenes: list[Scene], cache: dict[str, np.ndarray], max_bits: int) -> tuple[list[Scene], list[dict]]:
+    if max_bits < 0 or len(scenes) < 2:
+        return scenes, []
+    scenes = sorted(scenes, key=lambda s: s.id)
+    drop = near_duplicates(np.stack([dhash(cache[s.id]) for s in scenes]), max_bits)
+    removed = [{"scene": s.id, "label": s.label} for s, d in zip(scenes, drop, strict=True) if d]
+    return [s for s, d in zip(scenes, drop, strict=True) if not d], removed
+
+
+def make_synthetic_v2(
+    archive: str | Path,
+    out: str | Path,
+    pairs: int = 2500,
+    seed: int = 0,
+    no_change_fraction: float = 0.5,
+    captions_per_pair: int = 5,
+    masks: str | Path | None = None,
+    dedup_bits: int = 4,
+    progress: bool = False,
+) -> dict:
+    """Write the v2 set to ``out`` (LEVIR-CC layout) and return its manifest.
+
+    ``masks``: a folder of real binary change masks (``**/label/*.png``) to draw shapes from, besides the
+    procedural ones. ``dedup_bits``: near-duplicate threshold of the scene hash (-1 keeps every scene).
+    """
+    from tqdm.auto import tqdm
+
+    if not 0.0 <= no_change_fraction < 1:
+        raise ValueError("no_change_fraction must be in [0, 1)")
+    if captions_per_pair > len(NO_CHANGE_POOL):
+        raise ValueError(f"captions_per_pair must be <= {len(NO_CHANGE_POOL)} (the no-change pool)")
+    out = Path(out)
+    real = load_real_masks(masks, SIZE) if masks else None
+    cache: dict[str, np.ndarray] = {}
+    skipped: list[dict] = []
+    scenes = [s for s in read_scenes(Path(archive)) if _load_scene(s, cache, skipped)]
+    scenes, removed = _dedup(scenes, cache, dedup_bits)
+    splits = split_scenes(scenes, seed)
+    rng = random.Random(seed + 1)
+    entries: list[dict] = []
+    all_caps: list[list[str]] = []
+    counts = _split_counts(pairs)
+    bar = tqdm(total=pairs, desc="synth v2 pairs", disable=not progress, unit="pair")
+    for split in SPLITS:
+        group = splits[split]
+        if len(group) < 2 or len({s.label for s in group}) < 2:
+            raise ValueError(f"split {split!r} needs scenes of at least 2 classes, got {len(group)} scenes")
+        for folder in ("A", "B"):
+            (out / "images" / split / folder).mkdir(parents=True, exist_ok=True)
+        order = rng.sample(group, k=len(group))
+        n_nochange = int(round(counts[split] * no_change_fraction))
+        flags = [False] * n_nochange + [True] * (counts[split] - n_nochange)
+        rng.shuffle(flags)
+        held_out = P_HELD_OUT if split != "train" else 0.0
+        for i, changed in enumerate(flags):
+            before_scene = order[i % len(order)]
+            name = f"{split}_{i:06d}.png"
+            before, after, record, caps = _one_pair(
+                rng, cache, group, before_scene, changed, captions_per_pair, held_out, real
+            )
+            _save_png(out / "images" / split / "A" / name, before)
+            _save_png(out / "images" / split / "B" / name, after)
+            entries.append(_entry(split, name, changed, len(entries), sum(map(len, all_caps)), caps, record))
+            all_caps.append(caps)
+            bar.update()
+    bar.close()
+    (out / LEVIR_JSON).write_text(json.dumps({"dataset": "rsir-synth-change-v2", "images": entries}))
+    manifest = _manifest(archive, splits, entries, all_caps, seed, no_change_fraction, captions_per_pair)
+    manifest |= {"skipped_scenes": skipped, "near_duplicates_removed": removed, "dedup_bits": dedup_bits}
+    manifest["real_masks"] = {"folder": str(Path(masks).resolve()), "count": len(real)} if real and masks else None
+    (out / "synth_manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def _one_pair(rng, cache, group, before_scene, changed, n_caps, held_out, real):
+    content = cache[before_scene.id]
+    record: dict = {"before_scene": before_scene.id, "before_class": before_scene.label}
+    if changed:
+        donor = rng.choice([s for s in group if s.label != before_scene.label])
+        mask, shape = change_mask(rng, SIZE, real)
+        sigma = rng.uniform(1.0, 3.0)
+        content = blend(content, cache[donor.id], feather(mask, sigma))
+        area = float(mask.mean())
+        place, row, col = place_of(mask)
+        caps, says = change_captions(rng, before_scene.label, donor.label, place, area, n_caps, held_out)
+        record |= {
+            "donor_scene": donor.id,
+            "donor_class": donor.label,
+            "shape": shape,
+            "area": round(area, 4),
+            "place": place,
+            "centroid": [row, col],
+            "feather_sigma": round(sigma, 2),
+            "captions_say": says,
+        }
+    else:
+        caps = no_change_captions(rng, n_caps)
+    dates = []
+    for key in ("before_acquisition", "after_acquisition"):
+        params = acquisition_params(rng)
+        record[key] = params
+        dates.append(params)
+    before = acquire(cache[before_scene.id], dates[0], rng.getrandbits(32))
+    after = acquire(content, dates[1], rng.getrandbits(32))
+    return before, after, record, caps
+
+
+def _entry(split: str, name: str, changed: bool, img_id: int, first_sent: int, caps: list[str], record: dict):
+    sentences = [
+        {"raw": c, "tokens": c.rstrip(".").split(), "imgid": img_id, "sentid": first_sent + k}
+        for k, c in enumerate(caps)
+    ]
+    return {
+        "filepath": split,
+        "filename": name,
+        "split": split,
+        "changeflag": int(changed),
+        "imgid": img_id,
+        "sentids": [s["sentid"] for s in sentences],
+        "sentences": sentences,
+        "synth": record,
+    }
+
+
+def _manifest(archive, splits, entries, all_caps, seed, no_change_fraction, captions_per_pair) -> dict:
+    by_split = {s: [i for i, e in enumerate(entries) if e["split"] == s] for s in SPLITS}
+    changed = [e["synth"] for e in entries if e["changeflag"]]
+    says = [s for r in changed for s in r["captions_say"]]
+    share = (lambda key: round(sum(s[key] for s in says) / len(says), 4)) if says else (lambda key: None)
+    return {
+        "kind": "rsir-synth-change-captions",
+        "synth_version": 2,
+        "semi_synthetic": True,
+        "note": "real scenes, synthetic irregular changes, per-date misregistration and jitter, template captions",
+        "generator_version": GENERATOR_VERSION,
+        "source_archive": str(Path(archive).resolve()),
+        "seed": seed,
+        "no_change_fraction": no_change_fraction,
+        "captions_per_pair": captions_per_pair,
+        "scenes": {s: len(v) for s, v in splits.items()},
+        "pairs": {s: len(v) for s, v in by_split.items()},
+        "changed": {s: sum(entries[i]["changeflag"] for i in v) for s, v in by_split.items()},
+        "median_change_area": round(float(np.median([r["area"] for r in changed])), 4) if changed else None,
+        "shapes_used": dict(Counter(r["shape"] for r in changed)),
+        "places_used": dict(Counter(r["place"] for r in changed)),
+        "change_captions_naming": {k: share(k) for k in ("place", "old", "size", "held_out")},
+        "no_change_pool": list(NO_CHANGE_POOL),
+        "held_out_frames": list(held_out_frames()),
+        "duplicate_rate": round(duplicate_rate(all_caps), 4),
+        "duplicate_rate_by_split": {s: round(duplicate_rate([all_caps[i] for i in v]), 4) for s, v in by_split.items()},
+        "distinct_captions": len({c.lower() for caps in all_caps for c in caps}),
+    }

@@ -1,0 +1,210 @@
+"""The v2 semi-synthetic change-caption generator (the default): it must stay hard to shortcut.
+
+Run on a small subset of real UC Merced scenes (and the real LEVIR-CD / DSIFN change masks when present).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import shared_data_dir, shared_or_skip
+from PIL import Image
+
+from rsir.data.changecap import open_change_captions
+from rsir.data.synth import make_synthetic
+from rsir.data.synth_captions_v2 import NO_CHANGE_POOL, PLACE_WORDS, held_out_frames
+from rsir.data.synth_shapes import MAX_AREA, MIN_AREA, change_mask, load_real_masks, place_of
+from rsir.data.synth_v2 import dhash, near_duplicates
+
+CLASSES = ("agricultural", "buildings", "forest", "parkinglot", "river", "denseresidential")
+PER_CLASS = 12
+
+
+def _ucm_subset(root: Path, classes: tuple[str, ...] = CLASSES, per_class: int = PER_CLASS) -> Path:
+    ucm = shared_or_skip("ucmerced")
+    for label in classes or sorted(p.name for p in ucm.iterdir() if p.is_dir()):
+        (root / label).mkdir(parents=True)
+        for f in sorted((ucm / label).iterdir())[:per_class]:
+            (root / label / f.name).symlink_to(f)
+    return root
+
+
+def _masks() -> Path | None:
+    folder = shared_data_dir() / "change-samples"
+    return folder if folder.is_dir() else None
+
+
+@pytest.fixture(scope="module")
+def v2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("synth2")
+    scenes = _ucm_subset(tmp / "scenes")
+    return tmp / "out", make_synthetic(scenes, tmp / "out", pairs=100, seed=5, masks=_masks())
+
+
+def _entries(out: Path) -> list[dict]:
+    return json.loads((out / "LevirCCcaptions.json").read_text())["images"]
+
+
+def _pixels(out: Path, e: dict, date: str) -> np.ndarray:
+    return np.asarray(Image.open(out / "images" / e["split"] / date / e["filename"]), np.float32) / 255
+
+
+def _colour_stats(image: np.ndarray) -> np.ndarray:
+    flat = image.reshape(-1, 3)
+    return np.concatenate([flat.mean(0), flat.std(0), np.percentile(flat, [10, 50, 90], axis=0).ravel()])
+
+
+def colour_stats_accuracy(out: Path) -> float:
+    """5-fold balanced accuracy of a logistic regression telling changed from unchanged pairs by per-image
+    colour statistics of both dates (per channel: mean, std, 10/50/90th percentiles), their absolute
+    differences and the absolute log-ratios of the channel means."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = [], []
+    for e in _entries(out):
+        a, b = (_pixels(out, e, d) for d in "AB")
+        sa, sb = _colour_stats(a), _colour_stats(b)
+        x.append(np.concatenate([sa, sb, np.abs(sb - sa), np.abs(np.log((sb[:3] + 1e-3) / (sa[:3] + 1e-3)))]))
+        y.append(e["changeflag"])
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(cross_val_score(clf, np.array(x), np.array(y), cv=5, scoring="balanced_accuracy").mean())
+
+
+def _names_place(caption: str) -> bool:
+    text = caption.lower()
+    return any(p in text for ps in PLACE_WORDS.values() for p in ps)
+
+
+def test_v2_must_stay_hard(v2):
+    out, manifest = v2
+    entries = _entries(out)
+    assert manifest["synth_version"] == 2
+    # >= 50% unchanged, in every split
+    for split in ("train", "val", "test"):
+        assert manifest["changed"][split] <= manifest["pairs"][split] / 2
+    changed = [e for e in entries if e["changeflag"]]
+    # object-sized changes: 2-35% of the area, median <= 15%
+    areas = np.array([e["synth"]["area"] for e in changed])
+    assert areas.min() >= MIN_AREA and areas.max() <= MAX_AREA and np.median(areas) <= 0.15
+    # the place is named in <= 70% of change captions (read from the text, not from the record)
+    change_caps = [s["raw"] for e in changed for s in e["sentences"]]
+    assert 0.2 <= np.mean([_names_place(c) for c in change_caps]) <= 0.7
+    # unchanged pairs: a pool of <= 10 content-free sentences
+    quiet = {s["raw"] for e in entries if not e["changeflag"] for s in e["sentences"]}
+    assert quiet <= set(NO_CHANGE_POOL) and len(NO_CHANGE_POOL) <= 10
+
+
+@pytest.mark.slow
+def test_colour_statistics_do_not_tell_changed_from_unchanged(tmp_path: Path):
+    # All 21 classes (the class mix of the benchmark set; on the full 2,500-pair set the probe gets 0.55).
+    scenes = _ucm_subset(tmp_path / "scenes", classes=(), per_class=20)
+    make_synthetic(scenes, tmp_path / "v2", pairs=400, seed=7, masks=_masks())
+    assert colour_stats_accuracy(tmp_path / "v2") <= 0.60
+    # v1 jittered unchanged pairs harder than changed ones: the same probe sees that (the test has teeth).
+    make_synthetic(scenes, tmp_path / "v1", pairs=400, seed=7, no_change_fraction=0.5, version=1)
+    assert colour_stats_accuracy(tmp_path / "v1") > 0.62
+
+
+def test_captions_vary_and_held_out_frames_stay_out_of_training(v2):
+    out, manifest = v2
+    entries = _entries(out)
+    changed = [e for e in entries if e["changeflag"]]
+    says = [s for e in changed for s in e["synth"]["captions_say"]]
+    assert 0.2 < np.mean([s["old"] for s in says]) < 0.7 and 0.15 < np.mean([s["size"] for s in says]) < 0.6
+    bare = [s for s in says if not (s["place"] or s["old"] or s["size"])]
+    assert bare  # some captions say nothing but the new content
+    patterns = [re.escape(f.split("{")[0].strip()) for f in held_out_frames() if not f.startswith("{")]
+    patterns += [re.escape(f.split("}", 1)[1].split("{")[0].strip()) for f in held_out_frames() if f.startswith("{")]
+    held = re.compile("|".join(p for p in patterns if p), re.IGNORECASE)
+    train_caps = [s["raw"] for e in changed if e["split"] == "train" for s in e["sentences"]]
+    eval_caps = [s["raw"] for e in changed if e["split"] != "train" for s in e["sentences"]]
+    assert not any(held.search(c) for c in train_caps)
+    assert any(held.search(c) for c in eval_caps)
+    for e in changed:  # a named place is where the change is
+        for s in e["sentences"]:
+            hits = [(len(w), p) for p, ws in PLACE_WORDS.items() for w in ws if w in s["raw"].lower()]
+            if hits:  # the longest phrase found ("at the bottom right" over "at the bottom")
+                assert max(hits)[1] == e["synth"]["place"], (s["raw"], e["synth"]["place"])
+    archive = open_change_captions(out)
+    assert len(archive) == 100 and all(len(p.captions) == 5 for p in archive.pairs)
+
+
+def test_changes_are_local_and_dates_misregistered(v2):
+    out, _ = v2
+    entries = _entries(out)
+    e = next(e for e in entries if e["changeflag"] and e["synth"]["area"] < 0.15)
+    a, b = _pixels(out, e, "A"), _pixels(out, e, "B")
+    assert a.shape == b.shape == (256, 256, 3)
+    record = e["synth"]
+    shift = np.subtract(record["after_acquisition"]["shift_px"], record["before_acquisition"]["shift_px"])
+    assert record["before_acquisition"] != record["after_acquisition"]  # each date its own acquisition
+    assert np.abs(shift).max() <= 6
+    q = next(e for e in entries if not e["changeflag"])
+    qa, qb = _pixels(out, q, "A").mean(-1), _pixels(out, q, "B").mean(-1)
+    assert not np.array_equal(qa, qb)  # unchanged pairs are not pixel-identical either
+    assert np.corrcoef(qa.ravel(), qb.ravel())[0, 1] > 0.5  # but show the same scene
+
+
+def test_same_seed_same_output(tmp_path: Path):
+    scenes = _ucm_subset(tmp_path / "scenes")
+    a = make_synthetic(scenes, tmp_path / "a", pairs=10, seed=1)
+    b = make_synthetic(scenes, tmp_path / "b", pairs=10, seed=1)
+    assert json.loads((tmp_path / "a" / "LevirCCcaptions.json").read_text()) == json.loads(
+        (tmp_path / "b" / "LevirCCcaptions.json").read_text()
+    )
+    assert a["duplicate_rate"] == b["duplicate_rate"]
+    name = "train_000003.png"
+    pa, pb = (np.asarray(Image.open(tmp_path / x / "images" / "train" / "B" / name)) for x in "ab")
+    assert np.array_equal(pa, pb)
+
+
+def test_near_duplicate_scenes_are_removed_before_splitting(tmp_path: Path):
+    scenes = _ucm_subset(tmp_path / "scenes")
+    src = scenes / "forest" / sorted(p.name for p in (scenes / "forest").iterdir())[0]
+    img = np.asarray(Image.open(src)).astype(np.int16)
+    noisy = np.clip(img + np.random.default_rng(0).integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(scenes / "forest" / "zz_twin.png")  # a re-encoded near copy
+    manifest = make_synthetic(scenes, tmp_path / "out", pairs=30, seed=0)
+    removed = {r["scene"] for r in manifest["near_duplicates_removed"]}
+    assert "forest/zz_twin" in removed
+    used = {
+        e["synth"][k] for e in _entries(tmp_path / "out") for k in ("before_scene", "donor_scene") if k in e["synth"]
+    }
+    assert not used & removed
+
+
+def test_near_duplicates_match_a_naive_loop():
+    rng = np.random.default_rng(0)
+    hashes = rng.random((40, 64)) < 0.5
+    hashes[7] = hashes[3]
+    hashes[20] = hashes[3] ^ (np.arange(64) < 3)  # 3 bits off
+    drop = near_duplicates(hashes, 4)
+    kept: list[int] = []
+    for i in range(40):  # naive: keep i unless within 4 bits of an earlier kept hash
+        if all(int((hashes[i] != hashes[j]).sum()) > 4 for j in kept):
+            kept.append(i)
+    assert np.flatnonzero(~drop).tolist() == kept
+    assert drop[7] and drop[20]
+    assert dhash(np.zeros((16, 16, 3), np.uint8)).shape == (64,)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_change_masks_are_object_sized_and_anywhere(seed: int):
+    rng = random.Random(seed)
+    real = load_real_masks(_masks(), 256) if _masks() else None
+    kinds, places = set(), set()
+    for _ in range(40):
+        mask, kind = change_mask(rng, 256, real)
+        assert MIN_AREA <= mask.mean() <= MAX_AREA
+        kinds.add(kind)
+        places.add(place_of(mask)[0])
+    assert {"building", "road", "field"} <= kinds
+    assert len(places) >= 5
