@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def _ucm_subset(root: Path, classes: tuple[str, ...] = CLASSES, per_class: int =
     for label in classes or sorted(p.name for p in ucm.iterdir() if p.is_dir()):
         (root / label).mkdir(parents=True)
         for f in sorted((ucm / label).iterdir())[:per_class]:
-            (root / label / f.name).symlink_to(f)
+            shutil.copyfile(f, root / label / f.name)  # not a symlink: archives skip links leading outside
     return root
 
 
