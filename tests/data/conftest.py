@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -12,19 +11,9 @@ import pytest
 # --import-mode=importlib leaves sys.path alone; the generator is also a script, so import it by path.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_tiny import TinyArchive, write_tiny_archive  # noqa: E402
+from shared_data import shared_data_dir, shared_or_skip  # noqa: E402, F401 (fixtures below use them)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def shared_data_dir() -> Path:
-    return Path(os.environ.get("RSIR_SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
-
-
-def shared_or_skip(name: str) -> Path:
-    path = shared_data_dir() / name
-    if not path.is_dir():
-        pytest.skip(f"shared data {name!r} not found at {path} (set RSIR_SHARED_DATA)")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,13 @@ from rsir.data.changecap import ChangeCaptionError
 
 @pytest.fixture(scope="module")
 def ucm_captions() -> Path:
-    from conftest import shared_or_skip
+    from shared_data import shared_or_skip
 
     return shared_or_skip("ucm-captions") / "dataset.json"
 
 
 def test_ucm_names_resolve_to_the_scene_archive(ucm_captions):
-    from conftest import shared_or_skip
+    from shared_data import shared_or_skip
 
     archive = open_scene_captions(ucm_captions, shared_or_skip("ucmerced"))
     assert len(archive) == 2100 and not archive.skipped

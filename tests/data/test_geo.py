@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import shared_or_skip
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
+from shared_data import shared_or_skip
 
 from rsir.data.archives import open_archive
 from rsir.data.geo import iso_date

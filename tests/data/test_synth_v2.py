@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_data_dir, shared_or_skip
 from PIL import Image
+from shared_data import shared_data_dir, shared_or_skip
 
 from rsir.data.changecap import open_change_captions
 from rsir.data.synth import make_synthetic

@@ -129,7 +129,16 @@ def test_text_search_ranks_scenes_like_a_full_sort(tiny_index, tiny_model):
     mask[::3] = True
     total, page = search.ranked(q, 0, 100, mask)
     assert total == int(mask.sum()) and [r for r, _ in page] == [r for r in full if mask[r]]
-    hits = search.search("many airplanes are parked at the airport", k=4)
+    total, hits = search.search("many airplanes are parked at the airport", k=4)
+    assert total == len(search)
     assert [h.rank for h in hits] == [1, 2, 3, 4] and hits[0].id == search.index.manifest.ids[full[0]]
+    # filters and paging: the page `rsir search --text` and /api/search/text both answer from
+    from rsir.index.filters import Filters
+
+    label = search.index.manifest.labels[full[0]][0]
+    keep = np.array([label in ls for ls in search.index.manifest.labels])
+    total, hits = search.search("many airplanes are parked at the airport", k=3, filters=Filters((label,)), offset=1)
+    assert total == int(keep.sum()) and [h.rank for h in hits] == [2, 3, 4][: len(hits)]
+    assert [h.id for h in hits] == [search.index.manifest.ids[r] for r in full if keep[r]][1:4]
     with pytest.raises(ValueError, match="blank"):
         search.text_vector("   ")

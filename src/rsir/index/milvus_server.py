@@ -12,6 +12,10 @@ from contextlib import contextmanager
 
 from rsir.index.milvus_store import MilvusUnavailable
 
+# `python -m milvus_lite`, with scipy.sparse imported first: the server's request threads import it lazily, and
+# two first requests at once (two workers) raced into a half-initialised module ("no attribute 'bsr_array'").
+_BOOT = "import runpy, scipy.sparse; runpy.run_module('milvus_lite', run_name='__main__', alter_sys=True)"
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -25,7 +29,7 @@ def shared_lite_server(path: str, timeout_s: float = 60.0) -> Iterator[str]:
     as a local Milvus server on that file (``python -m milvus_lite server``) and yield its address; the
     server stops on exit."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", path, "--host", "127.0.0.1"]
+    cmd = [sys.executable, "-c", _BOOT, "server", "--data-dir", path, "--host", "127.0.0.1"]
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log)
         try:
