@@ -43,7 +43,7 @@ from rsir.active.db import (
     make_engine,
     utcnow,
 )
-from rsir.active.store_views import CampaignViews
+from rsir.active.store_views import CampaignViews, latest_answer
 
 __all__ = ["ORACLE", "CampaignMismatch", "Question", "Store", "database_url", "make_engine"]
 
@@ -262,17 +262,7 @@ class Store(CampaignViews):
         see. ``None`` if there is none."""
         with self.session() as s:
             camp = s.get(CampaignRow, campaign_id)
-            q = s.scalar(
-                select(QuestionRow)
-                .where(
-                    (QuestionRow.campaign_id == campaign_id)
-                    & (QuestionRow.round == camp.current_round)
-                    & (QuestionRow.annotator == annotator)
-                    & QuestionRow.label.is_not(None)
-                )
-                .order_by(QuestionRow.answered_at.desc(), QuestionRow.id.desc())
-                .limit(1)
-            )
+            q = s.scalar(latest_answer(select(QuestionRow), campaign_id, camp.current_round, annotator))
             if q is None:
                 return None
             q.label, q.annotator, q.answered_at = None, None, None

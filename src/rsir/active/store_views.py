@@ -33,6 +33,20 @@ class QuestionState:
         )
 
 
+def latest_answer(query, campaign_id: int, round_: int, annotator: str):
+    """``query`` narrowed to ``annotator``'s latest answer of round ``round_`` (what undo takes back)."""
+    return (
+        query.where(
+            (QuestionRow.campaign_id == campaign_id)
+            & (QuestionRow.round == round_)
+            & (QuestionRow.annotator == annotator)
+            & QuestionRow.label.is_not(None)
+        )
+        .order_by(QuestionRow.answered_at.desc(), QuestionRow.id.desc())
+        .limit(1)
+    )
+
+
 class CampaignViews:
     """Mixed into :class:`rsir.active.store.Store` (which provides ``session()``)."""
 
@@ -50,17 +64,7 @@ class CampaignViews:
         """Label of ``annotator``'s latest answer in the current round (what :meth:`Store.undo_last` takes back)."""
         with self.session() as s:
             camp = s.get(CampaignRow, campaign_id)
-            return s.scalar(
-                select(QuestionRow.label)
-                .where(
-                    (QuestionRow.campaign_id == campaign_id)
-                    & (QuestionRow.round == camp.current_round)
-                    & (QuestionRow.annotator == annotator)
-                    & QuestionRow.label.is_not(None)
-                )
-                .order_by(QuestionRow.answered_at.desc(), QuestionRow.id.desc())
-                .limit(1)
-            )
+            return s.scalar(latest_answer(select(QuestionRow.label), campaign_id, camp.current_round, annotator))
 
     def item_path(self, campaign_id: int, idx: int) -> str:
         """The stored path of item ``idx`` (KeyError if the campaign has no such item)."""
