@@ -105,22 +105,7 @@ def train(
         image_dim, token_dim, n_tokens = images.shapes()
     else:
         image_dim, token_dim, n_tokens = train_f.globals_.shape[-1], train_f.tokens.shape[-1], train_f.tokens.shape[-2]
-    model_config = ITSRConfig(
-        fusion=config.fusion,
-        encoder=config.encoder,
-        encoder_hash=enc.pretrained_image_hash,
-        image_dim=image_dim,
-        token_dim=token_dim,
-        n_tokens=n_tokens,
-        text_encoder=config.text_encoder,
-        text_hash=enc.text_hash,
-        text_dim=train_f.text.shape[-1],
-        dim=config.dim,
-        tff=config.tff,
-        dropout=config.dropout,
-    )
-    torch.manual_seed(config.seed)
-    model = ITSRModel(model_config).to(config.device)
+    model = new_model(config, enc, (image_dim, token_dim, n_tokens), train_f.text.shape[-1])
     extra = {
         "dataset": {
             "root": str(Path(dataset).resolve()),
@@ -134,6 +119,30 @@ def train(
         model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=images,
         evaluate=evaluate, save_best=save_best_checkpoint,
     )  # fmt: skip
+
+
+def new_model(
+    config: ITSRTrainConfig, enc: Encoders, image_shapes: tuple[int, int, int], text_dim: int, fusion: str = ""
+) -> ITSRModel:
+    """A freshly initialised (seeded) model for ``config``: its image side takes features of ``image_shapes``
+    (image_dim, token_dim, n_tokens), its text side ``text_dim``; ``fusion`` overrides the config's."""
+    image_dim, token_dim, n_tokens = image_shapes
+    model_config = ITSRConfig(
+        fusion=fusion or config.fusion,
+        encoder=config.encoder,
+        encoder_hash=enc.pretrained_image_hash,
+        image_dim=image_dim,
+        token_dim=token_dim,
+        n_tokens=n_tokens,
+        text_encoder=config.text_encoder,
+        text_hash=enc.text_hash,
+        text_dim=text_dim,
+        dim=config.dim,
+        tff=config.tff,
+        dropout=config.dropout,
+    )
+    torch.manual_seed(config.seed)
+    return ITSRModel(model_config).to(config.device)
 
 
 def save_best_checkpoint(out: Path, model: ITSRModel, epoch: int, val: dict, extra: dict) -> None:

@@ -17,12 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rsir.data.captions import open_scene_captions
 from rsir.itsr.evaluate import evaluate
-from rsir.itsr.model import ITSRConfig, ITSRModel, load_checkpoint
-from rsir.itsr.pipeline import Encoders, _checked_encoders, save_best_checkpoint
+from rsir.itsr.model import ITSRModel, load_checkpoint
+from rsir.itsr.pipeline import Encoders, _checked_encoders, new_model, save_best_checkpoint
 from rsir.metrics.retrieval import mean_recall, recall_at_k
 from rsir.text.features import scene_split_features, scene_trunk_maps
 from rsir.train.itsr import ITSRTrainConfig, train_itsr
@@ -72,21 +71,7 @@ def train(
         assert train_f.globals_ is not None  # frozen: the split's image globals were computed
         image_dim = token_dim = train_f.globals_.shape[-1]
         n_tokens = 1
-    model_config = ITSRConfig(
-        fusion=FUSION,
-        encoder=config.encoder,
-        encoder_hash=enc.pretrained_image_hash,
-        image_dim=image_dim,
-        token_dim=token_dim,
-        n_tokens=n_tokens,
-        text_encoder=config.text_encoder,
-        text_hash=enc.text_hash,
-        text_dim=train_f.text.shape[-1],
-        dim=config.dim,
-        dropout=config.dropout,
-    )
-    torch.manual_seed(config.seed)
-    model = ITSRModel(model_config).to(config.device)
+    model = new_model(config, enc, (image_dim, token_dim, n_tokens), train_f.text.shape[-1], fusion=FUSION)
     extra = {
         "dataset": {
             "kind": archive.kind,
