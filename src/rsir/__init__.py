@@ -10,10 +10,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Archive", "Campaign", "CaptionHit", "Embeddings", "Hit", "Index", "IndexReport", "Item", "ItsrModel",
-    "ItsrScores", "ItsrTrainResult", "Metrics", "PairHit", "RoundRecord", "SimulationResult", "Space",
-    "TrainResult", "build_index", "demo_archive", "embed_archive", "evaluate", "load_head", "load_space",
-    "make_change_set", "open_archive", "open_campaign", "open_index", "open_itsr", "simulate", "train_head",
-    "train_itsr", "__version__",
+    "ItsrScores", "ItsrTrainResult", "Metrics", "PairHit", "RoundRecord", "SearchPage", "SimulationResult", "Space",
+    "TrainResult", "append_to_index", "build_index", "demo_archive", "embed_archive", "evaluate", "load_head",
+    "load_space", "make_change_set", "open_archive", "open_campaign", "open_index", "open_itsr",
+    "remove_from_index", "simulate", "train_head", "train_itsr", "__version__",
 ]  # fmt: skip
 
 

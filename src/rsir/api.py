@@ -13,12 +13,13 @@ re-exported by ``rsir`` itself, lazily (``import rsir`` stays instant). The CLI 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rsir.cbir.indexing import Hit, IndexReport
+from rsir.cbir.indexing import Hit, IndexReport, SearchPage
 from rsir.cbir.space import Space
 from rsir.data.items import Archive, Item
 from rsir.embed.local import Embeddings
@@ -31,8 +32,10 @@ __all__ = [
     "IndexReport",
     "Item",
     "Metrics",
+    "SearchPage",
     "Space",
     "TrainResult",
+    "append_to_index",
     "build_index",
     "demo_archive",
     "embed_archive",
@@ -41,6 +44,7 @@ __all__ = [
     "load_space",
     "open_archive",
     "open_index",
+    "remove_from_index",
     "train_head",
 ]
 
@@ -87,26 +91,47 @@ def build_index(
     encoder: str | None = None,
     head: str | Path | None = None,
     index_type: str = "flat",
+    store: str = "faiss",
+    runtime: str = "auto",
+    engine: str = "local",
     progress: bool = False,
     **params: Any,
 ) -> IndexReport:
-    """Embed ``archive`` and write a FAISS index folder ``out`` (``index_type``: flat, ivfpq, hnsw, auto;
-    ``params``: the other :class:`rsir.index.faiss_index.IndexParams` fields, e.g. ``nprobe``)."""
+    """Embed ``archive`` and write an index folder ``out`` (``index_type``: flat, ivfpq, hnsw, auto; ``store``:
+    ``faiss`` or ``milvus:FILE.db`` / ``milvus:http://HOST:19530``; ``params``: the other
+    :class:`rsir.index.faiss_index.IndexParams` fields, e.g. ``nprobe``). What `rsir index` runs."""
     from rsir.cbir.indexing import index_archive
     from rsir.index.faiss_index import IndexParams
 
-    space = load_space(encoder, head)
-    return index_archive(archive, Path(out), space, IndexParams(index_type=index_type, **params), progress=progress)
+    space = load_space(encoder, head, runtime)
+    built = IndexParams(index_type=index_type, **params)
+    return index_archive(archive, Path(out), space, built, store=store, engine=engine, progress=progress)
+
+
+def append_to_index(archive: Archive, out: str | Path, *, progress: bool = False) -> IndexReport:
+    """Add the items of ``archive`` that the index at ``out`` lacks: only they are embedded, nothing is rebuilt
+    (`rsir index --append`)."""
+    from rsir.cbir.indexing import append_archive
+
+    return append_archive(archive, Path(out), progress=progress)
+
+
+def remove_from_index(out: str | Path, ids: list[str]) -> dict:
+    """Drop items by id from the index at ``out`` (`rsir index-remove`); unknown ids remove nothing."""
+    from rsir.cbir.indexing import remove_items
+
+    return remove_items(Path(out), list(ids))
 
 
 class Index:
     """A loaded index: search by image, by indexed id, or by a vector of the index's space."""
 
     def __init__(self, folder: str | Path, **query_params: Any) -> None:
-        from rsir.index.faiss_index import SearchIndex
+        from rsir.index.searcher import SearchIndex
 
         self._index = SearchIndex(Path(folder), **query_params)
         self.manifest = self._index.manifest
+        self._text: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self._index)
@@ -117,7 +142,7 @@ class Index:
 
     def vector(self, item_id: str) -> np.ndarray:
         """The stored vector of an indexed item."""
-        return np.asarray(self._index.vectors[self._index.row_of(item_id)])
+        return np.asarray(self._index.vector(self._index.row_of(item_id))).reshape(-1)  # any store
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, skip_id: str | None = None) -> list[Hit]:
         from rsir.cbir.indexing import search
@@ -126,6 +151,34 @@ class Index:
         if query.shape[1] != self.manifest.dim:
             raise ValueError(f"query has dimension {query.shape[1]}, the index {self.manifest.dim}")
         return search(self._index, query, k, skip_id=skip_id)
+
+    def page(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        *,
+        labels: tuple[str, ...] = (),
+        date_from: date | str | None = None,
+        date_to: date | str | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        offset: int = 0,
+        skip_id: str | None = None,
+    ) -> SearchPage:
+        """Ranks offset+1 .. offset+k among the items passing the filters, and how many pass: the page
+        `rsir search` and the web service answer from."""
+        from rsir.cbir.indexing import search_page
+
+        query = np.asarray(vector, np.float32).reshape(1, -1)
+        return search_page(self._index, query, k, filters=_filters(labels, date_from, date_to, bbox), offset=offset,
+                           skip_id=skip_id)  # fmt: skip
+
+    def search_text(self, text: str, model: str | Path, k: int = 10, *, offset: int = 0) -> list[Hit]:
+        """Scenes for a sentence, with a `rsir text train` checkpoint (loaded once per model)."""
+        from rsir.text.search import SceneTextSearch
+
+        if str(model) not in self._text:
+            self._text[str(model)] = SceneTextSearch(self._index, model)
+        return self._text[str(model)].search(text, k, offset=offset)[1]
 
     def search_id(self, item_id: str, k: int = 10) -> list[Hit]:
         """Nearest items to an indexed item (itself left out)."""
@@ -136,6 +189,13 @@ class Index:
         from rsir.cbir.indexing import query_vector
 
         return self.search_vector(query_vector(self._index, image=Path(image)), k)
+
+
+def _filters(labels, date_from, date_to, bbox):
+    from rsir.index.filters import Filters, check_bbox
+
+    day = lambda d: date.fromisoformat(d) if isinstance(d, str) else d  # noqa: E731
+    return Filters(tuple(labels), day(date_from), day(date_to), check_bbox(tuple(bbox)) if bbox else None)
 
 
 def open_index(folder: str | Path, **query_params: Any) -> Index:
