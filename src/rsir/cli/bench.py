@@ -32,7 +32,7 @@ def bench(
     ray_images: Annotated[int, typer.Option(help="Also time the Ray engine vs local on this many images.")] = 0,
     hnsw_max: Annotated[int | None, typer.Option(help="Largest collection to build HNSW for.")] = None,
     sections: Annotated[
-        str | None, typer.Option(help="Comma-separated subset of extract,ann,select,stores (default: all).")
+        str | None, typer.Option(help="Comma-separated subset of extract,runtime,ann,select,stores (default: all).")
     ] = None,
     milvus_n: Annotated[
         int | None, typer.Option(min=1000, help="Vectors (256-d) for FAISS IVF-PQ vs Milvus Lite (default 1e6).")
