@@ -153,7 +153,7 @@ def run_bench(quick: bool = False, archive: Path | None = None, config: BenchCon
     if "runtime" in cfg.sections:
         _runtime_section(report, arch, path, encoder, cfg)
         memory["after_runtime"] = peak_rss_mb()
-    if {"ann", "select"} & set(cfg.sections):
+    if {"ann", "select", "stores"} & set(cfg.sections):  # the sections that need seed embeddings
         seeds, labels = _seeds(arch, encoder, quick_emb if quick else None)
     if "ann" in cfg.sections:
         _ann_section(report, seeds, cfg, encoder.config.dim)
