@@ -29,3 +29,19 @@ def test_store_benchmark_rows(demo_index: Path, tmp_path: Path):
     for row in out["append"]:
         assert row["n"] == 2000 and row["added"] == 200 and row["append_s"] > 0
         assert row["append_over_rebuild"] == pytest.approx(row["append_s"] / row["rebuild_s"], rel=0.05, abs=0.002)
+
+
+def test_the_stores_section_runs_alone(demo_archive, tmp_path: Path):
+    """`rsir bench --sections stores` computes the seed embeddings it needs (it once crashed without them)."""
+    from dataclasses import replace
+
+    from rsir.bench.run import QUICK, run_bench
+    from rsir.index.milvus_store import MilvusUnavailable, client
+
+    try:
+        client(str(tmp_path / "probe.db")).list_collections()
+    except MilvusUnavailable as err:
+        pytest.skip(f"Milvus Lite cannot start here: {err}")
+    config = replace(QUICK, sections=("stores",), milvus_n=1000, append_n=1000)
+    report = run_bench(archive=Path(demo_archive.root), config=config)
+    assert 0.9 <= report["milvus_recall10"] <= 1.0 and "extract_ratio" not in report
