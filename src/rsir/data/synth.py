@@ -144,6 +144,22 @@ def paste_region(before: np.ndarray, donor: np.ndarray, region: str, feather: in
     return (out + 0.5).astype(np.uint8)
 
 
+def split_plan(
+    out: Path, split: str, scenes: list[Scene], n_pairs: int, no_change_fraction: float, rng: random.Random
+) -> tuple[list[Scene], list[bool]]:
+    """One split's before-scene order and changed/unchanged flags (shuffled), its image folders made; every
+    version of the generator draws them alike."""
+    if len(scenes) < 2 or len({s.label for s in scenes}) < 2:
+        raise ValueError(f"split {split!r} needs scenes of at least 2 classes, got {len(scenes)} scenes")
+    for folder in ("A", "B"):
+        (out / "images" / split / folder).mkdir(parents=True, exist_ok=True)
+    order = rng.sample(scenes, k=len(scenes))
+    n_nochange = int(round(n_pairs * no_change_fraction))
+    flags = [False] * n_nochange + [True] * (n_pairs - n_nochange)
+    rng.shuffle(flags)
+    return order, flags
+
+
 def _split_counts(pairs: int) -> dict[str, int]:
     counts = {s: int(round(pairs * SPLIT_FRACTIONS[s])) for s in ("val", "test")}
     counts["train"] = pairs - counts["val"] - counts["test"]
@@ -233,14 +249,7 @@ def _make_v1(
     bar = tqdm(total=pairs, desc="synth pairs", disable=not progress, unit="pair")
     for split in SPLITS:
         scenes = splits[split]
-        if len(scenes) < 2 or len({s.label for s in scenes}) < 2:
-            raise ValueError(f"split {split!r} needs scenes of at least 2 classes, got {len(scenes)} scenes")
-        for folder in ("A", "B"):
-            (out / "images" / split / folder).mkdir(parents=True, exist_ok=True)
-        order = rng.sample(scenes, k=len(scenes))
-        n_nochange = int(round(counts[split] * no_change_fraction))
-        flags = [False] * n_nochange + [True] * (counts[split] - n_nochange)
-        rng.shuffle(flags)
+        order, flags = split_plan(out, split, scenes, counts[split], no_change_fraction, rng)
         for i, changed in enumerate(flags):
             before_scene = order[i % len(order)]
             before = pixels(before_scene)

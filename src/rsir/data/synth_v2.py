@@ -32,6 +32,7 @@ from rsir.data.synth import (
     _split_counts,
     duplicate_rate,
     read_scenes,
+    split_plan,
     split_scenes,
 )
 from rsir.data.synth_captions_v2 import NO_CHANGE_POOL, P_HELD_OUT, change_captions, held_out_frames, no_change_captions
@@ -105,14 +106,7 @@ def make_synthetic_v2(
     bar = tqdm(total=pairs, desc="synth v2 pairs", disable=not progress, unit="pair")
     for split in SPLITS:
         group = splits[split]
-        if len(group) < 2 or len({s.label for s in group}) < 2:
-            raise ValueError(f"split {split!r} needs scenes of at least 2 classes, got {len(group)} scenes")
-        for folder in ("A", "B"):
-            (out / "images" / split / folder).mkdir(parents=True, exist_ok=True)
-        order = rng.sample(group, k=len(group))
-        n_nochange = int(round(counts[split] * no_change_fraction))
-        flags = [False] * n_nochange + [True] * (counts[split] - n_nochange)
-        rng.shuffle(flags)
+        order, flags = split_plan(out, split, group, counts[split], no_change_fraction, rng)
         held_out = P_HELD_OUT if split != "train" else 0.0
         for i, changed in enumerate(flags):
             before_scene = order[i % len(order)]
