@@ -247,7 +247,7 @@ def _stores_section(report: dict, seeds: np.ndarray, cfg: BenchConfig) -> None:
     """FAISS IVF-PQ vs Milvus Lite at milvus_n x 256, and append vs rebuild; skipped with the reason when the
     milvus extra is missing or Milvus Lite cannot start."""
     from rsir.bench.stores import store_benchmark
-    from rsir.index.milvus_store import MilvusUnavailable
+    from rsir.index.milvus_client import MilvusUnavailable
 
     _log(f"stores: FAISS IVF-PQ vs Milvus Lite ({cfg.milvus_index}) at {cfg.milvus_n} x 256; append at {cfg.append_n}")
     try:

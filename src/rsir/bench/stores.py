@@ -173,8 +173,7 @@ class _scratch:
         return self.path
 
     def __exit__(self, *exc) -> None:
-        from rsir.index import milvus_store
+        from rsir.index.milvus_client import release_under
 
-        for uri in {key[0] for key in milvus_store._clients if key[0].startswith(str(self.path))}:
-            milvus_store.release(uri)
+        release_under(str(self.path))
         shutil.rmtree(self.path, ignore_errors=True)

@@ -100,8 +100,8 @@ def _shared_store(index_dir: Path, workers: int) -> Iterator[None]:
     if store.get("kind") != "milvus" or workers == 1:
         yield
         return
+    from rsir.index.milvus_client import URI_ENV, MilvusUnavailable, is_lite
     from rsir.index.milvus_server import shared_lite_server
-    from rsir.index.milvus_store import URI_ENV, MilvusUnavailable, is_lite
 
     uri = os.environ.get(URI_ENV) or store["uri"]
     if not is_lite(uri):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rsir.index.milvus_store import MilvusUnavailable
+from rsir.index.milvus_client import MilvusUnavailable
 
 # `python -m milvus_lite`, with scipy.sparse imported first: the server's request threads import it lazily, and
 # two first requests at once (two workers) raced into a half-initialised module ("no attribute 'bsr_array'").

@@ -10,26 +10,28 @@ its rerun (an idempotent upsert) completes it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import re
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from rsir.index.filters import Filters, parse_bbox, parse_date
 from rsir.index.manifest import IndexManifest
-from rsir.index.store import Page, StoreUnavailable, ranked_hits
+from rsir.index.milvus_client import (  # noqa: F401 (client, release, is_lite: the store's public door)
+    URI_ENV,
+    MilvusUnavailable,
+    client,
+    is_lite,
+    is_server,
+    milvus_errors,
+    release,
+)
+from rsir.index.store import Page, ranked_hits
 
-EXTRA = "pip install 'rsir[milvus]'"
-TOKEN_ENV = "RSIR_MILVUS_TOKEN"
-URI_ENV = "RSIR_MILVUS_URI"  # overrides the manifest's uri (e.g. serve workers sent to a shared server)
 WINDOW = 16_384  # Milvus answers ranks up to offset + limit = 16384 in one search
 INSERT_ROWS = 5_000
 MAX_LABELS = 256
@@ -37,65 +39,6 @@ MAX_LABELS = 256
 INDEX_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "ivfflat": "IVF_FLAT", "ivfsq8": "IVF_SQ8", "ivfpq": "IVF_PQ"}
 AUTO_APPROX_FROM = 100_000
 COUNT_TTL_S = 10.0
-
-
-class MilvusUnavailable(StoreUnavailable):
-    """pymilvus is missing, the server cannot be reached, or Milvus refused a request."""
-
-
-_clients: dict[tuple[str, str | None], Any] = {}  # pymilvus MilvusClient, imported lazily
-_clients_lock = threading.Lock()
-
-
-def _is_server(uri: str) -> bool:
-    return re.match(r"^[a-z][a-z0-9+.-]*://", uri) is not None
-
-
-def client(uri: str):
-    """One pymilvus client per (uri, token) and process: Milvus Lite runs one server per file and process."""
-    token = os.environ.get(TOKEN_ENV) or None
-    key = (uri, token)
-    with _clients_lock:
-        if key not in _clients:
-            try:
-                from pymilvus import MilvusClient
-            except ImportError:
-                raise MilvusUnavailable(f"the milvus store needs pymilvus and milvus-lite: {EXTRA}") from None
-            try:
-                _clients[key] = MilvusClient(uri=uri, token=token or "")
-            except Exception as err:
-                raise MilvusUnavailable(f"cannot reach Milvus at {uri}: {err}") from None
-        return _clients[key]
-
-
-def release(uri: str) -> None:
-    """Close this process's clients of ``uri`` and, for a Milvus Lite file, stop its embedded server (which
-    frees the file for another process)."""
-    with _clients_lock:
-        for key in [key for key in _clients if key[0] == uri]:
-            with contextlib.suppress(Exception):  # already closed or unreachable: nothing left to release
-                _clients.pop(key).close()
-    if not _is_server(uri):
-        try:
-            from milvus_lite.server_manager import server_manager_instance
-        except ImportError:
-            return
-        server_manager_instance.release_server(uri)
-
-
-def _milvus_errors(what: str):
-    """Turn pymilvus exceptions into one clear MilvusUnavailable."""
-
-    class _Ctx:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, kind, err, tb):
-            if err is not None and type(err).__module__.startswith("pymilvus"):
-                raise MilvusUnavailable(f"Milvus refused to {what}: {getattr(err, 'message', err)}") from None
-            return False
-
-    return _Ctx()
 
 
 def _literal(value) -> str:
@@ -199,7 +142,7 @@ class MilvusStore:
         self._row = {id_: i for i, id_ in enumerate(manifest.ids)}
         self.client = client(self.uri)
         self._counts: dict[str, tuple[float, int]] = {}
-        with _milvus_errors(f"load collection {self.collection}"):
+        with milvus_errors(f"load collection {self.collection}"):
             if not self.client.has_collection(self.collection):
                 raise MilvusUnavailable(f"collection {self.collection} is missing from Milvus at {self.uri}")
             self.client.load_collection(self.collection, replica_number=int(rec.get("replicas", 1)))
@@ -208,7 +151,7 @@ class MilvusStore:
         return len(self.ids)
 
     def vector(self, row: int) -> np.ndarray:
-        with _milvus_errors("fetch a vector"):
+        with milvus_errors("fetch a vector"):
             expr = f"id == {_literal(self.ids[row])}"
             got = self.client.query(self.collection, filter=expr, output_fields=["vector"])
         if not got:
@@ -217,7 +160,7 @@ class MilvusStore:
 
     def _search(self, queries: np.ndarray, limit: int, expr: str, offset: int = 0) -> list:
         params = {"metric_type": "IP", "params": self._beam(offset + limit)}
-        with _milvus_errors("search"):
+        with milvus_errors("search"):
             return self.client.search(
                 self.collection,
                 data=[np.asarray(q, dtype=np.float32) for q in queries],
@@ -241,7 +184,7 @@ class MilvusStore:
         hit = self._counts.get(expr)
         if hit is not None and now - hit[0] < COUNT_TTL_S:
             return hit[1]
-        with _milvus_errors("count"):
+        with milvus_errors("count"):
             got = self.client.query(self.collection, filter=expr, output_fields=["count(*)"])
         n = int(got[0]["count(*)"])
         if len(self._counts) > 1024:
@@ -307,7 +250,7 @@ class MilvusBackend:
             )
         location, _, query = location.partition("?")
         layout = _layout(query)
-        if _is_server(location):
+        if is_server(location):
             uri = location
         else:
             path = Path(location).expanduser().resolve()
@@ -327,7 +270,7 @@ class MilvusBackend:
         kind, build_params, search_params = index_settings(manifest.index_type, params, len(vectors))
         rec |= {"index": kind, "index_params": build_params, "search_params": search_params}
         start = time.perf_counter()
-        with _milvus_errors(f"create collection {rec['collection']}"):
+        with milvus_errors(f"create collection {rec['collection']}"):
             if c.has_collection(rec["collection"]):
                 c.drop_collection(rec["collection"])
             schema = _schema(int(vectors.shape[1]))
@@ -355,7 +298,7 @@ class MilvusBackend:
 
         rec = new.store
         gen = int(old.store.get("generation", 0)) + 1
-        with _milvus_errors("append"):
+        with milvus_errors("append"):
             self._insert(client(rec["uri"]), rec["collection"], new, vectors, len(old.ids), gen)
         rec["generation"] = gen
         save_folder(out, None, new)
@@ -367,7 +310,7 @@ class MilvusBackend:
         gone = [item_id for i, item_id in enumerate(old.ids) if i not in kept]
         rec = new.store
         c = client(rec["uri"])
-        with _milvus_errors("remove items"):
+        with milvus_errors("remove items"):
             for start in range(0, len(gone), 1000):
                 c.delete(rec["collection"], filter=f"id in {_literal(gone[start : start + 1000])}")
             c.flush(rec["collection"])
@@ -383,11 +326,6 @@ class MilvusBackend:
 
     def open(self, folder: Path, manifest: IndexManifest, **knobs) -> MilvusStore:
         return MilvusStore(manifest, **knobs)
-
-
-def is_lite(uri: str) -> bool:
-    """A Milvus Lite file (embedded), as opposed to a server address."""
-    return not _is_server(uri)
 
 
 def _layout(query: str) -> dict:
