@@ -37,3 +37,24 @@ def test_bad_settings_are_refused_before_any_work(tmp_path) -> None:
         rsir.train_itsr(tmp_path, tmp_path / "out", fusoin="tff")
     with pytest.raises(FileNotFoundError):
         rsir.open_archive(tmp_path / "nowhere")
+
+
+def test_simulate_and_demo_pass_their_runtime_to_the_encoder(tmp_path) -> None:
+    """An unknown runtime is refused where the encoder loads: proof the setting reaches it (not ignored)."""
+    import pytest
+
+    from rsir.cbir.demo import run_demo
+
+    with pytest.raises(ValueError, match="unknown runtime"):
+        rsir.simulate(rsir.demo_archive(), tmp_path / "sim", runtime="onnx-fast", seeds=1)
+    with pytest.raises(ValueError, match="unknown runtime"):
+        run_demo(tmp_path / "demo", runtime="onnx-fast")
+
+
+def test_anneal_serve_passes_its_runtime_to_the_encoder(tmp_path) -> None:
+    import pytest
+
+    from rsir.app.annotate.campaign import AnnotationCampaign
+
+    with pytest.raises(ValueError, match="unknown runtime"):
+        AnnotationCampaign.open(rsir.demo_archive(), str(tmp_path / "c.db"), "c", runtime="onnx-fast")
