@@ -11,7 +11,7 @@ strategies, the learner and the evaluator are shared), so a notebook campaign ca
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from rsir.data.items import Archive, Item
 
-__all__ = ["Answer", "Campaign", "RoundRecord", "SimulationResult", "open_campaign", "simulate"]
+__all__ = ["Answer", "Campaign", "RoundRecord", "SimulationResult", "invite_annotator", "open_campaign", "simulate"]
 
 Answer = Callable[[Item, Item], "bool | None"]  # similar? None = cannot tell (skipped)
 
@@ -53,6 +53,7 @@ class SimulationResult:
     full_labels: float | None
     seconds: float
     out: Path
+    report: dict = field(default_factory=dict, compare=False, repr=False)  # results.json, as the CLI prints it
 
     def curves(self) -> dict[str, dict[int, float]]:
         """``{strategy: {n_labelled: map@k mean over seeds}}``."""
@@ -86,7 +87,7 @@ def simulate(
     result = _simulate(archive, Path(out), config, db=db, progress=progress)
     rounds = [RoundRecord.from_row(r, config.k) for r in result["rounds"]]
     refs = {key: (result.get(key) or {}).get("map@20") for key in ("off_the_shelf", "full_labels")}
-    return SimulationResult(rounds, refs["off_the_shelf"], refs["full_labels"], result["seconds"], Path(out))
+    return SimulationResult(rounds, refs["off_the_shelf"], refs["full_labels"], result["seconds"], Path(out), result)
 
 
 class _CallbackOracle:
@@ -207,3 +208,20 @@ def open_campaign(
     items = [by_id[emb.ids[r]] for r in pool]
     cid = create_or_resume_campaign(store, name, settings, [it.id for it in items], [str(it.path) for it in items])
     return Campaign(CampaignLoop(store, cid, emb.vectors[pool], evaluate, meta), items, annotator, k)
+
+
+def invite_annotator(db: str | Path, campaign: str, name: str) -> str:
+    """A personal token for ``name`` on ``campaign`` (`rsir anneal invite`): answers and undo through it are
+    bound to that name; inviting again revokes the previous token. The store keeps only its hash. Raises
+    ``LookupError`` when the store holds no such campaign."""
+    from rsir.active.annotators import invite
+    from rsir.active.store import Store
+
+    store = Store(str(db))
+    try:
+        row = store.campaign_by_name(campaign)
+        if row is None:
+            raise LookupError(f"no campaign {campaign!r}")
+        return invite(store, row.id, name)
+    finally:
+        store.dispose()
