@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,37 @@ __all__ = ["Index", "open_index"]
 class Index:
     """A loaded index: search by image, by indexed id, or by a vector of the index's space."""
 
-    def __init__(self, folder: str | Path, **query_params: Any) -> None:
+    def __init__(self, folder: str | Path, *, runtime: str = "auto", batched: bool = False, **query_params: Any):
+        """``runtime``: how image queries are embedded (``auto`` follows an int8 index); ``batched``: concurrent
+        unfiltered searches of one process share a store call (what the web service turns on);
+        ``query_params``: ``nprobe``, ``ef_search``, ``rerank`` overrides."""
         from rsir.index.searcher import SearchIndex
 
-        self._index = SearchIndex(Path(folder), **query_params)
+        self._index = SearchIndex(Path(folder), **({"batched": True} if batched else {}), **query_params)
         self.manifest = self._index.manifest
+        self.runtime = runtime
         self._text: dict[str, Any] = {}
+        self._space: Any = None
+        self._space_lock = threading.Lock()
+
+    @property
+    def searcher(self) -> Any:
+        """The low-level :class:`rsir.index.searcher.SearchIndex` (rows, store, filter columns) under this index."""
+        return self._index
+
+    def query_space(self) -> Any:
+        """The :class:`rsir.Space` image queries are embedded in (the index's encoder and head), loaded once."""
+        from rsir.cbir.indexing import query_space
+
+        with self._space_lock:
+            if self._space is None:
+                self._space = query_space(self.manifest, self.runtime)
+        return self._space
+
+    def embed_image(self, image: np.ndarray) -> np.ndarray:
+        """A decoded image (float ``[C, H, W]`` in [0, 1]) -> its query vector ``[1, D]``, embedded as the
+        index's vectors were."""
+        return self.query_space().embed_images([image])
 
     def __len__(self) -> int:
         return len(self._index)
@@ -54,7 +80,7 @@ class Index:
         *,
         image: str | Path | None = None,
         item_id: str | None = None,
-        runtime: str = "auto",
+        runtime: str | None = None,
         labels: tuple[str, ...] = (),
         date_from: date | str | None = None,
         date_to: date | str | None = None,
@@ -64,13 +90,15 @@ class Index:
     ) -> SearchPage:
         """Ranks offset+1 .. offset+k among the items passing the filters, and how many pass: the page
         `rsir search` and the web service answer from. The query: a ``vector`` of the index's space, an
-        ``image`` file (embedded on ``runtime``, in the index's space) or an indexed ``item_id`` (left out)."""
+        ``image`` file (embedded in the index's space, on ``runtime``: default the index's) or an indexed
+        ``item_id`` (left out)."""
         from rsir.cbir.indexing import query_vector, search_page
 
         if sum(q is not None for q in (vector, image, item_id)) != 1:
             raise ValueError("give exactly one query: a vector, an image or an item id")
         if vector is None:
-            vector = query_vector(self._index, image=Path(image) if image else None, item_id=item_id, runtime=runtime)
+            image = Path(image) if image is not None else None
+            vector = query_vector(self._index, image=image, item_id=item_id, runtime=runtime or self.runtime)
             skip_id = skip_id or item_id
         query = np.asarray(vector, np.float32).reshape(1, -1)
         return search_page(self._index, query, k, filters=_filters(labels, date_from, date_to, bbox), offset=offset,
@@ -112,13 +140,18 @@ class Index:
         offset: int = 0,
     ) -> SearchPage:
         """:meth:`page` for a sentence (`rsir search --text --text-model`): filtered, paged, with the total."""
+        filters = _filters(labels, date_from, date_to, bbox)
+        total, hits = self.text_model(model).search(text, k, filters=filters, offset=offset)
+        return SearchPage(total=total, offset=offset, hits=hits)
+
+    def text_model(self, model: str | Path) -> Any:
+        """The loaded text <-> scene model over this index (:class:`rsir.text.search.SceneTextSearch`, loaded
+        once per checkpoint): the web service pages rows with it."""
         from rsir.text.search import SceneTextSearch
 
         if str(model) not in self._text:
             self._text[str(model)] = SceneTextSearch(self._index, model)
-        filters = _filters(labels, date_from, date_to, bbox)
-        total, hits = self._text[str(model)].search(text, k, filters=filters, offset=offset)
-        return SearchPage(total=total, offset=offset, hits=hits)
+        return self._text[str(model)]
 
     def search_id(self, item_id: str, k: int = 10) -> list[Hit]:
         """Nearest items to an indexed item (itself left out)."""

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "CaptionHit",
     "ItsrModel",
@@ -185,6 +187,50 @@ class ItsrModel:
             checkpoint, dataset, split, device, cache, progress, runtime
         )
         self.split = split
+        self._emb: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def pairs(self) -> list:
+        """The gallery's before/after pairs (``id``, ``before``, ``after``, ``changed``, ``captions``)."""
+        return self._feats.pairs
+
+    @property
+    def captions(self) -> list[str]:
+        """Every caption of the gallery, with :attr:`caption_pair` (the row of its pair in :attr:`pairs`)."""
+        return self._feats.captions
+
+    @property
+    def caption_pair(self) -> np.ndarray:
+        return np.asarray(self._feats.caption_pair)
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pair embeddings ``[P, D]``, caption embeddings ``[C, D]``) of the gallery, computed once."""
+        from rsir.itsr.evaluate import embed_split
+
+        if self._emb is None:
+            self._emb = embed_split(self.model, self._feats, self._enc.device)
+        return self._emb
+
+    def text_vector(self, text: str) -> np.ndarray:
+        """A sentence in the shared space ``[D]`` (what :meth:`search_text` ranks pairs against)."""
+        import torch
+
+        with torch.inference_mode():
+            t = self._enc.text.encode([text]).to(self._enc.device)
+            return self.model.encode_text(t).float().cpu().numpy()[0]
+
+    def pair_vector(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Two decoded images (float ``[C, H, W]``) -> the pair's embedding ``[D]``, as gallery pairs are embedded."""
+        import torch
+
+        from rsir.itsr.features import encode_pair_batch
+        from rsir.models.preprocess import prepare
+
+        prep = self._enc.image.config.preprocess
+        with torch.inference_mode():
+            x = torch.stack([prepare(before, prep), prepare(after, prep)])[None].to(self._enc.device)
+            glob, tokens = encode_pair_batch(self._enc.image, x)
+            return self.model.encode_pairs(glob.float(), tokens.float()).float().cpu().numpy()[0]
 
     def evaluate(self) -> ItsrScores:
         from rsir.itsr.evaluate import evaluate
