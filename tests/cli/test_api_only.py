@@ -103,8 +103,6 @@ ANNOTATE_RATCHET: dict[str, set[str]] = {
     "rsir.data.items": {"Archive", "ImageError"},
     "rsir.data.splits": {"parse_split"},
     "rsir.models.encoders": {"DEFAULT_ENCODER"},
-    "rsir.cbir.space": {"Space"},
-    "rsir.cbir.evaluation": {"split_of"},
 }
 
 
