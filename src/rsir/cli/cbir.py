@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -192,7 +192,7 @@ def _filters(labels: list[str] | None, date_from: str | None, date_to: str | Non
     box = None
     if bbox is not None:
         try:
-            box = check_bbox(tuple(float(v) for v in bbox.split(",")))
+            box = check_bbox(cast("tuple[float, float, float, float]", tuple(float(v) for v in bbox.split(","))))
         except (TypeError, ValueError) as err:
             raise ValueError(f"--bbox: expected four numbers 'west,south,east,north' ({err})") from None
     labels_ = tuple(sorted(set(labels or ())))

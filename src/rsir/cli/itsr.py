@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -115,7 +115,7 @@ def train(
         validate.encoder(encoder)  # names, extras and (offline) the hub checked before any feature is computed
         validate.text_encoder(text_encoder)
         build_fusion(fusion, 8, 8, 4)
-        given = {
+        given: dict[str, Any] = {
             "d_model": tff_dim,
             "layers": tff_layers,
             "heads": tff_heads,
@@ -243,14 +243,18 @@ def search(
         model = api.open_itsr(
             ckpt, dataset, split, device=device, cache_dir=cache_dir, runtime=runtime, progress=not json_out
         )
-        hits = model.search_text(text, k) if text is not None else model.search_pair(pair[0], pair[1], k)
+        if text is not None:
+            hits: list[Any] = model.search_text(text, k)
+        else:
+            before, after = cast("tuple[Path, Path]", pair)  # exactly one of --text / --pair (checked above)
+            hits = model.search_pair(before, after, k)
     except (ChangeCaptionError, FileNotFoundError, ValueError, ImageError, EncoderUnavailable) as exc:
         _fail(str(exc))
     results = [asdict(h) for h in hits]
     if grid is not None and text is not None:
         api.ItsrModel.write_grid(text, hits, grid)
     if json_out:
-        typer.echo(json.dumps({"query": text or [str(p) for p in pair], "results": results}))
+        typer.echo(json.dumps({"query": text or [str(p) for p in pair or ()], "results": results}))
         return
     for r in results:
         if text is not None:
