@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strategies", default=",".join(ALL_STRATEGIES))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--initial", type=int, default=100)
+    p.add_argument("--initial-strategy", default=None, help="first round's pairs (default: the simulator's)")
+    p.add_argument("--runtime", default="auto", help="frozen encoder runtime: auto, torch, onnx, onnx-int8")
     p.add_argument("--per-round", type=int, default=250)
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--workers", type=int, default=2, help="campaigns at a time, one core each")
@@ -137,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         strategies=tuple(args.strategies.split(",")),
         seeds=args.seeds,
         initial=args.initial,
+        **({"initial_strategy": args.initial_strategy} if args.initial_strategy else {}),
+        runtime=args.runtime,
         per_round=args.per_round,
         rounds=args.rounds,
         workers=args.workers,

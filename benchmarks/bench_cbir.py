@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--throughput-images", type=int, default=512)
     ap.add_argument("--finetune", type=int, default=0, help="also fine-tune the encoder's last N blocks")
+    ap.add_argument("--runtime", default="auto", help="frozen encoder runtime: auto, torch, onnx, onnx-int8")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if not UCM.is_dir():
@@ -44,7 +45,7 @@ def main() -> None:
     from rsir.train.metric_head import TrainConfig, train_on_labels
 
     archive = open_archive(UCM)
-    space = Space.load()
+    space = Space.load(runtime=args.runtime)
     emb = space.embed(archive, progress=not args.json)
     labels = labels_of(archive, emb.ids)
     loo = split_of(labels, "loo", 0)

@@ -9,11 +9,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "Archive", "Campaign", "CaptionHit", "Embeddings", "Hit", "Index", "IndexReport", "Item", "ItsrModel",
-    "ItsrScores", "ItsrTrainResult", "Metrics", "PairHit", "RoundRecord", "SearchPage", "SimulationResult", "Space",
-    "TrainResult", "append_to_index", "build_index", "demo_archive", "embed_archive", "evaluate", "load_head",
-    "load_space", "make_change_set", "open_archive", "open_campaign", "open_index", "open_itsr",
-    "remove_from_index", "simulate", "train_head", "train_itsr", "__version__",
+    "Archive", "Campaign", "CampaignPool", "CaptionHit", "Embeddings", "Hit", "ITSRTrainConfig", "Index",
+    "IndexReport", "Item", "ItsrModel", "ItsrScores", "ItsrTrainResult", "Metrics", "PairHit", "PairTraining",
+    "RoundRecord", "SearchPage", "SimulationResult", "Space", "TrainConfig", "TrainResult", "append_to_index",
+    "build_index", "campaign_pool", "demo_archive", "embed_archive", "evaluate", "evaluate_itsr", "evaluate_text",
+    "invite_annotator", "load_head", "load_space", "make_change_set", "open_archive", "open_campaign",
+    "open_caption_set", "open_change_set", "open_index", "open_itsr", "remove_from_index", "run_demo", "simulate",
+    "train_head", "train_itsr", "train_text", "__version__",
 ]  # fmt: skip
 
 

@@ -5,19 +5,17 @@
     index = rsir.build_index(archive, "idx/")
     hits = rsir.open_index("idx/").search_id("beach/beach00", k=5)
 
-CBIR (embed, index, search, train and load a head, evaluate) lives here; ANNEAL (simulate, a campaign
-answered from Python) in :mod:`rsir.api_anneal`; text-ITSR in :mod:`rsir.api_itsr`. Everything is
-re-exported by ``rsir`` itself, lazily (``import rsir`` stays instant). The CLI calls these functions.
+CBIR (embed, index, train and load a head, evaluate) lives here; searching a built index in
+:mod:`rsir.api_index`; ANNEAL (simulate, a campaign answered from Python) in :mod:`rsir.api_anneal`; text-ITSR
+in :mod:`rsir.api_itsr`; words <-> scenes in :mod:`rsir.api_text`. Everything is re-exported by ``rsir``
+itself, lazily (``import rsir`` stays instant). The CLI calls these functions and only these for its jobs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from rsir.cbir.indexing import Hit, IndexReport, SearchPage
 from rsir.cbir.space import Space
@@ -28,7 +26,6 @@ __all__ = [
     "Archive",
     "Embeddings",
     "Hit",
-    "Index",
     "IndexReport",
     "Item",
     "Metrics",
@@ -43,8 +40,8 @@ __all__ = [
     "load_head",
     "load_space",
     "open_archive",
-    "open_index",
     "remove_from_index",
+    "run_demo",
     "train_head",
 ]
 
@@ -64,6 +61,14 @@ def demo_archive() -> Archive:
     from rsir.data.demo import demo_archive_path
 
     return open_archive(demo_archive_path())
+
+
+def run_demo(out: str | Path, *, k: int = 10, runtime: str = "auto") -> dict:
+    """`rsir demo`: index the demo archive in ``out``, query it, evaluate, train a head, write result grids;
+    returns the report (its ``text`` is what the CLI prints)."""
+    from rsir.cbir.demo import run_demo as _run
+
+    return _run(Path(out), k=k, runtime=runtime)
 
 
 def load_space(encoder: str | None = None, head: str | Path | None = None, runtime: str = "auto") -> Space:
@@ -94,26 +99,57 @@ def build_index(
     store: str = "faiss",
     runtime: str = "auto",
     engine: str = "local",
+    ray_address: str | None = None,
+    batch_size: int = 32,
+    workers: int = 1,
+    strict: bool = False,
     progress: bool = False,
     **params: Any,
 ) -> IndexReport:
     """Embed ``archive`` and write an index folder ``out`` (``index_type``: flat, ivfpq, hnsw, auto; ``store``:
-    ``faiss`` or ``milvus:FILE.db`` / ``milvus:http://HOST:19530``; ``params``: the other
-    :class:`rsir.index.faiss_index.IndexParams` fields, e.g. ``nprobe``). What `rsir index` runs."""
+    ``faiss`` or ``milvus:FILE.db`` / ``milvus:http://HOST:19530``; ``engine``: ``local`` or ``ray`` (at
+    ``ray_address``, default a local Ray); ``params``: the other :class:`rsir.index.faiss_index.IndexParams`
+    fields, e.g. ``nprobe``). Resumable: a rerun continues. What `rsir index` runs."""
     from rsir.cbir.indexing import index_archive
     from rsir.index.faiss_index import IndexParams
 
     space = load_space(encoder, head, runtime)
     built = IndexParams(index_type=index_type, **params)
-    return index_archive(archive, Path(out), space, built, store=store, engine=engine, progress=progress)
+    return index_archive(
+        archive, Path(out), space, built, store=store, engine=engine, ray_options=_ray(engine, ray_address),
+        batch_size=batch_size, workers=workers, strict=strict, progress=progress,
+    )  # fmt: skip
 
 
-def append_to_index(archive: Archive, out: str | Path, *, progress: bool = False) -> IndexReport:
+def append_to_index(
+    archive: Archive,
+    out: str | Path,
+    *,
+    engine: str = "local",
+    ray_address: str | None = None,
+    batch_size: int = 32,
+    workers: int = 1,
+    strict: bool = False,
+    progress: bool = False,
+) -> IndexReport:
     """Add the items of ``archive`` that the index at ``out`` lacks: only they are embedded, nothing is rebuilt
     (`rsir index --append`)."""
     from rsir.cbir.indexing import append_archive
 
-    return append_archive(archive, Path(out), progress=progress)
+    return append_archive(
+        archive, Path(out), engine=engine, ray_options=_ray(engine, ray_address), batch_size=batch_size,
+        workers=workers, strict=strict, progress=progress,
+    )  # fmt: skip
+
+
+def _ray(engine: str, address: str | None) -> Any:
+    if engine != "ray":
+        if address:
+            raise ValueError("--address is for --engine ray")
+        return None
+    from rsir.embed.ray_engine import RayOptions
+
+    return RayOptions(address=address)
 
 
 def remove_from_index(out: str | Path, ids: list[str]) -> dict:
@@ -121,86 +157,6 @@ def remove_from_index(out: str | Path, ids: list[str]) -> dict:
     from rsir.cbir.indexing import remove_items
 
     return remove_items(Path(out), list(ids))
-
-
-class Index:
-    """A loaded index: search by image, by indexed id, or by a vector of the index's space."""
-
-    def __init__(self, folder: str | Path, **query_params: Any) -> None:
-        from rsir.index.searcher import SearchIndex
-
-        self._index = SearchIndex(Path(folder), **query_params)
-        self.manifest = self._index.manifest
-        self._text: dict[str, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    @property
-    def ids(self) -> list[str]:
-        return list(self.manifest.ids)
-
-    def vector(self, item_id: str) -> np.ndarray:
-        """The stored vector of an indexed item."""
-        return np.asarray(self._index.vector(self._index.row_of(item_id))).reshape(-1)  # any store
-
-    def search_vector(self, vector: np.ndarray, k: int = 10, *, skip_id: str | None = None) -> list[Hit]:
-        from rsir.cbir.indexing import search
-
-        query = np.asarray(vector, np.float32).reshape(1, -1)
-        if query.shape[1] != self.manifest.dim:
-            raise ValueError(f"query has dimension {query.shape[1]}, the index {self.manifest.dim}")
-        return search(self._index, query, k, skip_id=skip_id)
-
-    def page(
-        self,
-        vector: np.ndarray,
-        k: int = 10,
-        *,
-        labels: tuple[str, ...] = (),
-        date_from: date | str | None = None,
-        date_to: date | str | None = None,
-        bbox: tuple[float, float, float, float] | None = None,
-        offset: int = 0,
-        skip_id: str | None = None,
-    ) -> SearchPage:
-        """Ranks offset+1 .. offset+k among the items passing the filters, and how many pass: the page
-        `rsir search` and the web service answer from."""
-        from rsir.cbir.indexing import search_page
-
-        query = np.asarray(vector, np.float32).reshape(1, -1)
-        return search_page(self._index, query, k, filters=_filters(labels, date_from, date_to, bbox), offset=offset,
-                           skip_id=skip_id)  # fmt: skip
-
-    def search_text(self, text: str, model: str | Path, k: int = 10, *, offset: int = 0) -> list[Hit]:
-        """Scenes for a sentence, with a `rsir text train` checkpoint (loaded once per model)."""
-        from rsir.text.search import SceneTextSearch
-
-        if str(model) not in self._text:
-            self._text[str(model)] = SceneTextSearch(self._index, model)
-        return self._text[str(model)].search(text, k, offset=offset)[1]
-
-    def search_id(self, item_id: str, k: int = 10) -> list[Hit]:
-        """Nearest items to an indexed item (itself left out)."""
-        return self.search_vector(self.vector(item_id), k, skip_id=item_id)
-
-    def search_image(self, image: str | Path, k: int = 10) -> list[Hit]:
-        """Nearest items to an image file, embedded in the index's own space (encoder and head)."""
-        from rsir.cbir.indexing import query_vector
-
-        return self.search_vector(query_vector(self._index, image=Path(image)), k)
-
-
-def _filters(labels, date_from, date_to, bbox):
-    from rsir.index.filters import Filters, check_bbox
-
-    day = lambda d: date.fromisoformat(d) if isinstance(d, str) else d  # noqa: E731
-    return Filters(tuple(labels), day(date_from), day(date_to), check_bbox(tuple(bbox)) if bbox else None)
-
-
-def open_index(folder: str | Path, **query_params: Any) -> Index:
-    """Load an index folder; ``query_params``: ``nprobe``, ``ef_search``, ``rerank`` overrides."""
-    return Index(folder, **query_params)
 
 
 @dataclass(frozen=True)
@@ -296,11 +252,18 @@ def train_head(
     return TrainResult(Path(out), report["seconds"], split, seed, int(report.get("finetuned_blocks", 0)), report)
 
 
-# ANNEAL and text-ITSR: the module-level __getattr__ below keeps them in their own modules.
+# ANNEAL, text-ITSR, scene text and the training configs: the module-level __getattr__ below keeps them in
+# their own modules (imported on first use).
 _ELSEWHERE = {
-    "rsir.api_anneal": ("Campaign", "RoundRecord", "SimulationResult", "open_campaign", "simulate"),
+    "rsir.train.metric_head": ("TrainConfig",),
+    "rsir.active.learner": ("PairTraining",),
+    "rsir.train.itsr": ("ITSRTrainConfig",),
+    "rsir.api_anneal": ("Campaign", "CampaignPool", "RoundRecord", "SimulationResult", "campaign_pool",
+                        "invite_annotator", "open_campaign", "simulate"),
     "rsir.api_itsr": ("ItsrModel", "ItsrScores", "ItsrTrainResult", "PairHit", "CaptionHit", "make_change_set",
-                      "open_itsr", "train_itsr"),
+                      "open_itsr", "train_itsr", "evaluate_itsr", "open_change_set"),
+    "rsir.api_text": ("evaluate_text", "open_caption_set", "train_text"),
+    "rsir.api_index": ("Index", "open_index"),
 }  # fmt: skip
 __all__ += [name for names in _ELSEWHERE.values() for name in names]
 

@@ -11,7 +11,7 @@ strategies, the learner and the evaluator are shared), so a notebook campaign ca
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,10 @@ import numpy as np
 
 from rsir.data.items import Archive, Item
 
-__all__ = ["Answer", "Campaign", "RoundRecord", "SimulationResult", "open_campaign", "simulate"]
+__all__ = [
+    "Answer", "Campaign", "CampaignPool", "RoundRecord", "SimulationResult", "campaign_pool", "invite_annotator",
+    "open_campaign", "simulate",
+]  # fmt: skip
 
 Answer = Callable[[Item, Item], "bool | None"]  # similar? None = cannot tell (skipped)
 
@@ -53,6 +56,7 @@ class SimulationResult:
     full_labels: float | None
     seconds: float
     out: Path
+    report: dict = field(default_factory=dict, compare=False, repr=False)  # results.json, as the CLI prints it
 
     def curves(self) -> dict[str, dict[int, float]]:
         """``{strategy: {n_labelled: map@k mean over seeds}}``."""
@@ -86,7 +90,7 @@ def simulate(
     result = _simulate(archive, Path(out), config, db=db, progress=progress)
     rounds = [RoundRecord.from_row(r, config.k) for r in result["rounds"]]
     refs = {key: (result.get(key) or {}).get("map@20") for key in ("off_the_shelf", "full_labels")}
-    return SimulationResult(rounds, refs["off_the_shelf"], refs["full_labels"], result["seconds"], Path(out))
+    return SimulationResult(rounds, refs["off_the_shelf"], refs["full_labels"], result["seconds"], Path(out), result)
 
 
 class _CallbackOracle:
@@ -160,6 +164,53 @@ class Campaign:
         self._loop.store.dispose()
 
 
+@dataclass(frozen=True)
+class CampaignPool:
+    """What a campaign stands on: every embedded item (``ids``, ``vectors``), the ``pool`` rows pairs are drawn
+    from (the train part of ``split``, or all items), and the evaluator of each round's head (test queries
+    against the pool, ``map@k``; None without a split). ``split`` is ``"none"`` when there is none."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    pool: np.ndarray
+    evaluate: Any
+    split: str
+    encoder: str
+    weights_hash: str | None
+
+
+def campaign_pool(
+    archive: Archive,
+    *,
+    split: str | None = "holdout:0.2",
+    seed: int = 0,
+    k: int = 20,
+    encoder: str | None = None,
+    runtime: str = "auto",
+    embeddings: Any = None,
+    progress: bool = False,
+) -> CampaignPool:
+    """Embed ``archive`` (or take ``embeddings`` whose ids match it) and split it for a campaign: what
+    :func:`open_campaign` and the annotation app (`rsir anneal serve`) build their round loop on."""
+    from rsir.active.evaluator import SplitEvaluator
+    from rsir.cbir.evaluation import labels_of, split_of
+    from rsir.cbir.space import Space
+
+    weights_hash = None
+    if embeddings is None:
+        space = Space.load(encoder, runtime=runtime)
+        embeddings = space.embed(archive, progress=progress)
+        encoder, weights_hash = space.encoder.config.name, space.encoder.weights_hash
+    labels = labels_of(archive, embeddings.ids)
+    vectors = embeddings.vectors
+    if split and split != "none" and archive.is_labelled:
+        parts = split_of(labels, split, seed)
+        pool, evaluate = parts.gallery, SplitEvaluator(vectors, labels, parts.query, parts.gallery, k)
+    else:
+        pool, evaluate, split = np.arange(len(embeddings.ids)), None, "none"
+    return CampaignPool(list(embeddings.ids), vectors, pool, evaluate, split, str(encoder), weights_hash)
+
+
 def open_campaign(
     archive: Archive,
     db: str | Path,
@@ -179,31 +230,38 @@ def open_campaign(
     """Create or resume campaign ``name``. With ``split`` (and a labelled archive) each round is scored on
     the test queries; the pool is the train part. Reopening with other settings raises CampaignMismatch."""
     from rsir.active.campaign import CampaignLoop, CampaignSettings, create_or_resume_campaign
-    from rsir.active.evaluator import SplitEvaluator
     from rsir.active.learner import PairTraining
     from rsir.active.store import Store
     from rsir.active.strategies import get_strategy
-    from rsir.cbir.evaluation import labels_of, split_of
-    from rsir.cbir.space import Space
 
     for s in (strategy, "neighbours"):
         get_strategy(s)
-    space = Space.load(encoder)
-    emb = space.embed(archive, progress=False)
-    meta = {"encoder": space.encoder.config.name, "weights_hash": space.encoder.weights_hash}
+    base = campaign_pool(archive, split=split, seed=seed, k=k, encoder=encoder)
+    meta = {"encoder": base.encoder, "weights_hash": base.weights_hash}
     by_id = {it.id: it for it in archive.items}
-    labels = labels_of(archive, emb.ids)
-    if split and archive.is_labelled:
-        parts = split_of(labels, split, seed)
-        pool, evaluate = parts.gallery, SplitEvaluator(emb.vectors, labels, parts.query, parts.gallery, k)
-    else:
-        pool, evaluate, split = np.arange(len(emb.ids)), None, "none"
     settings = CampaignSettings(
         strategy=strategy, seed=seed, initial=initial, per_round=per_round, rounds=rounds,
         train=PairTraining() if steps is None else PairTraining(steps=steps),
-        extra={"archive": str(archive.root), "encoder": meta["encoder"], "split": split, "app": "rsir.api"},
+        extra={"archive": str(archive.root), "encoder": meta["encoder"], "split": base.split, "app": "rsir.api"},
     )  # fmt: skip
     store = Store(str(db))
-    items = [by_id[emb.ids[r]] for r in pool]
+    items = [by_id[base.ids[r]] for r in base.pool]
     cid = create_or_resume_campaign(store, name, settings, [it.id for it in items], [str(it.path) for it in items])
-    return Campaign(CampaignLoop(store, cid, emb.vectors[pool], evaluate, meta), items, annotator, k)
+    return Campaign(CampaignLoop(store, cid, base.vectors[base.pool], base.evaluate, meta), items, annotator, k)
+
+
+def invite_annotator(db: str | Path, campaign: str, name: str) -> str:
+    """A personal token for ``name`` on ``campaign`` (`rsir anneal invite`): answers and undo through it are
+    bound to that name; inviting again revokes the previous token. The store keeps only its hash. Raises
+    ``LookupError`` when the store holds no such campaign."""
+    from rsir.active.annotators import invite
+    from rsir.active.store import Store
+
+    store = Store(str(db))
+    try:
+        row = store.campaign_by_name(campaign)
+        if row is None:
+            raise LookupError(f"no campaign {campaign!r}")
+        return invite(store, row.id, name)
+    finally:
+        store.dispose()

@@ -21,5 +21,5 @@ def test_the_query_encoder_runs_on_the_runtime_asked(demo_index: Path, tmp_path:
     manifest = json.loads((index / "manifest.json").read_text())
     (index / "manifest.json").write_text(json.dumps({**manifest, "runtime": index_runtime}))
     app = create_search_app(index, runtime=asked)
-    space = app.state.service.scenes._space_for_queries()
+    space = app.state.service.scenes.api.query_space()
     assert runtime_of(space.encoder) == used

@@ -14,19 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rsir.train.config import HeadTraining
 from rsir.train.pair_losses import PairObjective, evidence_weights, objective_loss
 
 
-@dataclass(frozen=True)
-class PairTraining(PairObjective):
+@dataclass(frozen=True, kw_only=True)
+class PairTraining(PairObjective, HeadTraining):
     """Settings of the per-round head training: the objective's (margins, preservation, evidence) plus the
-    loop's. Defaults tuned on UC Merced, see bench_anneal.py; campaigns store them as one flat dict."""
+    loop's (:class:`HeadTraining`, with ANNEAL's own defaults below). Defaults tuned on UC Merced, see
+    bench_anneal.py; campaigns store them as one flat dict."""
 
     steps: int = 40  # optimiser steps per round; 0 = ``epochs`` passes over the answers instead
     epochs: int = 20
-    batch_size: int = 256
     lr: float = 3e-4
-    weight_decay: float = 1e-4
     hidden: int = 256
     warm_start: bool = True
 
@@ -78,7 +78,7 @@ def train_head(
     pi, pj = (torch.from_numpy(np.asarray(a, np.int64)[keep]) for a in (pair_i, pair_j))
     sim = torch.from_numpy(y[keep] == 1)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = config.adamw(head.parameters())
     n_pos = int(sim.sum())
     weights = evidence_weights(n_pos, len(sim) - n_pos, config.evidence)
     head.train()

@@ -237,12 +237,18 @@ def query_vector(
         return index.vector(index.row_of(item_id))
     from rsir.data.images import load_image
 
-    head = Path(index.manifest.head) if index.manifest.head else None
-    if runtime == "auto" and index.manifest.runtime == "onnx-int8":
-        runtime = "onnx-int8"  # queries embedded as the index's vectors were
-    space = Space.load(index.manifest.encoder, head, runtime)
-    index.manifest.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
-    return space.embed_images([load_image(image)])
+    return query_space(index.manifest, runtime).embed_images([load_image(image)])
+
+
+def query_space(manifest: IndexManifest, runtime: str = "auto") -> Space:
+    """The space an index's queries are embedded in: its encoder and head, checked against the manifest;
+    ``auto`` on an int8 index embeds queries on int8 too, as the index's vectors were."""
+    head = Path(manifest.head) if manifest.head else None
+    if runtime == "auto" and manifest.runtime == "onnx-int8":
+        runtime = "onnx-int8"
+    space = Space.load(manifest.encoder, head, runtime)
+    manifest.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
+    return space
 
 
 @dataclass

@@ -48,36 +48,24 @@ def simulate(
 
     Resumable: rerun the same command after a kill and it continues from the campaign store.
     """
-    from rsir.active.learner import PairTraining
-    from rsir.active.simulate import SimulationConfig, fields, simulate
+    from rsir import api
 
     with user_errors():
         _check_options(strategies, initial_strategy, rule, split, encoder)
         check_runtime(runtime)
-        config = SimulationConfig(
-            strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
-            seeds=seeds,
-            initial=initial,
-            initial_strategy=initial_strategy,
-            per_round=per_round,
-            rounds=rounds,
-            split=split,
-            k=k,
-            encoder=encoder,
-            runtime=runtime,
-            rule=rule,
-            n_neighbours=n_neighbours,
-            n_random=n_random,
-            train=PairTraining(steps=steps),
-            full_labels=full_labels,
-            name=name,
-            threads=threads,
-            workers=workers,
-        )
-        result = simulate(open_archive_or_exit(archive, strict=False), out, config, db=db, progress=True)
-    public = {key: result[key] for key in ("rounds", "off_the_shelf", "full_labels")}
+        result = api.simulate(
+            open_archive_or_exit(archive, strict=False), out,
+            strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()), db=db, progress=True,
+            seeds=seeds, initial=initial, initial_strategy=initial_strategy, per_round=per_round, rounds=rounds,
+            split=split, k=k, encoder=encoder, runtime=runtime, rule=rule, n_neighbours=n_neighbours,
+            n_random=n_random, train=api.PairTraining(steps=steps), full_labels=full_labels, name=name,
+            threads=threads, workers=workers,
+        )  # fmt: skip
+    report = result.report
+    public = {key: report[key] for key in ("rounds", "off_the_shelf", "full_labels")}
     if as_json:
-        public["rounds"] = [{f: r[f] for f in fields(k)} for r in public["rounds"]]
+        columns = ("strategy", "seed", "round", "n_labelled", f"map@{k}")
+        public["rounds"] = [{f: r[f] for f in columns} for r in public["rounds"]]
     emit(public, as_json, lambda r: _human(result, out, f"map@{k}"))
 
 
@@ -95,15 +83,13 @@ def _check_options(strategies: str, initial_strategy: str, rule: str, split: str
     validate.encoder(encoder)
 
 
-def _human(result: dict, out: Path, metric: str) -> str:
-    from rsir.active.simulate import mean_curves
-
-    curves = mean_curves(result["rounds"], metric)
+def _human(result, out: Path, metric: str) -> str:
+    curves = result.curves()
     budgets = sorted({n for c in curves.values() for n in c})
     rows = [{"strategy": s, **{str(n): c.get(n) for n in budgets}} for s, c in curves.items()]
     refs = "  ".join(
         f"{key.replace('_', ' ')}: {v[metric]:.4f}" for key in ("off_the_shelf", "full_labels")
-        if (v := result.get(key)) and v.get(metric) is not None
+        if (v := result.report.get(key)) and v.get(metric) is not None
     )  # fmt: skip
     head = f"{metric} (mean over seeds) by annotated pairs; {refs}"
     return f"{head}\n{table(rows)}\nwritten: {out / 'results.csv'}, {out / 'results.json'}, {out / 'curve.png'}"

@@ -135,20 +135,14 @@ def invite(
     NAME again makes a new link and the old one stops working."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from rsir.active.annotators import invite as make_invite
-    from rsir.active.store import Store
+    from rsir import api
     from rsir.cli.common import emit, user_errors
 
     with user_errors():
         try:
-            store = Store(db)
-            try:
-                row = store.campaign_by_name(campaign)
-                if row is None:
-                    raise ValueError(f"no campaign {campaign!r} in {_shown(db)}: start it with `rsir anneal serve`")
-                token = make_invite(store, row.id, name)
-            finally:
-                store.dispose()
+            token = api.invite_annotator(db, campaign, name)
+        except LookupError:
+            raise ValueError(f"no campaign {campaign!r} in {_shown(db)}: start it with `rsir anneal serve`") from None
         except SQLAlchemyError as err:
             reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
             raise ValueError(f"cannot use the campaign database {_shown(db)}: {reason}") from None

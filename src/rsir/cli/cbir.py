@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -56,9 +56,7 @@ def index(
 ) -> None:
     """Embed an archive and write an index plus its manifest (resumable: a rerun continues); --append adds
     only the items the index lacks."""
-    from rsir.cbir.indexing import append_archive, index_archive
-    from rsir.cbir.space import Space
-    from rsir.index.faiss_index import IndexParams
+    from rsir import api
 
     with user_errors(), _engine_errors():
         validate.index_options(index_type or "flat", engine, pq_m, nlist, store or "faiss")
@@ -70,40 +68,24 @@ def index(
             clash = [name for name, value in given.items() if value is not None]
             if clash:
                 raise ValueError(f"--append keeps the index's own settings; drop {', '.join(clash)}")
+            if address and engine != "ray":
+                raise ValueError("--address is for --engine ray")
             arch = open_archive_or_exit(archive, strict)
-            report = append_archive(
-                arch,
-                out,
-                engine=engine,
-                ray_options=_ray_options(engine, address),
-                batch_size=batch_size,
-                workers=workers,
-                strict=strict,
-            )
+            report = api.append_to_index(
+                arch, out, engine=engine, ray_address=address, batch_size=batch_size, workers=workers,
+                strict=strict, progress=True,
+            )  # fmt: skip
             emit(asdict(report), as_json, lambda r: table([r]))
             return
+        if address and engine != "ray":
+            raise ValueError("--address is for --engine ray")
         arch = open_archive_or_exit(archive, strict)
-        params = IndexParams(
-            index_type=index_type or "flat",
-            nlist=nlist,
-            pq_m=pq_m,
-            nprobe=nprobe,
-            rerank=rerank,
-            hnsw_m=hnsw_m,
+        report = api.build_index(
+            arch, out, encoder=encoder, head=head, index_type=index_type or "flat", store=store or "faiss",
+            runtime=runtime, engine=engine, ray_address=address, batch_size=batch_size, workers=workers,
+            strict=strict, progress=True, nlist=nlist, pq_m=pq_m, nprobe=nprobe, rerank=rerank, hnsw_m=hnsw_m,
             ef_search=ef_search,
-        )
-        report = index_archive(
-            arch,
-            out,
-            Space.load(encoder, head, runtime),
-            params,
-            store=store or "faiss",
-            engine=engine,
-            ray_options=_ray_options(engine, address),
-            batch_size=batch_size,
-            workers=workers,
-            strict=strict,
-        )
+        )  # fmt: skip
     emit(asdict(report), as_json, _index_human)
 
 
@@ -119,7 +101,7 @@ def index_remove(
     as_json: Json = False,
 ) -> None:
     """Remove items by id from an index (FAISS or Milvus store); nothing is re-embedded."""
-    from rsir.cbir.indexing import remove_items
+    from rsir import api
 
     with user_errors():
         wanted = list(ids or [])
@@ -127,18 +109,8 @@ def index_remove(
             wanted += [line.strip() for line in Path(ids_file).read_text().splitlines() if line.strip()]
         if not wanted:
             raise ValueError("give item ids to remove (arguments or --ids-file)")
-        report = remove_items(index_dir, wanted)
+        report = api.remove_from_index(index_dir, wanted)
     emit(report, as_json, lambda r: table([r]))
-
-
-def _ray_options(engine: str, address: str | None):
-    if engine != "ray":
-        if address:
-            raise ValueError("--address is for --engine ray")
-        return None
-    from rsir.embed.ray_engine import RayOptions
-
-    return RayOptions(address=address)
 
 
 @contextmanager
@@ -173,9 +145,7 @@ def search(
 ) -> None:
     """Query an index by image, by id or by words (--text with --text-model), optionally filtered and paged;
     print ranked ids, paths and scores."""
-    from rsir.cbir import indexing
-    from rsir.index.searcher import SearchIndex
-    from rsir.viz.grid import Cell, write_grid
+    from rsir import api
 
     with user_errors():
         if (text is None) != (text_model is None):
@@ -185,24 +155,14 @@ def search(
                 "give exactly one query: --image FILE, --id ITEM_ID or --text SENTENCE (with --text-model)"
             )
         filters = _filters(label, date_from, date_to, bbox)
-        idx = SearchIndex(index_dir)
+        idx = api.open_index(index_dir)
         if text is not None:
-            from rsir.text.search import SceneTextSearch
-
-            total, hits = SceneTextSearch(idx, text_model).search(text, k, filters=filters, offset=offset)
+            page = idx.text_page(text, text_model, k, **filters, offset=offset)
         else:
-            query = indexing.query_vector(idx, image=image, item_id=item_id, runtime=runtime)
-            page = indexing.search_page(idx, query, k, filters=filters, offset=offset, skip_id=item_id)
-            total, hits = page.total, page.hits
+            page = idx.page(image=image, item_id=item_id, runtime=runtime, k=k, **filters, offset=offset)
+        total, hits = page.total, page.hits
         if grid:
-            if text is not None:  # a blank tile carries the sentence
-                import numpy as np
-
-                query = Cell([np.full((8, 8, 3), 255, np.uint8)], f"query:\n{text}")
-            else:
-                query = Cell([image or Path(idx.manifest.paths[idx.row_of(item_id)])], "query")
-            cells = [Cell([Path(h.path)], f"{h.rank}. {h.id}\n{h.score:.3f}") for h in hits]
-            write_grid(query, cells, grid)
+            idx.write_grid(hits, grid, image=image, item_id=item_id, text=text)
     rows = [asdict(h) for h in hits]
     emit(
         {
@@ -217,10 +177,11 @@ def search(
     )
 
 
-def _filters(labels: list[str] | None, date_from: str | None, date_to: str | None, bbox: str | None):
+def _filters(labels: list[str] | None, date_from: str | None, date_to: str | None, bbox: str | None) -> dict:
+    """The filter options parsed for :meth:`rsir.api.Index.page` (bad values: errors naming the option)."""
     from datetime import date
 
-    from rsir.index.filters import Filters, check_bbox
+    from rsir.index.filters import check_bbox
 
     def day(value: str | None, name: str) -> date | None:
         try:
@@ -231,10 +192,16 @@ def _filters(labels: list[str] | None, date_from: str | None, date_to: str | Non
     box = None
     if bbox is not None:
         try:
-            box = check_bbox(tuple(float(v) for v in bbox.split(",")))
+            box = check_bbox(cast("tuple[float, float, float, float]", tuple(float(v) for v in bbox.split(","))))
         except (TypeError, ValueError) as err:
             raise ValueError(f"--bbox: expected four numbers 'west,south,east,north' ({err})") from None
-    return Filters(tuple(sorted(set(labels or ()))), day(date_from, "date-from"), day(date_to, "date-to"), box)
+    labels_ = tuple(sorted(set(labels or ())))
+    return {
+        "labels": labels_,
+        "date_from": day(date_from, "date-from"),
+        "date_to": day(date_to, "date-to"),
+        "bbox": box,
+    }
 
 
 @eval_app.command("cbir")
@@ -317,10 +284,10 @@ def demo(
     as_json: Json = False,
 ) -> None:
     """Index the embedded UC Merced sample, query it, evaluate, train a head, and write result grids."""
-    from rsir.cbir.demo import run_demo
+    from rsir import api
 
     with user_errors():
-        report = run_demo(out, runtime=runtime)
+        report = api.run_demo(out, runtime=runtime)
     emit(report, as_json, lambda r: r["text"])
 
 

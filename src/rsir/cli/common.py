@@ -54,11 +54,10 @@ def user_errors() -> Iterator[None]:
 
 
 def open_archive_or_exit(path: Path, strict: bool, layout: str = "auto"):
-    from rsir.data.archives import open_archive
+    """:func:`rsir.api.open_archive`, reporting skipped (unreadable) files on stderr."""
+    from rsir import api
 
-    if not Path(path).exists():
-        raise FileNotFoundError(f"archive not found: {path}")
-    archive = open_archive(Path(path), layout=layout, strict=strict)
+    archive = api.open_archive(path, layout=layout, strict=strict)
     if archive.skipped:
         print(archive.summary(), file=sys.stderr)
     return archive

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -38,20 +39,13 @@ def synth(
     json_out: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
 ) -> None:
     """Make a SEMI-SYNTHETIC change-caption set: real scenes, synthetic changes, template captions."""
-    from rsir.data.synth import make_synthetic
+    from rsir import api
 
     try:
-        manifest = make_synthetic(
-            archive,
-            out,
-            pairs=pairs,
-            seed=seed,
-            no_change_fraction=no_change,
-            progress=not json_out,
-            overwrite=overwrite,
-            version=version,
-            masks=masks,
-        )
+        manifest = api.make_change_set(
+            archive, out, pairs=pairs, seed=seed, no_change_fraction=no_change, progress=not json_out,
+            overwrite=overwrite, version=version, masks=masks,
+        )  # fmt: skip
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     if json_out:
@@ -70,10 +64,11 @@ def synth(
 @app.command()
 def info(dataset: Path) -> None:
     """Summarise a LEVIR-CC / Dubai-CC style folder (pairs per split, changed, skipped captions)."""
-    from rsir.data.changecap import ChangeCaptionError, open_change_captions
+    from rsir import api
+    from rsir.data.changecap import ChangeCaptionError
 
     try:
-        typer.echo(open_change_captions(dataset).summary())
+        typer.echo(api.open_change_set(dataset).summary())
     except ChangeCaptionError as exc:
         _fail(str(exc))
 
@@ -111,17 +106,16 @@ def train(
 ) -> None:
     """Train on cached features of frozen encoders (or fine-tune the image encoder's last blocks with
     --finetune N); keeps the best-on-validation epoch; resumable."""
+    from rsir import api
     from rsir.data.changecap import ChangeCaptionError
-    from rsir.itsr.pipeline import train as run_train
     from rsir.models.encoders import EncoderUnavailable
     from rsir.models.fusion import TFFConfig, build_fusion
-    from rsir.train.itsr import ITSRTrainConfig
 
     try:
         validate.encoder(encoder)  # names, extras and (offline) the hub checked before any feature is computed
         validate.text_encoder(text_encoder)
         build_fusion(fusion, 8, 8, 4)
-        given = {
+        given: dict[str, Any] = {
             "d_model": tff_dim,
             "layers": tff_layers,
             "heads": tff_heads,
@@ -134,7 +128,7 @@ def train(
         build_fusion("tff", 8, 8, 4, TFFConfig(**tff))
     except (ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
-    config = ITSRTrainConfig(
+    config = dict(
         fusion=fusion,
         epochs=epochs,
         seed=seed,
@@ -155,7 +149,9 @@ def train(
 
         torch.set_num_threads(threads)
     try:
-        summary = run_train(dataset, out, config, cache_dir=cache_dir, progress=not json_out, restart=restart)
+        summary = api.train_itsr(
+            dataset, out, cache_dir=cache_dir, progress=not json_out, restart=restart, **config
+        ).report
     except (ChangeCaptionError, ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
     if not validate.main_process():  # under torchrun: rank 0 reports
@@ -204,23 +200,15 @@ def evaluate(
 ) -> None:
     """R@1/5/10 text->pair and pair->text plus mR over the FULL split gallery; also for the queries about
     changed pairs (the headline) and unchanged pairs, and duplicate-aware text->pair (t2i_dup)."""
-    from rsir.data.changecap import ChangeCaptionError, normalise_split
-    from rsir.itsr.pipeline import evaluate_checkpoint
+    from rsir import api
+    from rsir.data.changecap import ChangeCaptionError
     from rsir.models.encoders import EncoderUnavailable
 
     try:
-        normalise_split(split)
-        scores = evaluate_checkpoint(
-            ckpt,
-            dataset,
-            split,
-            device,
-            cache_dir,
-            detail=True,
-            progress=not json_out,
-            shuffle_seed=shuffle_seed if shuffle_before else None,
-            runtime=runtime,
-        )
+        scores = api.evaluate_itsr(
+            ckpt, dataset, split, device=device, cache_dir=cache_dir, detail=True, progress=not json_out,
+            shuffle_seed=shuffle_seed if shuffle_before else None, runtime=runtime,
+        ).report  # fmt: skip
     except (ChangeCaptionError, FileNotFoundError, ValueError, EncoderUnavailable) as exc:
         _fail(str(exc))
     if json_out:
@@ -244,26 +232,29 @@ def search(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search the split's pairs with --text, or its captions with --pair BEFORE AFTER."""
-    from rsir.data.changecap import ChangeCaptionError, normalise_split
+    from rsir import api
+    from rsir.data.changecap import ChangeCaptionError
     from rsir.data.items import ImageError
-    from rsir.itsr.pipeline import open_for_checkpoint, result_grid, search_pair, search_text
     from rsir.models.encoders import EncoderUnavailable
 
     if (text is None) == (pair is None):
         _fail("give exactly one of --text or --pair BEFORE AFTER")
     try:
-        normalise_split(split)
-        model, _, enc, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, not json_out, runtime)
+        model = api.open_itsr(
+            ckpt, dataset, split, device=device, cache_dir=cache_dir, runtime=runtime, progress=not json_out
+        )
         if text is not None:
-            results = search_text(model, enc, feats, text, k)
+            hits: list[Any] = model.search_text(text, k)
         else:
-            results = search_pair(model, enc, feats, pair[0], pair[1], k)
+            before, after = cast("tuple[Path, Path]", pair)  # exactly one of --text / --pair (checked above)
+            hits = model.search_pair(before, after, k)
     except (ChangeCaptionError, FileNotFoundError, ValueError, ImageError, EncoderUnavailable) as exc:
         _fail(str(exc))
+    results = [asdict(h) for h in hits]
     if grid is not None and text is not None:
-        result_grid(text, results, grid)
+        api.ItsrModel.write_grid(text, hits, grid)
     if json_out:
-        typer.echo(json.dumps({"query": text or [str(p) for p in pair], "results": results}))
+        typer.echo(json.dumps({"query": text or [str(p) for p in pair or ()], "results": results}))
         return
     for r in results:
         if text is not None:

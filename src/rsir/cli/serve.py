@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -82,42 +80,22 @@ def serve(
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
-    with _shared_store(Path(index_dir), workers):
+    from rsir.app.search import StoreUnavailable, shared_store
+
+    try:
+        store = shared_store(Path(index_dir), workers)
+        store.__enter__()
+    except StoreUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    try:
         typer.echo(
             f"rsir search on http://{host}:{port}/ (index {index_dir}{', text-ITSR on' if itsr else ''}"
             f"{', text search on' if text_model else ''})"
         )
         _run(uvicorn, host, port, workers, log_level)
-
-
-@contextmanager
-def _shared_store(index_dir: Path, workers: int) -> Iterator[None]:
-    """Workers share one Milvus store. A Milvus Lite file admits one process: for several workers it is served
-    once, from a local Milvus Lite server the workers connect to (RSIR_MILVUS_URI)."""
-    from rsir.index.manifest import IndexManifest
-
-    store = IndexManifest.read(index_dir).store
-    if store.get("kind") != "milvus" or workers == 1:
-        yield
-        return
-    from rsir.index.milvus_client import URI_ENV, MilvusUnavailable, is_lite
-    from rsir.index.milvus_server import shared_lite_server
-
-    uri = os.environ.get(URI_ENV) or store["uri"]
-    if not is_lite(uri):
-        yield
-        return
-    try:
-        server = shared_lite_server(uri)
-        address = server.__enter__()
-    except MilvusUnavailable as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    os.environ[URI_ENV] = address
-    try:
-        yield
     finally:
-        server.__exit__(None, None, None)
+        store.__exit__(None, None, None)
 
 
 def _run(uvicorn, host: str, port: int, workers: int, log_level: str) -> None:

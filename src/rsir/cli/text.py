@@ -32,10 +32,10 @@ def _errors() -> tuple[type[Exception], ...]:
 @app.command()
 def info(captions: Captions, images: Images) -> None:
     """Summarise a caption dataset over its image folder (images per split, skipped entries)."""
-    from rsir.data.captions import open_scene_captions
+    from rsir import api
 
     try:
-        typer.echo(open_scene_captions(captions, images).summary())
+        typer.echo(api.open_caption_set(captions, images).summary())
     except _errors() as exc:
         _fail(exc)
 
@@ -62,26 +62,14 @@ def train(
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Train a text <-> scene model (best epoch on val kept; resumable) on the text-ITSR machinery."""
-    from rsir.text.pipeline import text_config
-    from rsir.text.pipeline import train as run_train
+    from rsir import api
 
     try:
-        config = text_config(
-            epochs=epochs,
-            seed=seed,
-            dim=dim,
-            batch_size=batch_size,
-            lr=lr,
-            encoder=encoder,
-            text_encoder=text_encoder,
-            patience=patience,
-            finetune=finetune,
-            finetune_lr=finetune_lr,
-            device=device,
-        )
-        summary = run_train(
-            captions, images, out, config, cache_dir, progress=not json_out, restart=restart, augment=augment
-        )
+        summary = api.train_text(
+            captions, images, out, cache_dir=cache_dir, augment=augment, restart=restart, progress=not json_out,
+            epochs=epochs, seed=seed, dim=dim, batch_size=batch_size, lr=lr, encoder=encoder,
+            text_encoder=text_encoder, patience=patience, finetune=finetune, finetune_lr=finetune_lr, device=device,
+        ).report  # fmt: skip
     except _errors() as exc:
         _fail(exc)
     if json_out:
@@ -89,7 +77,7 @@ def train(
         return
     val = summary["val"]
     typer.echo(
-        f"best epoch {summary['best_epoch'] + 1}: val mR {val['mR']:.2f} (t2i R@10 {val['t2i']['r@10']:.2f}, "
+        f"best epoch {summary['best_epoch']}: val mR {val['mR']:.2f} (t2i R@10 {val['t2i']['r@10']:.2f}, "
         f"i2t R@10 {val['i2t']['r@10']:.2f}); {summary['train_seconds']:.1f}s; checkpoint in {out}"
     )
 
@@ -106,10 +94,12 @@ def evaluate(
 ) -> None:
     """R@1/5/10 text->image and image->text and mR over the split's full gallery (the published protocol),
     plus duplicate-aware text->image (an image carrying an identical caption also counts)."""
-    from rsir.text.pipeline import evaluate_checkpoint
+    from rsir import api
 
     try:
-        scores = evaluate_checkpoint(ckpt, captions, images, split, device, cache_dir, progress=not json_out)
+        scores = api.evaluate_text(
+            ckpt, captions, images, split, device=device, cache_dir=cache_dir, progress=not json_out
+        ).report
     except _errors() as exc:
         _fail(exc)
     if json_out:

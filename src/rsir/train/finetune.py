@@ -88,10 +88,7 @@ def finetune_on_maps(
     hot = multi_hot(labels)
     hot_t = torch.from_numpy(hot)
     head = _new_head(encoder.config.dim, config, None, head_meta or {})
-    opt = torch.optim.AdamW(
-        [{"params": tail.parameters(), "lr": tail_lr}, {"params": head.parameters(), "lr": config.lr}],
-        weight_decay=config.weight_decay,
-    )
+    opt = config.adamw([{"params": tail.parameters(), "lr": tail_lr}, {"params": head.parameters()}])
     loss_fn, rng = make_loss(config.loss), np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from rsir.models.fusion import TFFConfig
 from rsir.train import distributed
+from rsir.train.config import Optimisation
 from rsir.train.loop import FitState, Validation, fit, lambda_schedule, warmup_cosine
 
 LAST = "last.pt"
@@ -32,15 +33,17 @@ LAST = "last.pt"
 _RESUMABLE_CHANGES = {"epochs", "patience", "device"}
 
 
-@dataclass
-class ITSRTrainConfig:
+@dataclass(frozen=True, kw_only=True)
+class ITSRTrainConfig(Optimisation):
+    """Text-ITSR training: the shared optimisation fields (ITSR's defaults below) plus the model's."""
+
     fusion: str = "tff"
     epochs: int = 30
     seed: int = 0
     dim: int = 256
     batch_size: int = 128
     lr: float = 5e-4
-    weight_decay: float = 0.05
+    weight_decay: float = 0.05  # on matrices only: biases, norms and position/time embeddings get none
     warmup_epochs: float = 1.0
     dropout: float = 0.1
     encoder: str = "efficientnet-lite0"
@@ -179,7 +182,7 @@ class _Trainer:
         other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n and "time" not in n)]
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
         groups = [{**g, "base_lr": config.lr} for g in groups] + images.param_groups(config)
-        self.optim = torch.optim.AdamW(groups, lr=config.lr)
+        self.optim = config.adamw(groups)  # each group carries its own weight decay
         self.steps_per_epoch = len(distributed.shard(self.batches(0)))
 
     def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:

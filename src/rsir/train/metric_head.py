@@ -15,19 +15,18 @@ import torch
 
 from rsir.models.heads import HeadConfig, ResidualHead
 from rsir.train import distributed
+from rsir.train.config import HeadTraining
 from rsir.train.loop import FnObjective, fit
 from rsir.train.pair_losses import PairObjective, evidence_weights, objective_loss
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(HeadTraining):
+    """A metric head from class labels or answered pairs (``loss`` says which), and encoder fine-tuning; the
+    optimisation fields (epochs, batch_size, lr, weight_decay, hidden) come from :class:`HeadTraining`."""
+
     loss: str = "multisimilarity"
-    epochs: int = 40
-    batch_size: int = 256
-    per_class: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    hidden: int = 1024
+    per_class: int = 8  # items per class in a label batch
     seed: int = 0
 
 
@@ -102,7 +101,7 @@ def _new_head(dim: int, config: TrainConfig, init: ResidualHead | None, meta: di
 
 
 def _optimiser(head: ResidualHead, config: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return config.adamw(head.parameters())
 
 
 def _fit_head(objective: FnObjective, head: ResidualHead, config: TrainConfig, progress: bool, history) -> None:

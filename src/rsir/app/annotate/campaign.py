@@ -146,27 +146,19 @@ class AnnotationCampaign:
         from rsir.active.strategies import get_strategy
 
         get_strategy(settings.strategy)  # an unknown name fails before any work
-        head_meta = {"encoder": encoder}
-        if embeddings is None:
-            from rsir.cbir.space import Space
+        from rsir.api_anneal import campaign_pool
 
-            space = Space.load(encoder, runtime=runtime)
-            embeddings = space.embed(archive, progress=progress)
-            head_meta["weights_hash"] = space.encoder.weights_hash
-        by_id = {it.id: it for it in archive.items}
-        ids = list(embeddings.ids)
-        labels = [by_id[i].labels for i in ids]
         split = settings.extra.get("split", NO_SPLIT)
-        if split == NO_SPLIT:
-            pool, evaluate = np.arange(len(ids)), None
-        else:
-            from rsir.cbir.evaluation import split_of
-
-            s = split_of(labels, split, settings.seed)
-            pool, evaluate = s.gallery, Evaluation(embeddings.vectors, labels, s.query, s.gallery)
+        base = campaign_pool(archive, split=split, seed=settings.seed, encoder=encoder, runtime=runtime,
+                             embeddings=embeddings, progress=progress)  # fmt: skip
+        head_meta = {"encoder": encoder}
+        if base.weights_hash is not None:  # embedded here (not handed in)
+            head_meta["weights_hash"] = base.weights_hash
+        by_id = {it.id: it for it in archive.items}
+        ids, pool = base.ids, base.pool
         paths = [_relative(by_id[ids[r]].path, Path(archive.root)) for r in pool]
         cid = create_or_resume_campaign(store, name, settings, [ids[r] for r in pool], paths)
-        return cls(store, cid, Path(archive.root), embeddings.vectors[pool], evaluate, head_meta, claim_seconds)
+        return cls(store, cid, Path(archive.root), base.vectors[pool], base.evaluate, head_meta, claim_seconds)
 
     # --- background rounds -------------------------------------------------------------------
 

@@ -85,9 +85,7 @@ def create_search_app(
     thumbs = ThumbnailCache(Path(cache_dir) if cache_dir else default_thumbnail_dir())
     svc = SearchService(scenes, pairs, thumbs, max_upload_bytes, max_upload_pixels)
     if text_model is not None:
-        from rsir.text.search import SceneTextSearch
-
-        svc.scene_text = SceneTextSearch(scenes.index, text_model)
+        svc.scene_text = scenes.api.text_model(text_model)
     app = FastAPI(
         title="rsir search",
         version="1",

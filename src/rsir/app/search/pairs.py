@@ -1,8 +1,8 @@
 """The text-ITSR side of the search service: a checkpoint plus a gallery of before/after pairs.
 
-An adapter over ``rsir.itsr`` (checkpoint loading, cached features, ``embed_split``): the gallery is one
-split of a change-caption dataset (by default the dataset the checkpoint was trained on), embedded once
-at start-up; text queries and uploaded pairs are embedded into the same space.
+An adapter over the public API's :class:`rsir.api_itsr.ItsrModel` (what `rsir itsr search` runs): the gallery
+is one split of a change-caption dataset (by default the dataset the checkpoint was trained on), embedded
+once at start-up; text queries and uploaded pairs are embedded into the same space.
 """
 
 from __future__ import annotations
@@ -32,19 +32,17 @@ class PairGallery:
         device: str = "cpu",
         cache_dir: Path | None = None,
     ) -> None:
-        from rsir.itsr.evaluate import embed_split
-        from rsir.itsr.pipeline import open_for_checkpoint
+        from rsir.api_itsr import ItsrModel
 
         dataset = dataset or checkpoint_dataset(ckpt)
         if dataset is None:
             raise ValueError(f"checkpoint {ckpt} names no dataset: give the pair gallery with --itsr-data")
-        model, _, enc, feats = open_for_checkpoint(ckpt, dataset, split, device, cache_dir, progress=False)
-        self.model, self.enc, self.device = model, enc, device
+        self.itsr = ItsrModel(ckpt, dataset, split, device=device, cache_dir=cache_dir)
         self.root = Path(dataset).resolve()
-        self.pairs = feats.pairs
-        self.pair_emb, self.text_emb = embed_split(model, feats, device)
-        self.captions = feats.captions
-        self.caption_pair = np.asarray(feats.caption_pair)
+        self.pairs = self.itsr.pairs
+        self.pair_emb, self.text_emb = self.itsr.embeddings()
+        self.captions = self.itsr.captions
+        self.caption_pair = self.itsr.caption_pair
         self._row = {p.id: i for i, p in enumerate(self.pairs)}
         self.changed = np.array([p.changed for p in self.pairs], dtype=bool)
         self._lock = threading.Lock()  # one encoder forward at a time: torch already uses every core
@@ -58,24 +56,13 @@ class PairGallery:
         return self._row[pair_id]
 
     def text_vector(self, text: str) -> np.ndarray:
-        import torch
-
-        with self._lock, torch.inference_mode():
-            t = self.enc.text.encode([text]).to(self.device)
-            return self.model.encode_text(t).float().cpu().numpy()[0]
+        with self._lock:
+            return self.itsr.text_vector(text)
 
     def pair_vector(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
         """Decoded images (float [C, H, W]) -> the pair's embedding, as gallery pairs are embedded."""
-        import torch
-
-        from rsir.itsr.features import encode_pair_batch
-        from rsir.models.preprocess import prepare
-
-        prep = self.enc.image.config.preprocess
-        with self._lock, torch.inference_mode():
-            x = torch.stack([prepare(before, prep), prepare(after, prep)])[None].to(self.device)
-            glob, tokens = encode_pair_batch(self.enc.image, x)
-            return self.model.encode_pairs(glob.float(), tokens.float()).float().cpu().numpy()[0]
+        with self._lock:
+            return self.itsr.pair_vector(before, after)
 
     def ranked(
         self, query: np.ndarray, offset: int, k: int, changed: bool | None = None, exclude_row: int | None = None

@@ -1,5 +1,5 @@
 """A loaded scene index as the search service uses it: labels, metadata and query embedding around the one
-search path (``SearchIndex.page``, shared with `rsir search` and the Python API)."""
+search path, through the public API (:class:`rsir.api_index.Index`, shared with `rsir search`)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,14 @@ class SceneGallery:
     """Index + manifest of single scenes (``rsir index`` output)."""
 
     def __init__(self, index_dir: str | Path, runtime: str = "auto") -> None:
-        from rsir.index.searcher import SearchIndex
+        from rsir.api_index import Index
 
         # batched: concurrent requests of this worker share one store call (same function, same answers)
-        self.index = SearchIndex(Path(index_dir), batched=True)
+        self.api = Index(index_dir, runtime=runtime, batched=True)
+        self.index = self.api.searcher
         self.manifest = self.index.manifest
         self.root = Path(self.manifest.archive_root)
         self._labels = self.index.columns.labels
-        self._space = None
-        self._runtime = runtime
-        self._space_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.index)
@@ -60,25 +58,12 @@ class SceneGallery:
     def vector_of(self, row: int) -> np.ndarray:
         return self.index.vector(row)
 
-    def _space_for_queries(self):
-        with self._space_lock:
-            if self._space is None:
-                from rsir.cbir.space import Space
-
-                m = self.manifest
-                # queries are embedded as the index's vectors were (an int8 index: int8 queries), as in `rsir search`
-                runtime = "onnx-int8" if self._runtime == "auto" and m.runtime == "onnx-int8" else self._runtime
-                space = Space.load(m.encoder, Path(m.head) if m.head else None, runtime)
-                m.check_compatible(space.encoder.config.name, space.encoder.weights_hash, space.head_hash)
-                self._space = space
-        return self._space
-
     def warm_up(self) -> None:
         """Load the query encoder now, in the background, so the first upload does not wait for it."""
 
         def load() -> None:
             try:
-                self._space_for_queries()
+                self.api.query_space()
             except Exception:  # reported again, clearly, by the first upload that needs it
                 logging.getLogger("rsir.app").exception("could not load the query encoder")
 
@@ -86,7 +71,7 @@ class SceneGallery:
 
     def embed(self, image: np.ndarray) -> np.ndarray:
         """Decoded image (float [C, H, W]) -> query vector [1, D], embedded as the index was."""
-        return self._space_for_queries().embed_images([image])
+        return self.api.embed_image(image)
 
     def ranked(
         self, query: np.ndarray, filters: Filters, offset: int, k: int, exclude_row: int | None = None

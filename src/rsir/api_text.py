@@ -1,0 +1,72 @@
+"""Public API, words <-> single scenes: train and evaluate a text <-> scene model on a caption dataset
+(UCM-Captions, RSICD... Karpathy JSON layout); search an index with it through :meth:`rsir.Index.text_page`.
+
+    result = rsir.train_text("dataset.json", "ucmerced/", "runs/text", epochs=5)
+    rsir.evaluate_text("runs/text", "dataset.json", "ucmerced/").mR
+
+The same code as `rsir text train / eval` (rsir.text.pipeline), on the text-ITSR machinery: the results
+are the ITSR result types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from rsir.api_itsr import ItsrScores, ItsrTrainResult
+
+__all__ = ["evaluate_text", "open_caption_set", "train_text"]
+
+
+def open_caption_set(captions: str | Path, images: str | Path) -> Any:
+    """A caption dataset over its image folder (its ``summary()``: images per split, skipped entries)."""
+    from rsir.data.captions import open_scene_captions
+
+    return open_scene_captions(captions, images)
+
+
+def train_text(
+    captions: str | Path,
+    images: str | Path,
+    out: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    augment: bool = False,
+    restart: bool = False,
+    progress: bool = False,
+    **config: Any,
+) -> ItsrTrainResult:
+    """Train on the train split, keeping the best epoch on val (resumable); ``config``: the fields of
+    :class:`rsir.train.itsr.ITSRTrainConfig` but ``fusion`` (``epochs``, ``dim``, ``finetune``, ``device``...);
+    ``augment`` turns/flips the cached trunk maps of a fine-tuned run."""
+    from rsir.text.pipeline import text_config, train
+    from rsir.train.itsr import ITSRTrainConfig
+
+    known = {f.name for f in fields(ITSRTrainConfig)} - {"fusion"}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise TypeError(f"unknown text training settings {unknown}; known: {sorted(known)}")
+    cfg = text_config(**config)
+    cache = Path(cache_dir) if cache_dir else None
+    s = train(captions, images, out, cfg, cache, progress=progress, restart=restart, augment=augment)
+    val = ItsrScores.from_dict(s["val"]) if s["val"] else None
+    return ItsrTrainResult(Path(out), s["best_epoch"], val, s["epochs_run"], s["train_seconds"], s["history"], s)
+
+
+def evaluate_text(
+    checkpoint: str | Path,
+    captions: str | Path,
+    images: str | Path,
+    split: str = "test",
+    *,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> ItsrScores:
+    """R@1/5/10 text -> image and image -> text and mR over the split's full gallery (the published protocol);
+    ``report`` adds duplicate-aware text -> image (``t2i_dup_aware``) and the number of caption ``queries``."""
+    from rsir.text.pipeline import evaluate_checkpoint
+
+    cache = Path(cache_dir) if cache_dir else None
+    return ItsrScores.from_dict(evaluate_checkpoint(checkpoint, captions, images, split, device, cache, progress))
