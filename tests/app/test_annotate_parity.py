@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -21,6 +22,7 @@ from annotate_support import (  # noqa: E402
 )
 
 import rsir  # noqa: E402
+import rsir.api_campaign  # noqa: E402
 from rsir.active.db import QuestionRow  # noqa: E402
 
 WHO = "alice"
@@ -108,3 +110,23 @@ def test_python_and_http_store_the_same_answers_and_rounds(archive_copy, demo_em
     finally:
         for c in (by_python, by_http, by_callback):
             c.close()
+
+
+def test_a_served_campaign_is_resumed_from_a_notebook_and_back(archive_copy, demo_embeddings, tmp_path):  # noqa: F811
+    """Options left out keep the stored ones, whoever created the campaign (a notebook used to refuse a
+    campaign `rsir anneal serve` had created: its settings differed in who created it)."""
+    from rsir.app.annotate.campaign import AnnotationCampaign, ServeOptions
+
+    db = tmp_path / "c.db"
+    served = AnnotationCampaign.open(archive_copy, db, "both", ServeOptions(**SMALL), embeddings=demo_embeddings)
+    notebook = rsir.open_campaign(archive_copy, db, "both", embeddings=demo_embeddings, annotator=WHO)
+    assert notebook.id == served.id and notebook.settings == served.campaign.settings
+    assert notebook.settings.per_round == SMALL["per_round"] and notebook.settings.extra["app"] == "rsir anneal serve"
+    with pytest.raises(rsir.api_campaign.CampaignMismatch, match="--rounds 3 .campaign has 1"):
+        rsir.open_campaign(archive_copy, db, "both", embeddings=demo_embeddings, rounds=3)
+    notebook.answer_round(lambda a, b: a.labels == b.labels)
+    again = AnnotationCampaign.open(archive_copy, db, "both", embeddings=demo_embeddings)
+    assert again.campaign.current_round == 1 and [r.round for r in again.campaign.history()] == [0]
+    assert again.image_path(0).is_file()  # stored paths resolve under the archive root for the app
+    for c in (served.campaign, notebook, again.campaign):
+        c.close()
