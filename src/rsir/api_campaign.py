@@ -276,9 +276,10 @@ def open_campaign(
 ) -> Campaign:
     """Create or resume campaign ``name`` in ``db`` (SQLite file or database URL). A new campaign takes the
     settings given, else the defaults (anneal-mgue, 100 initial pairs, 10 rounds of 100, ``holdout:0.2``);
-    a resumed one keeps its stored settings, and any given must agree (else CampaignMismatch). With a split
-    (labelled archives) each round's head is scored on the test queries, and pairs come from the train part.
-    ``embeddings`` (ids matching the archive's) skip embedding it."""
+    a resumed one keeps its stored settings, and any given must agree (else CampaignMismatch), whoever created
+    it (a notebook, `rsir anneal serve`). With a split (labelled archives; ``split="none"``: none) each round's
+    head is scored on the test queries, and pairs come from the train part. ``embeddings`` (ids matching the
+    archive's) skip embedding it; ``annotator`` names the answers of :meth:`Campaign.run`."""
     options = CampaignOptions(strategy, seed, initial, per_round, rounds, steps, split, encoder)
     return _open(archive, db, name, options, annotator=annotator, k=k, embeddings=embeddings, runtime=runtime,
                  progress=progress, claim_seconds=claim_seconds, created_by=created_by)  # fmt: skip
