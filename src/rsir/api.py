@@ -6,9 +6,10 @@
     hits = rsir.open_index("idx/").search_id("beach/beach00", k=5)
 
 CBIR (embed, index, train and load a head, evaluate) lives here; searching a built index in
-:mod:`rsir.api_index`; ANNEAL (simulate, a campaign answered from Python) in :mod:`rsir.api_anneal`; text-ITSR
-in :mod:`rsir.api_itsr`; words <-> scenes in :mod:`rsir.api_text`. Everything is re-exported by ``rsir``
-itself, lazily (``import rsir`` stays instant). The CLI calls these functions and only these for its jobs.
+:mod:`rsir.api_index`; ANNEAL simulation in :mod:`rsir.api_anneal`, a real campaign (answered from Python or
+served to people) in :mod:`rsir.api_campaign`; text-ITSR in :mod:`rsir.api_itsr`; words <-> scenes in
+:mod:`rsir.api_text`. Everything is re-exported by ``rsir`` itself, lazily (``import rsir`` stays instant).
+The CLI and the web apps call these functions and only these for their jobs.
 """
 
 from __future__ import annotations
@@ -258,8 +259,8 @@ _ELSEWHERE = {
     "rsir.train.metric_head": ("TrainConfig",),
     "rsir.active.learner": ("PairTraining",),
     "rsir.train.itsr": ("ITSRTrainConfig",),
-    "rsir.api_anneal": ("Campaign", "CampaignPool", "RoundRecord", "SimulationResult", "campaign_pool",
-                        "invite_annotator", "open_campaign", "simulate"),
+    "rsir.api_anneal": ("CampaignPool", "RoundRecord", "SimulationResult", "campaign_pool", "simulate"),
+    "rsir.api_campaign": ("Campaign", "invite_annotator", "open_campaign"),
     "rsir.api_itsr": ("ItsrModel", "ItsrScores", "ItsrTrainResult", "PairHit", "CaptionHit", "make_change_set",
                       "open_itsr", "train_itsr", "evaluate_itsr", "open_change_set"),
     "rsir.api_text": ("evaluate_text", "open_caption_set", "train_text"),

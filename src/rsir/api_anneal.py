@@ -1,30 +1,24 @@
-"""Public API, ANNEAL: simulate campaigns on a labelled archive, or drive a real one from Python.
+"""Public API, ANNEAL: simulate campaigns on a labelled archive; what a real campaign stands on.
 
     result = rsir.simulate(archive, "runs/anneal", strategies=["random", "anneal-mgue"], seeds=1)
-    campaign = rsir.open_campaign(archive, "campaign.db", "my-campaign")
-    campaign.run(lambda a, b: a.labels == b.labels)   # your answer: True / False / None (skip)
 
-Both run the same round loop as `rsir anneal simulate` and `rsir anneal serve` (the campaign store, the
-strategies, the learner and the evaluator are shared), so a notebook campaign can later be served.
+Simulation runs the same round loop as a real campaign (:mod:`rsir.api_campaign`: ``rsir.open_campaign``,
+`rsir anneal serve`): the campaign store, the strategies, the learner and the evaluator are shared, and
+:func:`campaign_pool` sets up both (embedding, split, round evaluator).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rsir.data.items import Archive, Item
+from rsir.data.items import Archive
 
-__all__ = [
-    "Answer", "Campaign", "CampaignPool", "RoundRecord", "SimulationResult", "campaign_pool", "invite_annotator",
-    "open_campaign", "simulate",
-]  # fmt: skip
-
-Answer = Callable[[Item, Item], "bool | None"]  # similar? None = cannot tell (skipped)
+__all__ = ["CampaignPool", "RoundRecord", "SimulationResult", "campaign_pool", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -93,77 +87,6 @@ def simulate(
     return SimulationResult(rounds, refs["off_the_shelf"], refs["full_labels"], result["seconds"], Path(out), result)
 
 
-class _CallbackOracle:
-    """An oracle that asks a Python callable, one pair at a time (a person in a notebook)."""
-
-    def __init__(self, items: list[Item], answer: Answer) -> None:
-        self.items, self.ask = items, answer
-
-    def answer(self, pairs) -> np.ndarray:
-        out = np.empty(len(pairs.i), np.int8)
-        for n, (a, b) in enumerate(zip(pairs.i, pairs.j, strict=True)):
-            said = self.ask(self.items[int(a)], self.items[int(b)])
-            out[n] = -1 if said is None else int(bool(said))
-        return out
-
-
-class Campaign:
-    """An ANNEAL campaign in a store (SQLite file or PostgreSQL URL), answered through a callback."""
-
-    def __init__(self, loop, items: list[Item], annotator: str, k: int) -> None:
-        self._loop, self.items, self.annotator, self.k = loop, items, annotator, k
-
-    @property
-    def done(self) -> bool:
-        return self._loop.done
-
-    @property
-    def current_round(self) -> int:
-        return self._loop.current_round
-
-    def pending(self) -> list[tuple[Item, Item]]:
-        """The current round's unanswered pairs."""
-        self._loop.start()
-        _, a, b = self._loop.store.pending(self._loop.id)
-        return [(self.items[int(i)], self.items[int(j)]) for i, j in zip(a, b, strict=True)]
-
-    def answer_round(self, answer: Answer) -> RoundRecord:
-        """Ask ``answer`` about every pending pair of the round, then train the head and select the next round."""
-        if self.done:
-            raise ValueError("the campaign is finished")
-        self._loop.start()
-        self._loop.answer_pending(_CallbackOracle(self.items, answer), self.annotator)
-        return RoundRecord.from_row(self._loop.advance(), self.k)
-
-    def run(self, answer: Answer, rounds: int | None = None) -> list[RoundRecord]:
-        """Answer rounds until the campaign is done (or ``rounds`` more rounds); resumable like the app."""
-        n = 0
-        while not self.done and (rounds is None or n < rounds):
-            self.answer_round(answer)
-            n += 1
-        return self.history()
-
-    def history(self) -> list[RoundRecord]:
-        return [RoundRecord.from_row(r, self.k) for r in self._loop.history()]
-
-    def head(self):
-        """The newest trained head (``None`` before the first round is trained)."""
-        return self._loop.head()
-
-    def save_head(self, folder: str | Path) -> Path:
-        """Write the newest head as a checkpoint folder that :func:`rsir.load_head` and `rsir index --head` load."""
-        from rsir.models.heads import save_head
-
-        head = self.head()
-        if head is None:
-            raise ValueError("no round has been trained yet")
-        save_head(head, Path(folder), {"campaign": self._loop.store.campaign(self._loop.id).name})
-        return Path(folder)
-
-    def close(self) -> None:
-        self._loop.store.dispose()
-
-
 @dataclass(frozen=True)
 class CampaignPool:
     """What a campaign stands on: every embedded item (``ids``, ``vectors``), the ``pool`` rows pairs are drawn
@@ -209,59 +132,3 @@ def campaign_pool(
     else:
         pool, evaluate, split = np.arange(len(embeddings.ids)), None, "none"
     return CampaignPool(list(embeddings.ids), vectors, pool, evaluate, split, str(encoder), weights_hash)
-
-
-def open_campaign(
-    archive: Archive,
-    db: str | Path,
-    name: str,
-    *,
-    strategy: str = "anneal-mgue",
-    seed: int = 0,
-    initial: int = 100,
-    per_round: int = 100,
-    rounds: int = 10,
-    split: str | None = "holdout:0.2",
-    encoder: str | None = None,
-    steps: int | None = None,
-    annotator: str = "notebook",
-    k: int = 20,
-) -> Campaign:
-    """Create or resume campaign ``name``. With ``split`` (and a labelled archive) each round is scored on
-    the test queries; the pool is the train part. Reopening with other settings raises CampaignMismatch."""
-    from rsir.active.campaign import CampaignLoop, CampaignSettings, create_or_resume_campaign
-    from rsir.active.learner import PairTraining
-    from rsir.active.store import Store
-    from rsir.active.strategies import get_strategy
-
-    for s in (strategy, "neighbours"):
-        get_strategy(s)
-    base = campaign_pool(archive, split=split, seed=seed, k=k, encoder=encoder)
-    meta = {"encoder": base.encoder, "weights_hash": base.weights_hash}
-    by_id = {it.id: it for it in archive.items}
-    settings = CampaignSettings(
-        strategy=strategy, seed=seed, initial=initial, per_round=per_round, rounds=rounds,
-        train=PairTraining() if steps is None else PairTraining(steps=steps),
-        extra={"archive": str(archive.root), "encoder": meta["encoder"], "split": base.split, "app": "rsir.api"},
-    )  # fmt: skip
-    store = Store(str(db))
-    items = [by_id[base.ids[r]] for r in base.pool]
-    cid = create_or_resume_campaign(store, name, settings, [it.id for it in items], [str(it.path) for it in items])
-    return Campaign(CampaignLoop(store, cid, base.vectors[base.pool], base.evaluate, meta), items, annotator, k)
-
-
-def invite_annotator(db: str | Path, campaign: str, name: str) -> str:
-    """A personal token for ``name`` on ``campaign`` (`rsir anneal invite`): answers and undo through it are
-    bound to that name; inviting again revokes the previous token. The store keeps only its hash. Raises
-    ``LookupError`` when the store holds no such campaign."""
-    from rsir.active.annotators import invite
-    from rsir.active.store import Store
-
-    store = Store(str(db))
-    try:
-        row = store.campaign_by_name(campaign)
-        if row is None:
-            raise LookupError(f"no campaign {campaign!r}")
-        return invite(store, row.id, name)
-    finally:
-        store.dispose()

@@ -320,9 +320,9 @@ def test_resuming_keeps_the_campaign_and_checks_given_options(archive_copy, demo
     name = unique()
     first = open_campaign(archive_copy, demo_embeddings, db_url, name=name)
     again = open_campaign(archive_copy, demo_embeddings, db_url, name=name)
-    assert again.id == first.id and again.loop.settings == first.loop.settings
+    assert again.id == first.id and again.campaign.settings == first.campaign.settings
     plain = AnnotationCampaign.open(archive_copy, db_url, name, ServeOptions(), embeddings=demo_embeddings)
-    assert plain.id == first.id and plain.loop.settings.per_round == 4  # options left out: the stored ones
+    assert plain.id == first.id and plain.campaign.settings.per_round == 4  # options left out: the stored ones
     with pytest.raises(CampaignMismatch, match="per-round 5"):
         open_campaign(archive_copy, demo_embeddings, db_url, name=name, per_round=5)
     for c in (first, again, plain):

@@ -140,8 +140,8 @@ def test_sigkill_mid_round_then_resume_keeps_every_acknowledged_answer(db_url, d
     campaign = AnnotationCampaign.open(demo_archive, db_url, name, ServeOptions(), embeddings=demo_embeddings)
     try:
         campaign.start()
-        wait_for(lambda: campaign.loop.current_round == 1 and not campaign.busy, 120, 0.1, "the next round")
-        assert [(h["round"], h["n_labelled"]) for h in campaign.loop.history()] == [(0, 6)]  # 2 of 8 were skips
+        wait_for(lambda: campaign.campaign.current_round == 1 and not campaign.busy, 120, 0.1, "the next round")
+        assert [(h.round, h.n_labelled) for h in campaign.campaign.history()] == [(0, 6)]  # 2 of 8 were skips
     finally:
         campaign.stop(timeout=60)
         campaign.store.dispose()

@@ -15,6 +15,7 @@ dashboard is the owner's.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from rsir.active.store import Question
+from rsir.api_campaign import Question, annotator_key
 from rsir.app.annotate.campaign import AnnotationCampaign, Closed, check_annotator
 from rsir.app.annotate.models import (
     LABEL_NAME,
@@ -32,8 +33,6 @@ from rsir.app.annotate.models import (
     AnnotatorIn,
     AnswerIn,
     AnswerOut,
-    AnswerRow,
-    CurvePoint,
     DashboardOut,
     ErrorResponse,
     ItemOut,
@@ -42,7 +41,6 @@ from rsir.app.annotate.models import (
     QuestionOut,
     StateOut,
 )
-from rsir.app.annotate.stats import answers_by_round, curve_points, curve_svg, round_progress
 from rsir.app.auth import Caller, TokenAuth, caller_of, check_token
 from rsir.app.common import BodyLimit, OutsideRoot, ThumbnailCache, default_thumbnail_dir, install_error_handlers
 
@@ -97,8 +95,7 @@ def _question_out(q: Question) -> QuestionOut:
 
 
 def _progress(c: AnnotationCampaign, annotator: str | None) -> Progress:
-    counts = round_progress(c.store, c.id, annotator)
-    return Progress(rounds_total=c.loop.settings.rounds + 1, **counts)
+    return Progress(**asdict(c.campaign.progress(annotator)))
 
 
 def _state(c: AnnotationCampaign, annotator: str | None, question: Question | None) -> StateOut:
@@ -110,7 +107,7 @@ def _state(c: AnnotationCampaign, annotator: str | None, question: Question | No
 
 
 def _phase(c: AnnotationCampaign, p: Progress, question: Question | None) -> tuple[str, str]:
-    if c.loop.done:
+    if c.campaign.done:
         return "done", f"The campaign is finished: {p.campaign_answered} pairs answered. Thank you!"
     kind = c.job_kind()
     if kind and c.error and not c.busy:
@@ -134,14 +131,12 @@ def _phase(c: AnnotationCampaign, p: Progress, question: Question | None) -> tup
 def _who(c: AnnotationCampaign, caller: Caller, name: str) -> str:
     """The annotator the caller answers as: a personal token's own name (another name is 403), or for the
     owner the name given, unless it is an invited annotator's (their answers need their token)."""
-    from rsir.active.annotators import name_key
-
     if caller.role == "annotator":
-        if name_key(name) != name_key(caller.name):
+        if annotator_key(name) != annotator_key(caller.name):
             raise HTTPException(403, f"this link is {caller.name}'s: it answers as {caller.name} only")
         return caller.name
     _guard(lambda: check_annotator(name))
-    invited = c.invited_name(name)
+    invited = c.campaign.invited_name(name)
     if invited is not None:
         raise HTTPException(403, f"{invited} was invited with a personal link: answers as {invited} need it")
     return name
@@ -166,7 +161,8 @@ def _annotator_routes(app: FastAPI, c: AnnotationCampaign) -> None:
     def answer(body: AnswerIn, request: Request) -> AnswerOut:
         """Store an answer. Sending it twice stores it once; the first annotator to answer a pair wins."""
         who = _who(c, caller_of(request), body.annotator)
-        q, stored = _guard(lambda: c.answer(who, body.question_id, LABEL_VALUE[body.label]))
+        result = _guard(lambda: c.answer(who, body.question_id, LABEL_VALUE[body.label]))
+        q, stored = result.question, result.stored
         message = "stored" if stored else f"already answered by {q.annotator}: their answer is kept"
         return AnswerOut(question_id=q.id, label=body.label if stored else LABEL_NAME[q.label],
                          annotator=q.annotator or who, stored=stored, message=message)  # fmt: skip
@@ -178,9 +174,9 @@ def _annotator_routes(app: FastAPI, c: AnnotationCampaign) -> None:
         undone = _guard(lambda: c.undo(who))
         if undone is None:
             raise HTTPException(409, "nothing to undo: you have no answer in the open round")
-        state = _state(c, who, undone[0])
+        state = _state(c, who, undone.question)
         if state.question is not None:
-            state.question.label = LABEL_NAME[undone[1]]
+            state.question.label = LABEL_NAME[undone.label]
         return state
 
 
@@ -212,22 +208,13 @@ def _read_routes(app: FastAPI, c: AnnotationCampaign, thumbs: ThumbnailCache) ->
     def dashboard(request: Request) -> DashboardOut:
         """Answers per round and annotator, and the retrieval metric after each trained round (owner only)."""
         _owner(request)
-        row, s = c.store.campaign(c.id), c.loop.settings
-        metric = METRIC if c.evaluate else None
-        return DashboardOut(
-            campaign=c.name, strategy=s.strategy, status=row.status, current_round=row.current_round,
-            rounds_total=s.rounds + 1, per_round=s.per_round, metric=metric,
-            baseline=c.baseline.get(METRIC),
-            curve=[CurvePoint(round=p["round"], n_labelled=p["n_labelled"], value=p[METRIC])
-                   for p in curve_points(c.store, c.id, METRIC)],
-            answers=[AnswerRow(**r) for r in answers_by_round(c.store, c.id)],
-        )  # fmt: skip
+        return DashboardOut(**asdict(c.campaign.stats(METRIC)))
 
     @app.get("/api/dashboard/curve.svg", tags=["dashboard"], responses={200: {"content": {"image/svg+xml": {}}}})
     def curve(request: Request) -> Response:
         """The mAP curve (map@20 of the test queries against answered pairs) as SVG (owner only)."""
         _owner(request)
-        svg = curve_svg(curve_points(c.store, c.id, METRIC), c.baseline.get(METRIC), METRIC)
+        svg = c.campaign.curve_svg(METRIC)
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/images/{idx}", response_class=FileResponse, responses=ERRORS, tags=["annotate"])
@@ -259,7 +246,7 @@ def _pages(app: FastAPI, c: AnnotationCampaign) -> None:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def page(name: str) -> HTMLResponse:
-        s = c.loop.settings
+        s = c.campaign.settings
         html = templates.get_template(name).render(
             campaign=c.name, strategy=s.strategy, initial=s.initial, per_round=s.per_round, rounds_total=s.rounds + 1
         )

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from rsir.active.annotators import MAX_NAME, NAME_PATTERN
+from rsir.api_campaign import ANNOTATOR_NAME_MAX as MAX_NAME
+from rsir.api_campaign import ANNOTATOR_NAME_PATTERN as NAME_PATTERN
 
 Annotator = Annotated[
     str,
