@@ -26,7 +26,9 @@ Answer = Callable[[Item, Item], "bool | None"]  # similar? None = cannot tell (s
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """One trained round: answers so far, ``map_at_k`` of its head (None without a test split)."""
+    """One trained round: answers so far, ``map_at_k`` of its head (None without a test split); ``strategy`` as
+    asked and ``resolved`` (what ``default`` selected); ``round_similar``: the share of similar answers among the
+    round's pairs, ``round_model_right``: the share the previous head already got right (None for round 0)."""
 
     round: int
     n_labelled: int
@@ -34,6 +36,9 @@ class RoundRecord:
     n_similar: int | None = None
     strategy: str = ""
     seed: int = 0
+    resolved: str = ""
+    round_similar: float | None = None
+    round_model_right: float | None = None
 
     @classmethod
     def from_row(cls, row: dict, k: int = 20, strategy: str = "", seed: int = 0) -> RoundRecord:
@@ -41,6 +46,7 @@ class RoundRecord:
         return cls(
             int(row["round"]), int(row["n_labelled"]), None if value is None else float(value),
             row.get("n_similar"), row.get("strategy", strategy), int(row.get("seed", seed)),
+            row.get("resolved", row.get("strategy", strategy)), row.get("round_similar"), row.get("round_model_right"),
         )  # fmt: skip
 
 
@@ -165,7 +171,7 @@ def open_campaign(
     db: str | Path,
     name: str,
     *,
-    strategy: str = "anneal-mgue",
+    strategy: str = "default",
     seed: int = 0,
     initial: int = 100,
     per_round: int = 100,
@@ -182,7 +188,7 @@ def open_campaign(
     from rsir.active.evaluator import SplitEvaluator
     from rsir.active.learner import PairTraining
     from rsir.active.store import Store
-    from rsir.active.strategies import get_strategy
+    from rsir.active.strategies import get_strategy, resolve
     from rsir.cbir.evaluation import labels_of, split_of
     from rsir.cbir.space import Space
 
@@ -199,7 +205,7 @@ def open_campaign(
     else:
         pool, evaluate, split = np.arange(len(emb.ids)), None, "none"
     settings = CampaignSettings(
-        strategy=strategy, seed=seed, initial=initial, per_round=per_round, rounds=rounds,
+        strategy=resolve(strategy), seed=seed, initial=initial, per_round=per_round, rounds=rounds,
         train=PairTraining() if steps is None else PairTraining(steps=steps),
         extra={"archive": str(archive.root), "encoder": meta["encoder"], "split": split, "app": "rsir.api"},
     )  # fmt: skip

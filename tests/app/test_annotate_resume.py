@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -172,3 +173,15 @@ def test_resuming_with_other_options_exits_with_a_clear_message(demo_archive, de
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "--per-round 5 (campaign has 4)" in result.output and "Traceback" not in result.output
+
+
+def test_serve_defaults_to_the_default_strategy_stored_resolved(demo_archive):  # noqa: F811
+    from rsir.active.store import CampaignMismatch
+    from rsir.active.strategies import resolve
+    from rsir.app.annotate.campaign import ServeOptions, resolve_settings
+
+    new = resolve_settings(None, ServeOptions(), demo_archive, "efficientnet-lite0")
+    assert new.strategy == resolve("default") != "default"  # the name it selects, not "default"
+    assert resolve_settings(new, ServeOptions(strategy="default"), demo_archive, "x") is new  # agrees
+    with pytest.raises(CampaignMismatch, match="--strategy random"):
+        resolve_settings(new, ServeOptions(strategy="random"), demo_archive, "x")

@@ -22,7 +22,7 @@ from rsir.active.evaluator import SplitEvaluator as _Seed  # one seed's split an
 from rsir.active.learner import PairTraining
 from rsir.data.items import Archive
 
-ALL_STRATEGIES = ("random", "neighbours", "mgue", "bcgue", "diversity", "anneal-mgue", "anneal-bcgue")
+ALL_STRATEGIES = ("random", "neighbours", "mgue", "bcgue", "diversity", "anneal-mgue", "anneal-bcgue", "default")
 FIELDS = ("strategy", "resolved", "seed", "round", "n_labelled", "map@20")  # columns for the default k = 20
 
 

@@ -175,6 +175,22 @@ def pick_spread(ctx: SelectionContext, scores: np.ndarray, budget: int, rng: np.
     return order[first]
 
 
+@dataclass(frozen=True)
+class PickImplied:
+    """Of the ``preselect_factor * budget`` best-scoring pairs, those whose answer implies the most
+    pairs (``|A| x |B|`` for components A, B), then as :func:`pick_spread`."""
+
+    preselect_factor: int = 3
+
+    def __call__(self, ctx: SelectionContext, scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+        pre = top_k(scores, self.preselect_factor * budget, rng)
+        closure, pool = ctx.closure(), ctx.pool()
+        reach = closure.sizes[closure.component[pool.i[pre]]] * closure.sizes[closure.component[pool.j[pre]]]
+        ranked = np.zeros(len(scores))
+        ranked[pre] = 1.0 + reach / max(reach.max(), 1)
+        return pick_spread(ctx, ranked, budget, rng)
+
+
 # --- strategies ----------------------------------------------------------------------------------
 
 
@@ -270,6 +286,8 @@ STRATEGIES: dict[str, Strategy] = {
     "closure-mgue": ClosureStrategy(mgue, pick_spread),
     "closure-likely": ClosureStrategy(likely, pick_spread),
     "closure-neighbours": ClosureStrategy(no_uncertainty, pick_top),
+    "closure-anneal": ClosureStrategy(mgue, PickClusters()),
+    "closure-mgue-reach": ClosureStrategy(mgue, PickImplied()),
 }
 
 

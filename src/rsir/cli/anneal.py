@@ -12,7 +12,7 @@ from rsir.cli.runtime import Runtime, check_runtime
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
-ALL = "random,neighbours,mgue,bcgue,diversity,anneal-mgue,anneal-bcgue"
+ALL = "random,neighbours,mgue,bcgue,diversity,anneal-mgue,anneal-bcgue,default"
 
 
 @app.command()
@@ -84,12 +84,12 @@ def simulate(
 def _check_options(strategies: str, initial_strategy: str, rule: str, split: str, encoder: str | None) -> None:
     """Every name checked before the archive is embedded."""
     from rsir.active.oracle import parse_rule
-    from rsir.active.strategies import STRATEGIES
+    from rsir.active.strategies import strategy_names
     from rsir.cli import validate
 
     for name in [s.strip() for s in strategies.split(",") if s.strip()] or [""]:
-        validate.choice("--strategies", name, list(STRATEGIES), "strategy")
-    validate.choice("--initial-strategy", initial_strategy, list(STRATEGIES), "strategy")
+        validate.choice("--strategies", name, strategy_names(), "strategy")
+    validate.choice("--initial-strategy", initial_strategy, strategy_names(), "strategy")
     parse_rule(rule)
     validate.split(split)
     validate.encoder(encoder)
@@ -100,7 +100,9 @@ def _human(result: dict, out: Path, metric: str) -> str:
 
     curves = mean_curves(result["rounds"], metric)
     budgets = sorted({n for c in curves.values() for n in c})
-    rows = [{"strategy": s, **{str(n): c.get(n) for n in budgets}} for s, c in curves.items()]
+    resolved = {r["strategy"]: r.get("resolved", r["strategy"]) for r in result["rounds"]}
+    shown = {s: s if resolved.get(s, s) == s else f"{s} ({resolved[s]})" for s in curves}
+    rows = [{"strategy": shown[s], **{str(n): c.get(n) for n in budgets}} for s, c in curves.items()]
     refs = "  ".join(
         f"{key.replace('_', ' ')}: {v[metric]:.4f}" for key in ("off_the_shelf", "full_labels")
         if (v := result.get(key)) and v.get(metric) is not None

@@ -23,6 +23,7 @@ import numpy as np
 from rsir.active.campaign import CampaignLoop, CampaignSettings, PairTraining, create_or_resume_campaign
 from rsir.active.evaluator import SplitEvaluator as Evaluation  # shared with `anneal simulate`
 from rsir.active.store import CampaignMismatch, Question, Store
+from rsir.active.strategies import resolve
 from rsir.data.items import Archive
 
 log = logging.getLogger("rsir.app.annotate")
@@ -49,7 +50,12 @@ class ServeOptions:
     encoder: str | None = None
 
 
-DEFAULTS = ServeOptions(strategy="anneal-mgue", seed=0, initial=100, per_round=100, rounds=10, split="holdout:0.2")
+DEFAULTS = ServeOptions(strategy="default", seed=0, initial=100, per_round=100, rounds=10, split="holdout:0.2")
+
+
+def _given_value(given: ServeOptions, name: str):
+    value = getattr(given, name)
+    return resolve(value) if name == "strategy" else value
 
 
 def _stored_value(settings: CampaignSettings, name: str):
@@ -69,7 +75,7 @@ def resolve_settings(
         wrong = [
             f"--{n.replace('_', '-')} {getattr(given, n)} (campaign has {_stored_value(stored, n)})"
             for n in names
-            if getattr(given, n) != _stored_value(stored, n)
+            if _given_value(given, n) != _stored_value(stored, n)
         ]
         if wrong:
             raise CampaignMismatch(f"the campaign exists with other settings: {'; '.join(wrong)}; "
@@ -82,7 +88,7 @@ def resolve_settings(
 
         split = str(parse_split(split))
     return CampaignSettings(
-        strategy=o.strategy,
+        strategy=resolve(o.strategy),  # stored resolved: a later change of `default` does not alter it
         seed=o.seed,
         initial=o.initial,
         per_round=o.per_round,
