@@ -145,3 +145,22 @@ def test_default_resolves_to_a_registered_strategy():
     assert resolve("neighbours") == "neighbours"
     with pytest.raises(KeyError, match="default"):
         get_strategy("nope")
+
+
+@pytest.mark.parametrize("budget", [3, 25, 200])
+def test_pick_spread_matches_a_naive_greedy_pass(budget):
+    """Distinct scores: the best pair of each smaller-side component, best first, topped up with the
+    best remaining pairs; the fast path looks at the top 20 x budget only while that is enough."""
+    ctx = grouped_context(n_labelled=50)
+    pool = ctx.pool()
+    scores = np.random.default_rng(3).permutation(len(pool)).astype(np.float64)
+    comp, sizes = ctx.closure().component, ctx.closure().sizes
+    seen, first, rest = set(), [], []
+    for row in np.argsort(-scores):
+        a, b = comp[pool.i[row]], comp[pool.j[row]]
+        key = a if sizes[a] <= sizes[b] else b
+        (rest if key in seen else first).append(row)
+        seen.add(key)
+    naive = (first + rest)[:budget] if len(first) < budget else first[:budget]
+    got = pick_spread(ctx, scores, budget, np.random.default_rng(0))
+    assert sorted(got.tolist()) == sorted(naive)

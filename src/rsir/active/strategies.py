@@ -160,14 +160,24 @@ class PickClusters:
         )
 
 
+SPREAD_FACTOR = 20
+
+
+def _smaller_component(ctx: SelectionContext, rows: np.ndarray) -> np.ndarray:
+    """Per pool row, the component of its pair's smaller side (ties: the first item's)."""
+    closure, pool = ctx.closure(), ctx.pool()
+    a, b = closure.component[pool.i[rows]], closure.component[pool.j[rows]]
+    return np.where(closure.sizes[a] <= closure.sizes[b], a, b)
+
+
 def pick_spread(ctx: SelectionContext, scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
     """Best-scoring pairs, at most one per smaller-side component while there are enough: a round's
-    answers then reach ``budget`` different components instead of re-asking about one."""
-    order = top_k(scores, len(scores), rng)
-    closure, pool = ctx.closure(), ctx.pool()
-    a, b = closure.component[pool.i[order]], closure.component[pool.j[order]]
-    small = np.where(closure.sizes[a] <= closure.sizes[b], a, b)
-    _, first = np.unique(small, return_index=True)
+    answers then reach ``budget`` different components instead of re-asking about one. Spreads over the
+    best ``SPREAD_FACTOR * budget`` pairs only (no full sort of a million-pair pool); all when too few differ."""
+    order = top_k(scores, SPREAD_FACTOR * budget, rng)
+    if len(np.unique(_smaller_component(ctx, order))) < budget:
+        order = top_k(scores, len(scores), rng)
+    _, first = np.unique(_smaller_component(ctx, order), return_index=True)
     first = np.sort(first)[:budget]
     if len(first) < budget:
         rest = np.setdiff1d(np.arange(len(order)), first, assume_unique=True)
