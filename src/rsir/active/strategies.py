@@ -227,13 +227,15 @@ class ClosureStrategy:
     scorer: Scorer
     picker: Picker
     n_partners: int = 2
+    reach_only: bool = False  # only (item, representative) pairs while there are enough of them
 
     def select(self, ctx: SelectionContext, budget: int, rng: np.random.Generator) -> Pairs:
         closure = ctx.closure()
         pool = ctx.pool()
         pool = pool.take(closure.implied(pool) < 0)
         reach = component_pairs(ctx.emb, closure, self.n_partners, max_anchors=ctx.max_anchors, rng=rng)
-        ctx.replace_pool(pool.concat(reach.difference(ctx.labelled)))
+        reach = reach.difference(ctx.labelled)
+        ctx.replace_pool(reach if self.reach_only and len(reach) >= 3 * budget else pool.concat(reach))
         ctx.info["components"] = int((closure.sizes >= 2).sum())
         ctx.info["largest_component"] = int(closure.sizes.max()) if closure.n_components else 0
         return PoolStrategy(self.scorer, self.picker).select(ctx, budget, rng)
@@ -297,6 +299,7 @@ STRATEGIES: dict[str, Strategy] = {
     "closure-likely": ClosureStrategy(likely, pick_spread),
     "closure-neighbours": ClosureStrategy(no_uncertainty, pick_top),
     "closure-anneal": ClosureStrategy(mgue, PickClusters()),
+    "closure-reach": ClosureStrategy(mgue, pick_spread, n_partners=3, reach_only=True),
     "closure-mgue-reach": ClosureStrategy(mgue, PickImplied()),
 }
 

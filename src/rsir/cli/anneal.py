@@ -37,6 +37,12 @@ def simulate(
     n_random: Annotated[int, typer.Option(min=0, help="Random pairs in the candidate pool.")] = 2000,
     rule: Annotated[str, typer.Option(help="Oracle rule: share-any, same-set or jaccard:T.")] = "share-any",
     steps: Annotated[int, typer.Option(min=1, help="Head training steps per round (warm-started).")] = 40,
+    closure: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Weight of the pairs answers imply by transitivity (0: off; default: the learner's)."
+        ),
+    ] = None,
     full_labels: Annotated[bool, typer.Option(help="Also train the all-class-labels reference head.")] = True,
     name: Annotated[str, typer.Option(help="Campaign name prefix in the store.")] = "sim",
     threads: Annotated[int, typer.Option(min=1, help="Torch threads (1 is fastest on a busy machine).")] = 1,
@@ -68,7 +74,7 @@ def simulate(
             rule=rule,
             n_neighbours=n_neighbours,
             n_random=n_random,
-            train=PairTraining(steps=steps),
+            train=PairTraining(steps=steps, **({} if closure is None else {"closure": closure})),
             full_labels=full_labels,
             name=name,
             threads=threads,
