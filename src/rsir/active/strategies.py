@@ -305,7 +305,7 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 # What `default` selects (CLI, API, `rsir anneal serve`); the measurements behind it: docs/benchmarks.md.
-DEFAULT = "closure-likely"
+DEFAULT = "closure-mgue"
 
 
 def resolve(name: str) -> str:
