@@ -185,3 +185,14 @@ def test_serve_defaults_to_the_default_strategy_stored_resolved(demo_archive):  
     assert resolve_settings(new, ServeOptions(strategy="default"), demo_archive, "x") is new  # agrees
     with pytest.raises(CampaignMismatch, match="--strategy random"):
         resolve_settings(new, ServeOptions(strategy="random"), demo_archive, "x")
+
+
+def test_serve_closure_option_reaches_the_learner_and_must_agree_on_resume(demo_archive):  # noqa: F811
+    from rsir.active.store import CampaignMismatch
+    from rsir.app.annotate.campaign import ServeOptions, resolve_settings
+
+    off = resolve_settings(None, ServeOptions(closure=0.0), demo_archive, "x")
+    assert off.train.closure == 0.0
+    assert resolve_settings(None, ServeOptions(), demo_archive, "x").train.closure > 0  # the learner's default
+    with pytest.raises(CampaignMismatch, match="--closure 1.0"):
+        resolve_settings(off, ServeOptions(closure=1.0), demo_archive, "x")

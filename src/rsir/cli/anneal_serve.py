@@ -31,6 +31,12 @@ def serve(
     per_round: Annotated[int | None, typer.Option(min=1, help="pairs per later round (default 100)")] = None,
     rounds: Annotated[int | None, typer.Option(min=0, help="rounds after the first (default 10)")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="training steps per round (default: the learner's)")] = None,
+    closure: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="weight of the pairs answers imply by transitivity (0: off; default: the learner's)"
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the split and the selection (default 0)")] = None,
     split: Annotated[
         str | None, typer.Option(help="test queries for the mAP curve, e.g. holdout:0.2 (labelled archives)")

@@ -46,6 +46,7 @@ class ServeOptions:
     per_round: int | None = None
     rounds: int | None = None
     steps: int | None = None  # optimiser steps per round (None: the learner's default)
+    closure: float | None = None  # weight of implied pairs (None: the learner's default)
     split: str | None = None
     encoder: str | None = None
 
@@ -59,8 +60,8 @@ def _given_value(given: ServeOptions, name: str):
 
 
 def _stored_value(settings: CampaignSettings, name: str):
-    if name == "steps":
-        return settings.train.steps
+    if name in ("steps", "closure"):
+        return getattr(settings.train, name)
     if name in ("split", "encoder"):
         return settings.extra.get(name)
     return getattr(settings, name)
@@ -93,7 +94,7 @@ def resolve_settings(
         initial=o.initial,
         per_round=o.per_round,
         rounds=o.rounds,
-        train=PairTraining(**({"steps": o.steps} if o.steps is not None else {})),
+        train=PairTraining(**{k: getattr(o, k) for k in ("steps", "closure") if getattr(o, k) is not None}),
         extra={"archive": str(archive.root), "encoder": encoder, "split": split, "app": "rsir anneal serve"},
     )
 
