@@ -55,3 +55,10 @@ def test_a_dip_below_off_the_shelf_is_a_miss(benchmark_script) -> None:
     assert not checks["never_below_off_the_shelf"]["ok"]
     assert checks["never_below_off_the_shelf"]["where"] == {"seed": 0, "round": 1}
     assert bench.check_targets(result(curve("neighbours", 0, [0.6, 0.7]))) == {}  # no `default`: nothing to check
+
+
+def test_a_run_stopping_short_of_2000_pairs_is_judged_at_its_last_round(benchmark_script) -> None:
+    bench = benchmark_script("bench_anneal")
+    rows = [("default", 0, k, 100 + 300 * k, v, 0.5) for k, v in enumerate([0.6, 0.8, 0.87])]  # up to 700
+    check = bench.check_targets(result(rows))["at_2000_pairs"]
+    assert check["pairs"] == 700 and check["map@20"] == pytest.approx(0.87) and check["ok"]
