@@ -135,7 +135,10 @@ def render(name: str, result: dict, checks: dict) -> str:
 
     rows = result["rounds"]
     curves, later = mean_curves(rows), later_means(rows)
-    budgets = sorted({n for c in curves.values() for n in c})
+    # columns by round, headed by the most pairs any strategy had then (a closure strategy asks fewer
+    # once the answers decide every pair: its own count shows in its `pairs` line)
+    n_rounds = max(len(c) for c in curves.values())
+    budgets = [max(sorted(c)[r] for c in curves.values() if len(c) > r) for r in range(n_rounds)]
     resolved = {r["strategy"]: r.get("resolved", r["strategy"]) for r in rows}
     label = {s: s if resolved[s] == s else f"{s}={resolved[s]}" for s in curves}
     width = max(14, *(len(v) + 1 for v in label.values()))
@@ -143,11 +146,10 @@ def render(name: str, result: dict, checks: dict) -> str:
     lines.append(f"{'strategy':{width}s}" + "".join(f"{n:>7d}" for n in budgets) + "   mean(r>=1) +- 95%")
     for s, c in curves.items():
         m, ci = mean_ci(later[s])
-        lines.append(
-            f"{label[s]:{width}s}"
-            + "".join(f"{c.get(n, float('nan')):7.3f}" for n in budgets)
-            + f"   {m:.4f} +- {ci:.4f}"
-        )
+        lines.append(f"{label[s]:{width}s}" + "".join(f"{c[n]:7.3f}" for n in sorted(c)) + f"   {m:.4f} +- {ci:.4f}")
+    for s, c in curves.items():
+        if sorted(c) != budgets[: len(c)]:
+            lines.append(f"  pairs {label[s]:{width - 8}s}" + "".join(f"{n:>7d}" for n in sorted(c)))
     off, full = result["off_the_shelf"]["map@20"], result["full_labels"]["map@20"]
     lines.append(f"off-the-shelf {off:.4f}   all class labels {full:.4f}   ({result['seconds']:.0f} s)")
     lines.append("per round (after the initial), mean over seeds: sim = similar answers, right = model already right")
