@@ -119,7 +119,7 @@ def grouped_context(n_labelled: int = 60) -> SelectionContext:
     return SelectionContext(emb, labelled, y, n_neighbours=5, n_random=200)
 
 
-@pytest.mark.parametrize("name", ["closure-likely", "closure-mgue", "closure-neighbours"])
+@pytest.mark.parametrize("name", ["closure-likely", "closure-mgue", "closure-anneal", "closure-reach"])
 def test_closure_strategies_never_ask_what_the_answers_imply(name):
     ctx = grouped_context()
     picks = get_strategy(name).select(ctx, 20, np.random.default_rng(0))

@@ -13,6 +13,16 @@ A pool strategy is ``scorer(ctx) -> scores over ctx.pool()`` followed by
 | `anneal-mgue`  | pool                | MGUE   | cluster (best per cluster)  |
 | `anneal-bcgue` | pool                | BCGUE  | cluster (best per cluster)  |
 | `mixed`        | kNN pairs + all     | -      | half uniform from each      |
+| `closure-mgue` | closure pool        | MGUE   | spread (one per group)      |
+| `closure-anneal` | closure pool      | MGUE   | cluster (best per cluster)  |
+| `closure-mgue-reach` | closure pool  | MGUE   | most implied of the top 3x, spread |
+| `closure-likely` | closure pool      | -distance | spread                   |
+| `closure-reach` | item-group pairs   | MGUE   | spread                      |
+| `default`      | the best measured: `closure-mgue` (:data:`DEFAULT`)               |
+
+The closure pool is the candidate pool minus every pair whose answer the answers already imply
+(:mod:`rsir.active.closure`), plus each item's pairs with the representatives of its nearest answered
+groups; "spread" takes the best pairs, at most one per smaller-side group while there are enough.
 
 `mixed` is the default initial round: half its pairs come from nearest neighbours (mostly similar),
 half uniformly from all pairs (mostly dissimilar), so the first threshold sees both answers whatever the
@@ -297,7 +307,6 @@ STRATEGIES: dict[str, Strategy] = {
     "mixed": MixedStrategy(),
     "closure-mgue": ClosureStrategy(mgue, pick_spread),
     "closure-likely": ClosureStrategy(likely, pick_spread),
-    "closure-neighbours": ClosureStrategy(no_uncertainty, pick_top),
     "closure-anneal": ClosureStrategy(mgue, PickClusters()),
     "closure-reach": ClosureStrategy(mgue, pick_spread, n_partners=3, reach_only=True),
     "closure-mgue-reach": ClosureStrategy(mgue, PickImplied()),
