@@ -24,7 +24,7 @@ from rsir.active.oracle import LabelOracle
 from rsir.active.pool import Pairs, candidate_pool, neighbour_pairs, random_pairs
 from rsir.active.strategies import SelectionContext, get_strategy
 
-STRATEGIES = ["mgue", "bcgue", "anneal-mgue", "anneal-bcgue"]
+STRATEGIES = ["mgue", "bcgue", "anneal-mgue", "anneal-bcgue", "closure-mgue"]
 
 
 def synthetic(n_items: int, dim: int, n_classes: int, seed: int) -> tuple[np.ndarray, LabelOracle]:

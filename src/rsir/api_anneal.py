@@ -23,7 +23,9 @@ __all__ = ["CampaignPool", "RoundRecord", "SimulationResult", "campaign_pool", "
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """One trained round: answers so far, ``map_at_k`` of its head (None without a test split)."""
+    """One trained round: answers so far, ``map_at_k`` of its head (None without a test split); ``strategy`` as
+    asked and ``resolved`` (what ``default`` selected); ``round_similar``: the share of similar answers among the
+    round's pairs, ``round_model_right``: the share the previous head already got right (None for round 0)."""
 
     round: int
     n_labelled: int
@@ -31,6 +33,9 @@ class RoundRecord:
     n_similar: int | None = None
     strategy: str = ""
     seed: int = 0
+    resolved: str = ""
+    round_similar: float | None = None
+    round_model_right: float | None = None
 
     @classmethod
     def from_row(cls, row: dict, k: int = 20, strategy: str = "", seed: int = 0) -> RoundRecord:
@@ -38,6 +43,7 @@ class RoundRecord:
         return cls(
             int(row["round"]), int(row["n_labelled"]), None if value is None else float(value),
             row.get("n_similar"), row.get("strategy", strategy), int(row.get("seed", seed)),
+            row.get("resolved", row.get("strategy", strategy)), row.get("round_similar"), row.get("round_model_right"),
         )  # fmt: skip
 
 

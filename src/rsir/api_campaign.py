@@ -266,6 +266,7 @@ def open_campaign(
     split: str | None = None,
     encoder: str | None = None,
     steps: int | None = None,
+    closure: float | None = None,
     annotator: str = "notebook",
     k: int = 20,
     embeddings: Any = None,
@@ -275,12 +276,13 @@ def open_campaign(
     created_by: str = "rsir.api",
 ) -> Campaign:
     """Create or resume campaign ``name`` in ``db`` (SQLite file or database URL). A new campaign takes the
-    settings given, else the defaults (anneal-mgue, 100 initial pairs, 10 rounds of 100, ``holdout:0.2``);
+    settings given, else the defaults (the ``default`` strategy, 100 initial pairs, 10 rounds of 100, ``holdout:0.2``);
     a resumed one keeps its stored settings, and any given must agree (else CampaignMismatch), whoever created
     it (a notebook, `rsir anneal serve`). With a split (labelled archives; ``split="none"``: none) each round's
     head is scored on the test queries, and pairs come from the train part. ``embeddings`` (ids matching the
     archive's) skip embedding it; ``annotator`` names the answers of :meth:`Campaign.run`."""
-    options = CampaignOptions(strategy, seed, initial, per_round, rounds, steps, split, encoder)
+    options = CampaignOptions(strategy=strategy, seed=seed, initial=initial, per_round=per_round, rounds=rounds,
+                              steps=steps, closure=closure, split=split, encoder=encoder)  # fmt: skip
     return _open(archive, db, name, options, annotator=annotator, k=k, embeddings=embeddings, runtime=runtime,
                  progress=progress, claim_seconds=claim_seconds, created_by=created_by)  # fmt: skip
 
@@ -324,9 +326,16 @@ def _open(
     return Campaign(loop, items, Path(archive.root), annotator, k, claim_seconds)
 
 
+def _given_value(given: CampaignOptions, name: str):
+    from rsir.active.strategies import resolve
+
+    value = getattr(given, name)
+    return resolve(value) if name == "strategy" else value
+
+
 def _stored_value(settings, name: str):
-    if name == "steps":
-        return settings.train.steps
+    if name in ("steps", "closure"):
+        return getattr(settings.train, name)
     if name in ("split", "encoder"):
         return settings.extra.get(name)
     return getattr(settings, name)
@@ -335,11 +344,12 @@ def _stored_value(settings, name: str):
 def _settings(stored, given: CampaignOptions, archive: Archive, encoder: str, created_by: str):
     """The stored campaign's settings (options given must agree), or new ones from options + defaults."""
     from rsir.active.campaign import CampaignSettings, PairTraining
+    from rsir.active.strategies import resolve
 
     names = [n for n in CampaignOptions.__dataclass_fields__ if getattr(given, n) is not None]
     if stored is not None:
         wrong = [f"--{n.replace('_', '-')} {getattr(given, n)} (campaign has {_stored_value(stored, n)})"
-                 for n in names if getattr(given, n) != _stored_value(stored, n)]  # fmt: skip
+                 for n in names if _given_value(given, n) != _stored_value(stored, n)]  # fmt: skip
         if wrong:
             raise CampaignMismatch(f"the campaign exists with other settings: {'; '.join(wrong)}; "
                                    "leave those options out to resume it, or pick another --campaign name")  # fmt: skip
@@ -351,9 +361,9 @@ def _settings(stored, given: CampaignOptions, archive: Archive, encoder: str, cr
 
         split = str(parse_split(split))
     return CampaignSettings(
-        strategy=str(o.strategy), seed=int(o.seed or 0), initial=int(o.initial or 0),
-        per_round=int(o.per_round or 0), rounds=int(o.rounds or 0),
-        train=PairTraining() if o.steps is None else PairTraining(steps=o.steps),
+        strategy=resolve(str(o.strategy)),  # stored resolved: a later change of `default` does not alter it
+        seed=int(o.seed or 0), initial=int(o.initial or 0), per_round=int(o.per_round or 0), rounds=int(o.rounds or 0),
+        train=PairTraining(**{n: getattr(o, n) for n in ("steps", "closure") if getattr(o, n) is not None}),
         extra={"archive": str(archive.root), "encoder": encoder, "split": split, "app": created_by},
     )  # fmt: skip
 

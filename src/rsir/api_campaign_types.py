@@ -35,11 +35,12 @@ class CampaignOptions:
     per_round: int | None = None
     rounds: int | None = None
     steps: int | None = None  # optimiser steps per round (None: the learner's default)
+    closure: float | None = None  # weight of the pairs answers imply (None: the learner's default)
     split: str | None = None  # "none": no test queries (no mAP curve)
     encoder: str | None = None
 
 
-DEFAULTS = CampaignOptions(strategy="anneal-mgue", seed=0, initial=100, per_round=100, rounds=10, split="holdout:0.2")
+DEFAULTS = CampaignOptions(strategy="default", seed=0, initial=100, per_round=100, rounds=10, split="holdout:0.2")
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,20 @@ def test_the_app_can_reload_a_campaigns_features_from_its_settings(tmp_path, dem
     bare = create_or_resume_campaign(store, "bare", CampaignSettings(strategy="mgue"), ids)
     with pytest.raises(ValueError, match="no archive"):
         campaign_features(store, bare)
+
+
+def test_rounds_report_where_their_information_came_from(tmp_path):
+    loop, oracle = make_loop(tmp_path, strategy="neighbours", rounds=2)
+    history = loop.run(oracle)
+    assert history[0]["round_model_right"] is None  # no model picked the initial pairs
+    i, j, y = loop.store.answered_pairs(loop.id)
+    for h, (lo, hi) in zip(history, [(0, 10), (10, 16), (16, 22)], strict=True):
+        assert h["round_similar"] == pytest.approx(float((y[lo:hi] == 1).mean()), abs=1e-4)
+    assert all(0.0 <= h["round_model_right"] <= 1.0 for h in history[1:])
+
+
+def test_a_campaign_stored_before_implied_pairs_keeps_its_learner():
+    stored = CampaignSettings(strategy="mgue", train=PairTraining(closure=0.7)).to_dict()
+    assert CampaignSettings.from_dict(stored).train.closure == 0.7
+    del stored["train"]["closure"]  # as written before the option existed
+    assert CampaignSettings.from_dict(stored).train.closure == 0.0

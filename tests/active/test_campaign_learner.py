@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +84,18 @@ def test_pair_loss_is_class_balanced_and_weighted():
     assert float(pair_loss(cos, similar, 1.0, 0.5)) == pytest.approx(0.9)
     assert float(pair_loss(cos, similar, 1.0, 0.5, (0.5, 1.0))) == pytest.approx(0.65)
     assert float(pair_loss(cos[1:], similar[1:], 1.0, 0.5)) == pytest.approx(0.4)  # no similar pair at all
+
+
+def test_implied_pairs_teach_what_the_answers_only_imply():
+    """Chains of similar answers within each class (a~b, b~c, ...) and one dissimilar answer between
+    classes: the closure implies every within- and cross-class pair; training on them separates the
+    classes more than the direct answers alone."""
+    x, cls = two_views()
+    firsts = [np.flatnonzero(cls == c)[0] for c in range(3)]
+    i = np.concatenate([np.flatnonzero(cls == c)[:-1] for c in range(3)] + [np.array(firsts[:2] + firsts[:1])])
+    j = np.concatenate([np.flatnonzero(cls == c)[1:] for c in range(3)] + [np.array(firsts[1:] + firsts[2:])])
+    y = (cls[i] == cls[j]).astype(np.int8)
+    loose = PairTraining(steps=60, hidden=32, n_anchors=64, lr=3e-3, preserve=1.0)  # let the answers move it
+    direct = train_head(x, i, j, y, replace(loose, closure=0.0), seed=1)
+    closed = train_head(x, i, j, y, replace(loose, closure=1.0), seed=1)
+    assert separation(apply_head(x, closed), cls) > separation(apply_head(x, direct), cls) + 0.05

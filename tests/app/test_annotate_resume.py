@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -172,3 +173,30 @@ def test_resuming_with_other_options_exits_with_a_clear_message(demo_archive, de
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "--per-round 5 (campaign has 4)" in result.output and "Traceback" not in result.output
+
+
+def test_serve_defaults_to_the_default_strategy_stored_resolved(demo_archive):  # noqa: F811
+    from rsir.active.store import CampaignMismatch
+    from rsir.active.strategies import resolve
+    from rsir.api_campaign import CampaignOptions as ServeOptions
+    from rsir.api_campaign import _settings
+
+    new = _settings(None, ServeOptions(), demo_archive, "efficientnet-lite0", "rsir anneal serve")
+    assert new.strategy == resolve("default") != "default"  # the name it selects, not "default"
+    assert _settings(new, ServeOptions(strategy="default"), demo_archive, "x", "rsir anneal serve") is new  # agrees
+    with pytest.raises(CampaignMismatch, match="--strategy random"):
+        _settings(new, ServeOptions(strategy="random"), demo_archive, "x", "rsir anneal serve")
+
+
+def test_serve_closure_option_reaches_the_learner_and_must_agree_on_resume(demo_archive):  # noqa: F811
+    from rsir.active.store import CampaignMismatch
+    from rsir.api_campaign import CampaignOptions as ServeOptions
+    from rsir.api_campaign import _settings
+
+    off = _settings(None, ServeOptions(closure=0.0), demo_archive, "x", "rsir anneal serve")
+    assert off.train.closure == 0.0
+    assert (
+        _settings(None, ServeOptions(), demo_archive, "x", "rsir anneal serve").train.closure > 0
+    )  # the learner's default
+    with pytest.raises(CampaignMismatch, match="--closure 1.0"):
+        _settings(off, ServeOptions(closure=1.0), demo_archive, "x", "rsir anneal serve")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from rsir.cli.main import app
 
 runner = CliRunner()
-KEYS = {"strategy", "seed", "round", "n_labelled", "map@20"}
+KEYS = {"strategy", "resolved", "seed", "round", "n_labelled", "map@20"}
 
 
 def simulate(demo_archive, out: Path, *extra: str):
@@ -96,3 +96,23 @@ def test_simulation_config_works_for_any_k(demo_archive, tmp_path: Path) -> None
     result = run(demo_archive, tmp_path / "api", config, progress=False)
     assert result["metric"] == "map@10" and result["off_the_shelf"]["map@10"] > 0
     assert [set(r) >= {"map@10"} and "map@20" not in r for r in result["rounds"]] == [True]
+
+
+def test_default_strategy_rows_carry_the_name_it_resolves_to(demo_archive, tmp_path: Path) -> None:
+    from rsir.active.store import Store
+    from rsir.active.strategies import resolve
+
+    args = ["anneal", "simulate", str(demo_archive.root), "--out", str(tmp_path / "run"), "--strategies",
+            "neighbours,default", "--initial", "20", "--per-round", "10", "--rounds", "1", "--seeds", "1",
+            "--steps", "5", "--closure", "0.25", "--no-full-labels", "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rounds"]
+    assert {(r["strategy"], r["resolved"]) for r in rows} == {
+        ("neighbours", "neighbours"),
+        ("default", resolve("default")),
+    }
+    store = Store(tmp_path / "run" / "campaigns.db")
+    row = store.campaign_by_name("sim/default/seed0")
+    assert row.strategy == resolve("default") and row.settings["train"]["closure"] == 0.25  # --closure reached it
+    store.dispose()

@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "rsir.cbir.indexing": {"ENGINES"},  # catalogue of --engine
     "rsir.embed.ray_engine": {"EngineUnavailable", "require_ray"},  # error type; --engine ray validator
     "rsir.train.metric_head": {"LOSSES"},  # catalogue of --loss
-    "rsir.active.strategies": {"STRATEGIES"},  # catalogue of --strategies
+    "rsir.active.strategies": {"STRATEGIES", "strategy_names"},  # catalogue of --strategies (with "default")
     "rsir.active.oracle": {"parse_rule"},  # --rule validator
     "rsir.active.store": {"CampaignMismatch"},  # error type -> exit 2
     # `rsir bench` and its child job measure the rooms themselves (the pieces a job is built from): the

@@ -60,7 +60,8 @@ class CampaignSettings:
     def from_dict(cls, data: dict) -> CampaignSettings:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["train"] = PairTraining(**kwargs.get("train", {}))
+        # a campaign stored before implied pairs existed keeps training on direct answers only
+        kwargs["train"] = PairTraining(**{"closure": 0.0, **kwargs.get("train", {})})
         return cls(**kwargs)
 
 
@@ -182,14 +183,16 @@ class CampaignLoop:
         number, s = self.current_round, self.settings
         t0 = time.perf_counter()
         i, j, y = self.store.answered_pairs(self.id)
+        diagnostics = self._diagnose(i, j, y, number)
         head = self._train(i, j, y, number)
         t_train = time.perf_counter() - t0
-        metrics = dict(self.evaluate(head)) if self.evaluate else {}
+        metrics: dict[str, Any] = dict(self.evaluate(head)) if self.evaluate else {}
         answered = y[y >= 0]
         metrics |= {
             "n_similar": int((answered == 1).sum()),
             "n_skipped": int((y < 0).sum()),
             "train_s": round(t_train, 3),
+            **diagnostics,
         }
         nxt = None
         if number < s.rounds:
@@ -226,6 +229,30 @@ class CampaignLoop:
         ]
 
     # --- internals -------------------------------------------------------------------------------
+
+    def _diagnose(self, i: np.ndarray, j: np.ndarray, y: np.ndarray, number: int) -> dict[str, float | None]:
+        """Where the round's information came from: the share of similar answers among its questions
+        (``round_similar``) and the share the model that picked them already got right
+        (``round_model_right``: the answer agrees with "similar iff distance <= threshold", the
+        threshold fitted on the earlier answers as MGUE does; None for the initial round)."""
+        from rsir.active.uncertainty import estimate_threshold, pair_distance
+
+        n_q = next(r.n_questions for r in self.store.rounds(self.id) if r.number == number)
+        split = len(y) - n_q  # answers come in round order: this round's are the last n_q
+        now, before = slice(split, None), slice(0, split)
+        answered = y[now] >= 0
+        out: dict[str, float | None] = {
+            "round_similar": round(float((y[now][answered] == 1).mean()), 4) if answered.any() else None,
+            "round_model_right": None,
+        }
+        if number == 0 or not answered.any():
+            return out
+        emb = self.embeddings(self.head(before_round=number))
+        d_before = pair_distance(emb, Pairs(i[before], j[before]))
+        t = estimate_threshold(d_before, y[before])
+        d_now = pair_distance(emb, Pairs(i[now], j[now]))[answered]
+        out["round_model_right"] = round(float(((d_now <= t) == (y[now][answered] == 1)).mean()), 4)
+        return out
 
     def _train(self, i: np.ndarray, j: np.ndarray, y: np.ndarray, number: int):
         from rsir.active.learner import train_head

@@ -5,7 +5,8 @@ few hundred answers from wrecking the pretrained space) lives in :mod:`rsir.trai
 `rsir train cbir --pairs` trains with the same objective.
 
 Each round warm-starts from the previous round's head and takes a fixed number of optimiser steps
-over all answers so far, so a round costs the same however many answers there are.
+over all answers so far, so a round costs the same however many answers there are. Each step also
+sees a batch of the pairs the answers imply by transitivity (``closure``, weighted below direct answers).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class PairTraining(PairObjective, HeadTraining):
     lr: float = 3e-4
     hidden: int = 256
     warm_start: bool = True
+    # weight of the pairs the answers imply by transitivity (rsir.active.closure) against direct answers;
+    # 0 = train on direct answers only. One batch of implied pairs (half similar) joins every step. Below 1:
+    # people err, and "similar" is not transitive for every archive (multi-label share-any). docs/benchmarks.md
+    closure: float = 0.5
 
 
 def _batches(n: int, config: PairTraining, gen) -> list:
@@ -42,6 +47,36 @@ def _batches(n: int, config: PairTraining, gen) -> list:
         return []
     stream = torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-total * size // n))])
     return list(stream[: total * size].view(total, size))
+
+
+def _implied_batches(features, pair_i, pair_j, y, config: PairTraining, n_steps: int, seed: int):
+    """``(i, j, similar, weights)`` tensors of ``n_steps`` batches of implied pairs, or None (closure off or
+    nothing implied beyond the answers)."""
+    if config.closure <= 0 or n_steps == 0:
+        return None
+    import torch
+
+    from rsir.active.closure import closure_of, implied_pairs
+
+    closure = closure_of(len(features), pair_i, pair_j, y)
+    size = min(config.batch_size, max(len(y), 2))
+    pairs, labels = implied_pairs(closure, n_steps * size, np.random.default_rng([seed, 7]))
+    if not len(pairs):
+        return None
+    n_pos = int(closure.sizes @ (closure.sizes - 1) // 2)
+    ca, cb = closure.apart >> 32, closure.apart & ((1 << 32) - 1)
+    n_neg = int((closure.sizes[ca] * closure.sizes[cb]).sum())
+    to = [torch.from_numpy(np.ascontiguousarray(a)) for a in (pairs.i, pairs.j)]
+    return (*to, torch.from_numpy(labels == 1), evidence_weights(n_pos, n_neg, config.evidence), size)
+
+
+def _implied_loss(head, x, implied, step: int, config: PairTraining):
+    from rsir.train.pair_losses import pair_loss
+
+    ii, jj, sim, weights, size = implied
+    s = slice((step * size) % len(ii), (step * size) % len(ii) + size)
+    cos = (head(x[ii[s]]) * head(x[jj[s]])).sum(dim=1)
+    return pair_loss(cos, sim[s], config.pos_margin, config.neg_margin, weights)
 
 
 def train_head(
@@ -83,8 +118,15 @@ def train_head(
     weights = evidence_weights(n_pos, len(sim) - n_pos, config.evidence)
     head.train()
     batches = _batches(len(sim), config, gen)  # one "epoch" of exactly the round's steps
-    objective = FnObjective(
-        lambda _: batches, lambda b: objective_loss(head, x, pi[b], pj[b], sim[b], config, weights, gen)
-    )
+    implied = _implied_batches(features, pair_i, pair_j, y, config, len(batches), seed)
+
+    def loss(step_batch):
+        step, b = step_batch
+        total = objective_loss(head, x, pi[b], pj[b], sim[b], config, weights, gen)
+        if implied is not None:
+            total = total + config.closure * _implied_loss(head, x, implied, step, config)
+        return total
+
+    objective = FnObjective(lambda _: list(enumerate(batches)), loss)
     fit(objective, opt, epochs=1, shard=False)
     return head.eval()

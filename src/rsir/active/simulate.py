@@ -22,8 +22,8 @@ from rsir.active.evaluator import SplitEvaluator as _Seed  # one seed's split an
 from rsir.active.learner import PairTraining
 from rsir.data.items import Archive
 
-ALL_STRATEGIES = ("random", "neighbours", "mgue", "bcgue", "diversity", "anneal-mgue", "anneal-bcgue")
-FIELDS = ("strategy", "seed", "round", "n_labelled", "map@20")  # the columns for the default k = 20
+ALL_STRATEGIES = ("random", "neighbours", "mgue", "bcgue", "diversity", "anneal-mgue", "anneal-bcgue", "default")
+FIELDS = ("strategy", "resolved", "seed", "round", "n_labelled", "map@20")  # columns for the default k = 20
 
 
 def fields(k: int) -> tuple[str, ...]:
@@ -103,6 +103,7 @@ class _Task:
     pool_ids: list[str]
     pool_paths: list[str]
     head_meta: dict
+    label: str = ""  # the strategy name as asked (``default``); settings hold the resolved one
 
 
 def _run_task(task: _Task, on_round: Callable[[], None] | None = None) -> list[dict]:
@@ -123,8 +124,9 @@ def _run_task(task: _Task, on_round: Callable[[], None] | None = None) -> list[d
         store.dispose()
     metric, s = f"map@{part.k}", task.settings
     return [
-        {"strategy": s.strategy, "seed": s.seed, "round": h["round"], "n_labelled": h["n_labelled"],
-         metric: h[metric], "n_similar": h.get("n_similar")}
+        {"strategy": task.label or s.strategy, "resolved": s.strategy, "seed": s.seed, "round": h["round"],
+         "n_labelled": h["n_labelled"], metric: h[metric], "n_similar": h.get("n_similar"),
+         "round_similar": h.get("round_similar"), "round_model_right": h.get("round_model_right")}
         for h in history
     ]  # fmt: skip
 
@@ -176,7 +178,7 @@ def simulate(
     from tqdm.auto import tqdm
 
     from rsir.active.store import Store, database_url
-    from rsir.active.strategies import get_strategy
+    from rsir.active.strategies import get_strategy, resolve
     from rsir.cbir.evaluation import labels_of, split_of
     from rsir.cbir.space import Space
 
@@ -206,8 +208,8 @@ def simulate(
         if config.k != 20:  # the stored rounds' metrics are map@k: another k must not resume them
             extra["k"] = config.k  # (absent for 20, so campaigns stored before k was an option still resume)
         tasks += [
-            _Task(f"{config.name}/{strategy}/seed{seed}", _settings(strategy, seed, config, extra), url, part,
-                  config.rule, pool_ids, [paths[i] for i in pool_ids], head_meta)
+            _Task(f"{config.name}/{strategy}/seed{seed}", _settings(resolve(strategy), seed, config, extra), url,
+                  part, config.rule, pool_ids, [paths[i] for i in pool_ids], head_meta, strategy)
             for strategy in config.strategies
         ]  # fmt: skip
     total = len(tasks) * (config.rounds + 1)

@@ -13,6 +13,16 @@ A pool strategy is ``scorer(ctx) -> scores over ctx.pool()`` followed by
 | `anneal-mgue`  | pool                | MGUE   | cluster (best per cluster)  |
 | `anneal-bcgue` | pool                | BCGUE  | cluster (best per cluster)  |
 | `mixed`        | kNN pairs + all     | -      | half uniform from each      |
+| `closure-mgue` | closure pool        | MGUE   | spread (one per group)      |
+| `closure-anneal` | closure pool      | MGUE   | cluster (best per cluster)  |
+| `closure-mgue-reach` | closure pool  | MGUE   | most implied of the top 3x, spread |
+| `closure-likely` | closure pool      | -distance | spread                   |
+| `closure-reach` | item-group pairs   | MGUE   | spread                      |
+| `default`      | the best measured: `closure-mgue` (:data:`DEFAULT`)               |
+
+The closure pool is the candidate pool minus every pair whose answer the answers already imply
+(:mod:`rsir.active.closure`), plus each item's pairs with the representatives of its nearest answered
+groups; "spread" takes the best pairs, at most one per smaller-side group while there are enough.
 
 `mixed` is the default initial round: half its pairs come from nearest neighbours (mostly similar),
 half uniformly from all pairs (mostly dissimilar), so the first threshold sees both answers whatever the
@@ -28,6 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rsir.active.closure import Closure, closure_of, component_pairs
 from rsir.active.diversity import cluster_picks, top_k
 from rsir.active.pool import Pairs, candidate_pool, knn, random_pairs
 from rsir.active.uncertainty import (
@@ -62,6 +73,7 @@ class SelectionContext:
     candidates: Pairs | None = None
     info: dict[str, Any] = field(default_factory=dict)
     _pool_distances: np.ndarray | None = field(default=None, repr=False)
+    _closure: Closure | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, np.int8)
@@ -87,6 +99,15 @@ class SelectionContext:
 
     def labelled_distances(self) -> np.ndarray:
         return pair_distance(self.emb, self.labelled)
+
+    def closure(self) -> Closure:
+        """Components and dissimilar relations the answers imply (cached)."""
+        if self._closure is None:
+            self._closure = closure_of(self.n_items, self.labelled.i, self.labelled.j, self.labels)
+        return self._closure
+
+    def replace_pool(self, candidates: Pairs) -> None:
+        self.candidates, self._pool_distances = candidates, None
 
 
 class Strategy(Protocol):
@@ -120,6 +141,11 @@ def bcgue(ctx: SelectionContext) -> np.ndarray:
     return bcgue_scores(clf.predict_proba(ctx.emb, ctx.pool()))
 
 
+def likely(ctx: SelectionContext) -> np.ndarray:
+    """Most likely similar first (smallest distance): consolidates components fastest."""
+    return -ctx.pool_distances()
+
+
 # --- pickers -------------------------------------------------------------------------------------
 
 
@@ -144,6 +170,47 @@ class PickClusters:
         )
 
 
+SPREAD_FACTOR = 20
+
+
+def _smaller_component(ctx: SelectionContext, rows: np.ndarray) -> np.ndarray:
+    """Per pool row, the component of its pair's smaller side (ties: the first item's)."""
+    closure, pool = ctx.closure(), ctx.pool()
+    a, b = closure.component[pool.i[rows]], closure.component[pool.j[rows]]
+    return np.where(closure.sizes[a] <= closure.sizes[b], a, b)
+
+
+def pick_spread(ctx: SelectionContext, scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    """Best-scoring pairs, at most one per smaller-side component while there are enough: a round's
+    answers then reach ``budget`` different components instead of re-asking about one. Spreads over the
+    best ``SPREAD_FACTOR * budget`` pairs only (no full sort of a million-pair pool); all when too few differ."""
+    order = top_k(scores, SPREAD_FACTOR * budget, rng)
+    if len(np.unique(_smaller_component(ctx, order))) < budget:
+        order = top_k(scores, len(scores), rng)
+    _, first = np.unique(_smaller_component(ctx, order), return_index=True)
+    first = np.sort(first)[:budget]
+    if len(first) < budget:
+        rest = np.setdiff1d(np.arange(len(order)), first, assume_unique=True)
+        first = np.sort(np.concatenate([first, rest[: budget - len(first)]]))
+    return order[first]
+
+
+@dataclass(frozen=True)
+class PickImplied:
+    """Of the ``preselect_factor * budget`` best-scoring pairs, those whose answer implies the most
+    pairs (``|A| x |B|`` for components A, B), then as :func:`pick_spread`."""
+
+    preselect_factor: int = 3
+
+    def __call__(self, ctx: SelectionContext, scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+        pre = top_k(scores, self.preselect_factor * budget, rng)
+        closure, pool = ctx.closure(), ctx.pool()
+        reach = closure.sizes[closure.component[pool.i[pre]]] * closure.sizes[closure.component[pool.j[pre]]]
+        ranked = np.zeros(len(scores))
+        ranked[pre] = 1.0 + reach / max(reach.max(), 1)
+        return pick_spread(ctx, ranked, budget, rng)
+
+
 # --- strategies ----------------------------------------------------------------------------------
 
 
@@ -159,6 +226,29 @@ class PoolStrategy:
         if budget <= 0 or not len(pool):
             return Pairs.empty()
         return pool.take(self.picker(ctx, self.scorer(ctx), budget, rng))
+
+
+@dataclass(frozen=True)
+class ClosureStrategy:
+    """A pool strategy over the closure pool: the candidate pool minus every pair the answers already
+    imply, plus (item, representative) pairs for each item's ``n_partners`` nearest components of
+    at least two members; then score and pick as :class:`PoolStrategy`."""
+
+    scorer: Scorer
+    picker: Picker
+    n_partners: int = 2
+    reach_only: bool = False  # only (item, representative) pairs while there are enough of them
+
+    def select(self, ctx: SelectionContext, budget: int, rng: np.random.Generator) -> Pairs:
+        closure = ctx.closure()
+        pool = ctx.pool()
+        pool = pool.take(closure.implied(pool) < 0)
+        reach = component_pairs(ctx.emb, closure, self.n_partners, max_anchors=ctx.max_anchors, rng=rng)
+        reach = reach.difference(ctx.labelled)
+        ctx.replace_pool(reach if self.reach_only and len(reach) >= 3 * budget else pool.concat(reach))
+        ctx.info["components"] = int((closure.sizes >= 2).sum())
+        ctx.info["largest_component"] = int(closure.sizes.max()) if closure.n_components else 0
+        return PoolStrategy(self.scorer, self.picker).select(ctx, budget, rng)
 
 
 @dataclass(frozen=True)
@@ -215,17 +305,36 @@ STRATEGIES: dict[str, Strategy] = {
     "anneal-mgue": PoolStrategy(mgue, PickClusters()),
     "anneal-bcgue": PoolStrategy(bcgue, PickClusters()),
     "mixed": MixedStrategy(),
+    "closure-mgue": ClosureStrategy(mgue, pick_spread),
+    "closure-likely": ClosureStrategy(likely, pick_spread),
+    "closure-anneal": ClosureStrategy(mgue, PickClusters()),
+    "closure-reach": ClosureStrategy(mgue, pick_spread, n_partners=3, reach_only=True),
+    "closure-mgue-reach": ClosureStrategy(mgue, PickImplied()),
 }
+
+
+# What `default` selects (CLI, API, `rsir anneal serve`); the measurements behind it: docs/benchmarks.md.
+DEFAULT = "closure-mgue"
+
+
+def resolve(name: str) -> str:
+    """The strategy a name selects: ``default`` -> :data:`DEFAULT`, any other name itself."""
+    return DEFAULT if name == "default" else name
+
+
+def strategy_names() -> list[str]:
+    """Every name a strategy may be given by, ``default`` included."""
+    return [*STRATEGIES, "default"]
 
 
 def get_strategy(name: str) -> Strategy:
     try:
-        return STRATEGIES[name]
+        return STRATEGIES[resolve(name)]
     except KeyError:
-        raise KeyError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}") from None
+        raise KeyError(f"unknown strategy {name!r}; known: {', '.join(strategy_names())}") from None
 
 
 def register(name: str, strategy: Strategy) -> None:
-    if name in STRATEGIES:
+    if name in STRATEGIES or name == "default":
         raise ValueError(f"strategy {name!r} already registered")
     STRATEGIES[name] = strategy

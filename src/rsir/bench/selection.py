@@ -28,7 +28,7 @@ def selection_benchmark(
     labels: Sequence[Sequence[str]],
     pool_sizes: list[int],
     *,
-    strategies: Sequence[str] = ("anneal-bcgue", "anneal-mgue"),
+    strategies: Sequence[str] = ("anneal-bcgue", "anneal-mgue", "default"),
     budget: int = 100,
     n_labelled: int = 500,
     seed: int = 0,

@@ -12,7 +12,7 @@ from rsir.cli.runtime import Runtime, check_runtime
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
-ALL = "random,neighbours,mgue,bcgue,diversity,anneal-mgue,anneal-bcgue"
+ALL = "random,neighbours,mgue,bcgue,diversity,anneal-mgue,anneal-bcgue,default"
 
 
 @app.command()
@@ -37,6 +37,12 @@ def simulate(
     n_random: Annotated[int, typer.Option(min=0, help="Random pairs in the candidate pool.")] = 2000,
     rule: Annotated[str, typer.Option(help="Oracle rule: share-any, same-set or jaccard:T.")] = "share-any",
     steps: Annotated[int, typer.Option(min=1, help="Head training steps per round (warm-started).")] = 40,
+    closure: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Weight of the pairs answers imply by transitivity (0: off; default: the learner's)."
+        ),
+    ] = None,
     full_labels: Annotated[bool, typer.Option(help="Also train the all-class-labels reference head.")] = True,
     name: Annotated[str, typer.Option(help="Campaign name prefix in the store.")] = "sim",
     threads: Annotated[int, typer.Option(min=1, help="Torch threads (1 is fastest on a busy machine).")] = 1,
@@ -58,26 +64,32 @@ def simulate(
             strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()), db=db, progress=True,
             seeds=seeds, initial=initial, initial_strategy=initial_strategy, per_round=per_round, rounds=rounds,
             split=split, k=k, encoder=encoder, runtime=runtime, rule=rule, n_neighbours=n_neighbours,
-            n_random=n_random, train=api.PairTraining(steps=steps), full_labels=full_labels, name=name,
+            n_random=n_random, train=_training(steps, closure), full_labels=full_labels, name=name,
             threads=threads, workers=workers,
         )  # fmt: skip
     report = result.report
     public = {key: report[key] for key in ("rounds", "off_the_shelf", "full_labels")}
     if as_json:
-        columns = ("strategy", "seed", "round", "n_labelled", f"map@{k}")
+        columns = ("strategy", "resolved", "seed", "round", "n_labelled", f"map@{k}")
         public["rounds"] = [{f: r[f] for f in columns} for r in public["rounds"]]
     emit(public, as_json, lambda r: _human(result, out, f"map@{k}"))
+
+
+def _training(steps: int, closure: float | None):
+    from rsir import api
+
+    return api.PairTraining(steps=steps, **({} if closure is None else {"closure": closure}))
 
 
 def _check_options(strategies: str, initial_strategy: str, rule: str, split: str, encoder: str | None) -> None:
     """Every name checked before the archive is embedded."""
     from rsir.active.oracle import parse_rule
-    from rsir.active.strategies import STRATEGIES
+    from rsir.active.strategies import strategy_names
     from rsir.cli import validate
 
     for name in [s.strip() for s in strategies.split(",") if s.strip()] or [""]:
-        validate.choice("--strategies", name, list(STRATEGIES), "strategy")
-    validate.choice("--initial-strategy", initial_strategy, list(STRATEGIES), "strategy")
+        validate.choice("--strategies", name, strategy_names(), "strategy")
+    validate.choice("--initial-strategy", initial_strategy, strategy_names(), "strategy")
     parse_rule(rule)
     validate.split(split)
     validate.encoder(encoder)
@@ -86,7 +98,9 @@ def _check_options(strategies: str, initial_strategy: str, rule: str, split: str
 def _human(result, out: Path, metric: str) -> str:
     curves = result.curves()
     budgets = sorted({n for c in curves.values() for n in c})
-    rows = [{"strategy": s, **{str(n): c.get(n) for n in budgets}} for s, c in curves.items()]
+    resolved = {r["strategy"]: r.get("resolved", r["strategy"]) for r in result.report["rounds"]}
+    shown = {s: s if resolved.get(s, s) == s else f"{s} ({resolved[s]})" for s in curves}
+    rows = [{"strategy": shown[s], **{str(n): c.get(n) for n in budgets}} for s, c in curves.items()]
     refs = "  ".join(
         f"{key.replace('_', ' ')}: {v[metric]:.4f}" for key in ("off_the_shelf", "full_labels")
         if (v := result.report.get(key)) and v.get(metric) is not None

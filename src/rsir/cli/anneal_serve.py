@@ -24,11 +24,19 @@ def serve(
         str | None,
         typer.Option(envvar="RSIR_TOKEN", help="shared secret every request must carry (header, cookie or ?token=)"),
     ] = None,
-    strategy: Annotated[str | None, typer.Option(help="selection strategy (new campaign; default anneal-mgue)")] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="selection strategy (new campaign; default: `default`, the best measured)")
+    ] = None,
     initial: Annotated[int | None, typer.Option(min=1, help="pairs in the first round (default 100)")] = None,
     per_round: Annotated[int | None, typer.Option(min=1, help="pairs per later round (default 100)")] = None,
     rounds: Annotated[int | None, typer.Option(min=0, help="rounds after the first (default 10)")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="training steps per round (default: the learner's)")] = None,
+    closure: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="weight of the pairs answers imply by transitivity (0: off; default: the learner's)"
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the split and the selection (default 0)")] = None,
     split: Annotated[
         str | None, typer.Option(help="test queries for the mAP curve, e.g. holdout:0.2 (labelled archives)")
@@ -76,9 +84,9 @@ def _check_options(strategy: str | None, split: str | None, encoder: str | None)
 
     with user_errors():
         if strategy is not None:
-            from rsir.active.strategies import STRATEGIES
+            from rsir.active.strategies import strategy_names
 
-            validate.choice("--strategy", strategy, list(STRATEGIES), "strategy")
+            validate.choice("--strategy", strategy, strategy_names(), "strategy")
         if split is not None:
             validate.split(split)
         validate.encoder(encoder)
