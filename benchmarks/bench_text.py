@@ -24,19 +24,24 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("r@1", "r@5", "r@10")
-# name -> (rsir text train settings, augment)
+AUG = {"augment": True}
+# name -> (rsir text train settings, other arguments of rsir.text.pipeline.train)
 VARIANTS = {
-    "frozen": ({"finetune": 0}, False),
-    "frozen-60ep": ({"finetune": 0, "epochs": 60}, False),
-    "frozen-lr1e-3": ({"finetune": 0, "lr": 1e-3}, False),
-    "frozen-bs256": ({"finetune": 0, "batch_size": 256}, False),
-    "frozen-dim512": ({"finetune": 0, "dim": 512}, False),
-    "frozen-bs32": ({"finetune": 0, "batch_size": 32}, False),
-    "ft1": ({"finetune": 1}, False),
-    "ft1-aug": ({"finetune": 1}, True),
-    "ft1-aug-10ep": ({"finetune": 1, "epochs": 10}, True),
-    "frozen-60ep-lr1e-3": ({"finetune": 0, "epochs": 60, "lr": 1e-3}, False),
+    "frozen": ({"finetune": 0}, {}),
+    "frozen-60ep": ({"finetune": 0, "epochs": 60}, {}),
+    "frozen-lr1e-3": ({"finetune": 0, "lr": 1e-3}, {}),
+    "frozen-bs256": ({"finetune": 0, "batch_size": 256}, {}),
+    "frozen-dim512": ({"finetune": 0, "dim": 512}, {}),
+    "frozen-bs32": ({"finetune": 0, "batch_size": 32}, {}),
+    "ft1": ({"finetune": 1}, {}),
+    "ft1-aug": ({"finetune": 1}, AUG),
+    "ft1-aug-10ep": ({"finetune": 1, "epochs": 10}, AUG),
+    "frozen-60ep-lr1e-3": ({"finetune": 0, "epochs": 60, "lr": 1e-3}, {}),
+    # control: the frozen-60ep training on a derangement of the train images (must score near chance)
+    "control-shuffled-train": ({"finetune": 0, "epochs": 60}, {"control": "shuffle-images"}),
 }
+# test-time controls of each trained run (rsir text eval --control): near chance for a model that reads both
+EVAL_CONTROLS = ("shuffle-images", "constant-text")
 PUBLISHED = [  # i2t R@1/5/10, t2i R@1/5/10, mR (the issue's sources: PE-RSITR and RemoteCLIP tables)
     ("zero-shot CLIP ViT-B/32", (10.95, 34.76, 55.71), (7.33, 35.14, 54.57), 33.08),
     ("AMFMN-fusion (TGRS 2022)", (16.67, 45.71, 68.57), (12.86, 53.24, 79.43), 46.08),
@@ -59,6 +64,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
     p.add_argument("--latency", action="store_true", help="also time text queries at the search service")
+    p.add_argument(
+        "--controls", action="store_true", help="also: each run with its test gallery shuffled / one constant query"
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON only")
     return p.parse_args(argv)
 
@@ -67,11 +75,11 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
     """(test scores, similarity [M, N], caption->image, captions) of one trained variant and seed."""
     from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, split_features_for, text_config, train
 
-    settings, augment = VARIANTS[name]
+    settings, extra = VARIANTS[name]
     out = args.work / name / f"seed{seed}"
     config = text_config(**{"epochs": args.epochs, **settings, "seed": seed})
     t0 = time.perf_counter()
-    summary = train(args.captions, args.images, out, config, progress=False, augment=augment)
+    summary = train(args.captions, args.images, out, config, progress=False, **extra)
     model, _, enc = open_model(out)
     feats = split_features_for(enc, args.captions, args.images, "test", None, progress=False)
     image_emb, text_emb = embed(model, feats)
@@ -79,6 +87,13 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
     scores["train_seconds"] = summary["train_seconds"]
     scores["best_epoch"] = summary["best_epoch"]
     scores["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    if getattr(args, "controls", False):
+        scores["controls"] = {
+            c: evaluate_checkpoint(
+                out, args.captions, args.images, "test", progress=False, control=c, control_seed=seed
+            )
+            for c in EVAL_CONTROLS
+        }
     return scores, text_emb @ image_emb.T, np.asarray(feats.caption_pair), feats.captions
 
 
@@ -108,6 +123,8 @@ def benchmark(args) -> dict:
                 print(f"{name} seed {seed}: mR {scores['mR']:.2f} ({scores['wall_seconds']}s)", file=sys.stderr)
         per_seed[name] = runs
         rows.append(_row(name, runs))
+        for control in EVAL_CONTROLS if "controls" in runs[0] else ():
+            rows.append(_row(f"{name}, control: test {control}", [r["controls"][control] for r in runs]))
         if len(sims) > 1:
             mean_sim = similarity_scores(np.mean(sims, 0), caption_image, captions)
             rows.append(_row(f"{name} ensemble of {len(sims)}", [mean_sim]))

@@ -56,6 +56,9 @@ def train(
     finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
     augment: Annotated[bool, typer.Option(help="turn/flip cached trunk maps (needs --finetune)")] = False,
     patience: Annotated[int | None, typer.Option(help="stop after N epochs without val gain")] = None,
+    control: Annotated[
+        str | None, typer.Option(help="control: shuffle-images trains on deranged train images (must score ~chance)")
+    ] = None,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     cache_dir: CacheDir = None,
@@ -80,7 +83,15 @@ def train(
             device=device,
         )
         summary = run_train(
-            captions, images, out, config, cache_dir, progress=not json_out, restart=restart, augment=augment
+            captions,
+            images,
+            out,
+            config,
+            cache_dir,
+            progress=not json_out,
+            restart=restart,
+            augment=augment,
+            control=control,
         )
     except _errors() as exc:
         _fail(exc)
@@ -89,7 +100,7 @@ def train(
         return
     val = summary["val"]
     typer.echo(
-        f"best epoch {summary['best_epoch'] + 1}: val mR {val['mR']:.2f} (t2i R@10 {val['t2i']['r@10']:.2f}, "
+        f"best epoch {summary['best_epoch']}: val mR {val['mR']:.2f} (t2i R@10 {val['t2i']['r@10']:.2f}, "
         f"i2t R@10 {val['i2t']['r@10']:.2f}); {summary['train_seconds']:.1f}s; checkpoint in {out}"
     )
 
@@ -102,6 +113,11 @@ def evaluate(
     split: str = "test",
     device: Device = "cpu",
     cache_dir: CacheDir = None,
+    control: Annotated[
+        str | None,
+        typer.Option(help="control: shuffle-images (gallery images deranged) or constant-text (one query for all)"),
+    ] = None,
+    control_seed: Annotated[int, typer.Option(help="seed of the shuffle-images derangement")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print {t2i, i2t, mR, gallery_size, t2i_dup_aware}")] = False,
 ) -> None:
     """R@1/5/10 text->image and image->text and mR over the split's full gallery (the published protocol),
@@ -109,13 +125,17 @@ def evaluate(
     from rsir.text.pipeline import evaluate_checkpoint
 
     try:
-        scores = evaluate_checkpoint(ckpt, captions, images, split, device, cache_dir, progress=not json_out)
+        scores = evaluate_checkpoint(
+            ckpt, captions, images, split, device, cache_dir, not json_out, control, control_seed
+        )
     except _errors() as exc:
         _fail(exc)
     if json_out:
         typer.echo(json.dumps(scores))
         return
     typer.echo(f"gallery: {scores['gallery_size']} images, {scores['queries']} caption queries")
+    if control:
+        typer.echo(f"  CONTROL {control}: a model that reads both inputs must score near chance here")
     for name in ("t2i", "i2t", "t2i_dup_aware"):
         r = scores[name]
         typer.echo(f"  {name:<14} R@1 {r['r@1']:6.2f}  R@5 {r['r@5']:6.2f}  R@10 {r['r@10']:6.2f}")

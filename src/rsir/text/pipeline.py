@@ -23,6 +23,7 @@ from rsir.itsr.evaluate import evaluate
 from rsir.itsr.model import ITSRModel, load_checkpoint
 from rsir.itsr.pipeline import Encoders, _checked_encoders, new_model, save_best_checkpoint
 from rsir.metrics.retrieval import mean_recall, recall_at_k
+from rsir.text.controls import TRAIN_CONTROLS, apply_control, check_control
 from rsir.text.features import scene_split_features, scene_trunk_maps
 from rsir.train.itsr import ITSRTrainConfig, train_itsr
 
@@ -49,13 +50,21 @@ def train(
     progress: bool = True,
     restart: bool = False,
     augment: bool = False,
+    control: str | None = None,
 ) -> dict:
-    """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps."""
+    """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps.
+
+    ``control="shuffle-images"`` trains on a seeded derangement of the train images (val stays true): the
+    image-ignoring control of :mod:`rsir.text.controls`, which must score near chance.
+    """
     if config.fusion != FUSION:
         raise ValueError(f"single-date caption models use the {FUSION!r} fusion, not {config.fusion!r}")
     if augment and not config.finetune:
         raise ValueError("--augment turns the cached trunk maps: it needs --finetune N (N >= 1)")
-    _check_augment_resume(Path(out), augment, restart)
+    check_control(control, TRAIN_CONTROLS)
+    if control and config.finetune:
+        raise ValueError(f"the {control} control trains frozen features: it refuses --finetune")
+    _check_resume_extras(Path(out), {"augment": bool(augment), "control": control}, restart)
     archive = open_scene_captions(captions, images)
     cache_dir = Path(cache_dir) if cache_dir else default_cache()
     enc = Encoders(config.encoder, config.text_encoder, config.device)
@@ -63,7 +72,7 @@ def train(
         s: scene_split_features(archive, s, enc, cache_dir, progress, images=not config.finetune)
         for s in ("train", "val")
     }
-    train_f, tail = feats["train"], None
+    train_f, tail = apply_control(feats["train"], control, config.seed), None
     if config.finetune:
         tail = _scene_tail(archive, config, cache_dir, progress, augment)
         image_dim, token_dim, n_tokens = tail.shapes()
@@ -82,6 +91,7 @@ def train(
         },
         "finetuned_blocks": config.finetune,
         "augment": bool(augment),
+        "control": control,
     }
     return train_itsr(
         model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail,
@@ -89,16 +99,18 @@ def train(
     )  # fmt: skip
 
 
-def _check_augment_resume(out: Path, augment: bool, restart: bool) -> None:
-    """A run continues only with its own --augment (the shared resume check knows the other settings)."""
+def _check_resume_extras(out: Path, settings: dict, restart: bool) -> None:
+    """A run continues only with its own --augment and control (the shared resume check knows the rest)."""
     import json
 
     manifest = out / "manifest.json"
     if restart or not (out / "last.pt").is_file() or not manifest.is_file():
         return
-    before = bool(json.loads(manifest.read_text()).get("augment", False))
-    if before != bool(augment):
-        raise ValueError(f"{out} was trained with augment={before}; use another --out, or --restart")
+    saved = json.loads(manifest.read_text())
+    for key, now in settings.items():
+        before = saved.get(key, False if key == "augment" else None)
+        if before != now:
+            raise ValueError(f"{out} was trained with {key}={before}; use another --out, or --restart")
 
 
 def _scene_tail(archive, config: ITSRTrainConfig, cache_dir: Path, progress: bool, augment: bool):
@@ -168,9 +180,15 @@ def evaluate_checkpoint(
     device: str = "cpu",
     cache_dir: Path | None = None,
     progress: bool = True,
+    control: str | None = None,
+    control_seed: int = 0,
 ) -> dict:
-    """Scores of a checkpoint on a split's full gallery (see the module doc for the protocol)."""
+    """Scores of a checkpoint on a split's full gallery (see the module doc for the protocol);
+    ``control``: score under a control of :mod:`rsir.text.controls` (``shuffle-images`` seeded by
+    ``control_seed``), recorded in the result."""
+    check_control(control)
     model, _, enc = open_model(ckpt, device)
     feats = split_features_for(enc, captions, images, split, cache_dir, progress)
-    image_emb, text_emb = embed(model, feats, device)
-    return scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions)
+    image_emb, text_emb = embed(model, apply_control(feats, control, control_seed), device)
+    scores = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions)
+    return {**scores, "control": control} if control else scores
