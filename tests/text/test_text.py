@@ -109,6 +109,10 @@ def test_index_vectors_and_reencoded_files_give_the_same_gallery(tiny_index, tin
     with torch.inference_mode():
         g = torch.from_numpy(reencoded)[:, None].expand(-1, 2, -1)
         ref = search.model.encode_pairs(g, None).numpy()
+    from rsir.text.expansion import expand_gallery, expansion_of
+
+    assert expansion_of(manifest).active  # the default: the index's scenes are expanded once at load
+    ref = expand_gallery(ref, expansion_of(manifest))
     # Equal up to the LayerNorm epsilon, which sees the index's L2-normalised vectors at another scale.
     assert np.allclose(ref, search.image_emb, atol=1e-3)
     q = search.text_vector("a beach with blue sea")

@@ -14,6 +14,7 @@ Captions = Annotated[Path, typer.Argument(help="caption JSON, Karpathy layout (i
 Images = Annotated[Path, typer.Option("--images", help="image folder (UCM: the UC Merced scene archive)")]
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps")]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default $RSIR_CACHE or ~/.cache/rsir)")]
+DEFAULT_K, DEFAULT_W = 3, 0.3  # rsir.text.pipeline.DEFAULT_EXPANSION (a test keeps them equal; imports stay light)
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
 
 
@@ -59,12 +60,19 @@ def train(
     control: Annotated[
         str | None, typer.Option(help="control: shuffle-images trains on deranged train images (must score ~chance)")
     ] = None,
+    expand_k: Annotated[
+        int, typer.Option(min=0, help="gallery expansion: each scene's k nearest scenes join its vector (0: off)")
+    ] = DEFAULT_K,
+    expand_weight: Annotated[
+        float, typer.Option(min=0.0, help="gallery expansion: weight of each neighbour")
+    ] = DEFAULT_W,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     cache_dir: CacheDir = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Train a text <-> scene model (best epoch on val kept; resumable) on the text-ITSR machinery."""
+    from rsir.text.expansion import Expansion
     from rsir.text.pipeline import text_config
     from rsir.text.pipeline import train as run_train
 
@@ -92,6 +100,7 @@ def train(
             restart=restart,
             augment=augment,
             control=control,
+            expansion=Expansion(expand_k, expand_weight),
         )
     except _errors() as exc:
         _fail(exc)

@@ -14,20 +14,22 @@ with the published protocol of the field (UCM-Captions, RSICD, RSITMD):
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from rsir.data.captions import open_scene_captions
-from rsir.itsr.evaluate import evaluate
 from rsir.itsr.model import ITSRModel, load_checkpoint
 from rsir.itsr.pipeline import Encoders, _checked_encoders, new_model, save_best_checkpoint
 from rsir.metrics.retrieval import mean_recall, recall_at_k
 from rsir.text.controls import TRAIN_CONTROLS, apply_control, check_control
+from rsir.text.expansion import OFF, Expansion, expand_gallery, expansion_of
 from rsir.text.features import scene_split_features, scene_trunk_maps
 from rsir.train.itsr import ITSRTrainConfig, train_itsr
 
 FUSION = "after"  # one date: the fusion that reads the (only) image
+DEFAULT_EXPANSION = Expansion(k=3, weight=0.3)  # chosen on UCM-Captions val (docs/benchmarks.md)
 
 
 def default_cache() -> Path:
@@ -51,8 +53,12 @@ def train(
     restart: bool = False,
     augment: bool = False,
     control: str | None = None,
+    expansion: Expansion = DEFAULT_EXPANSION,
 ) -> dict:
     """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps.
+
+    ``expansion``: the gallery-side neighbour expansion (:mod:`rsir.text.expansion`) saved with the model;
+    validation (best epoch), `rsir text eval` and text search all score with it.
 
     ``control="shuffle-images"`` trains on a seeded derangement of the train images (val stays true): the
     image-ignoring control of :mod:`rsir.text.controls`, which must score near chance.
@@ -64,7 +70,8 @@ def train(
     check_control(control, TRAIN_CONTROLS)
     if control and config.finetune:
         raise ValueError(f"the {control} control trains frozen features: it refuses --finetune")
-    _check_resume_extras(Path(out), {"augment": bool(augment), "control": control}, restart)
+    settings = {"augment": bool(augment), "control": control, "gallery_expansion": expansion.to_dict()}
+    _check_resume_extras(Path(out), settings, restart)
     archive = open_scene_captions(captions, images)
     cache_dir = Path(cache_dir) if cache_dir else default_cache()
     enc = Encoders(config.encoder, config.text_encoder, config.device)
@@ -90,12 +97,11 @@ def train(
             "val_images": len(feats["val"].pairs),
         },
         "finetuned_blocks": config.finetune,
-        "augment": bool(augment),
-        "control": control,
+        **settings,
     }
     return train_itsr(
         model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail,
-        evaluate=evaluate, save_best=save_best_checkpoint,
+        evaluate=partial(_validate, expansion=expansion), save_best=save_best_checkpoint,
     )  # fmt: skip
 
 
@@ -107,8 +113,9 @@ def _check_resume_extras(out: Path, settings: dict, restart: bool) -> None:
     if restart or not (out / "last.pt").is_file() or not manifest.is_file():
         return
     saved = json.loads(manifest.read_text())
+    defaults = {"augment": False, "gallery_expansion": OFF.to_dict()}  # runs saved before these settings
     for key, now in settings.items():
-        before = saved.get(key, False if key == "augment" else None)
+        before = saved.get(key, defaults.get(key))
         if before != now:
             raise ValueError(f"{out} was trained with {key}={before}; use another --out, or --restart")
 
@@ -135,6 +142,12 @@ def open_model(ckpt: str | Path, device: str = "cpu") -> tuple[ITSRModel, dict, 
         raise ValueError(f"{ckpt} is a bitemporal text-ITSR model ({manifest['config']['fusion']}): use `rsir itsr`")
     tuned = Path(ckpt) / ENCODER_WEIGHTS
     return model, manifest, _checked_encoders(manifest, device, tuned if tuned.is_file() else None)
+
+
+def _validate(model: ITSRModel, feats, device: str, expansion: Expansion) -> dict:
+    """Training's validation: the split's scores as `rsir text eval` computes them (expansion included)."""
+    image_emb, text_emb = embed(model, feats, device)
+    return scene_scores(expand_gallery(image_emb, expansion), text_emb, feats.caption_pair, feats.captions)
 
 
 def scene_scores(image_emb: np.ndarray, text_emb: np.ndarray, caption_image: np.ndarray, captions: list[str]) -> dict:
@@ -187,8 +200,9 @@ def evaluate_checkpoint(
     ``control``: score under a control of :mod:`rsir.text.controls` (``shuffle-images`` seeded by
     ``control_seed``), recorded in the result."""
     check_control(control)
-    model, _, enc = open_model(ckpt, device)
+    model, manifest, enc = open_model(ckpt, device)
     feats = split_features_for(enc, captions, images, split, cache_dir, progress)
     image_emb, text_emb = embed(model, apply_control(feats, control, control_seed), device)
+    image_emb = expand_gallery(image_emb, expansion_of(manifest))
     scores = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions)
     return {**scores, "control": control} if control else scores
