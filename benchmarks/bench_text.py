@@ -72,6 +72,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
     p.add_argument("--latency", action="store_true", help="also time text queries at the search service")
     p.add_argument(
+        "--ensemble", action="store_true", help="also: one ensemble of every run of every variant (z-scored)"
+    )
+    p.add_argument(
         "--controls", action="store_true", help="also: each run with its test gallery shuffled / one constant query"
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON only")
@@ -106,6 +109,11 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
     return scores, text_emb @ image_emb.T, np.asarray(feats.caption_pair), feats.captions
 
 
+def zscore(sim: np.ndarray) -> np.ndarray:
+    """A similarity matrix on a common scale (mean 0, std 1), so models of other temperatures mix fairly."""
+    return (sim - sim.mean()) / sim.std()
+
+
 def _row(label: str, runs: list[dict]) -> dict:
     row = {"variant": label, "seeds": len(runs)}
     for d in ("i2t", "t2i", "t2i_dup_aware"):
@@ -121,13 +129,14 @@ def _row(label: str, runs: list[dict]) -> dict:
 def benchmark(args) -> dict:
     from rsir.text.pipeline import similarity_scores
 
-    rows, per_seed = [], {}
+    rows, per_seed, every = [], {}, []
     for name in args.variants:
         runs, sims = [], []
         for seed in args.seeds:
             scores, sim, caption_image, captions = _run(args, name, seed)
             runs.append(scores)
             sims.append(sim)
+            every.append(sim)
             if not args.json:
                 print(f"{name} seed {seed}: mR {scores['mR']:.2f} ({scores['wall_seconds']}s)", file=sys.stderr)
         per_seed[name] = runs
@@ -137,6 +146,9 @@ def benchmark(args) -> dict:
         if len(sims) > 1:
             mean_sim = similarity_scores(np.mean(sims, 0), caption_image, captions)
             rows.append(_row(f"{name} ensemble of {len(sims)}", [mean_sim]))
+    if args.ensemble and len(args.variants) > 1:
+        mixed = similarity_scores(np.mean([zscore(s) for s in every], 0), caption_image, captions)
+        rows.append(_row(f"ensemble of {' + '.join(args.variants)} ({len(every)} runs, z-scored)", [mixed]))
     out = {"rows": rows, "runs": per_seed, "published": PUBLISHED}
     if args.latency:
         out["latency"] = latency(args, args.variants[-1], args.seeds[0])
@@ -234,7 +246,8 @@ def table(result: dict) -> str:
     for row in result["rows"]:
         cells = [_fmt(row[f"{d} {k}"]) for d in ("i2t", "t2i") for k in KEYS] + [_fmt(row["mR"])]
         dup = " / ".join(f"{row[f't2i_dup_aware {k}'][0]:.1f}" for k in KEYS)
-        lines.append(f"| rsir {row['variant']} ({row['seeds']} seeds) | " + " | ".join(cells) + f" | {dup} |")
+        seeds = "" if "ensemble" in row["variant"] else f" ({row['seeds']} seeds)"
+        lines.append(f"| rsir {row['variant']}{seeds} | " + " | ".join(cells) + f" | {dup} |")
     if "latency" in result:
         lat = result["latency"]
         lines.append(
