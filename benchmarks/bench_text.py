@@ -94,7 +94,7 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
     model, manifest, enc = open_model(out)
     feats = split_features_for(enc, args.captions, args.images, "test", None, progress=False)
     image_emb, text_emb = embed(model, feats)
-    image_emb = expand_gallery(image_emb, expansion_of(manifest))
+    gallery = expand_gallery(image_emb, expansion_of(manifest))  # text queries' gallery (rsir.text.expansion)
     scores = evaluate_checkpoint(out, args.captions, args.images, "test", progress=False)
     scores["train_seconds"] = summary["train_seconds"]
     scores["best_epoch"] = summary["best_epoch"]
@@ -106,7 +106,8 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
             )
             for c in EVAL_CONTROLS
         }
-    return scores, text_emb @ image_emb.T, np.asarray(feats.caption_pair), feats.captions
+    sims = (text_emb @ image_emb.T, text_emb @ gallery.T)  # (image queries', text queries') similarities
+    return scores, sims, np.asarray(feats.caption_pair), feats.captions
 
 
 def zscore(sim: np.ndarray) -> np.ndarray:
@@ -144,10 +145,12 @@ def benchmark(args) -> dict:
         for control in EVAL_CONTROLS if "controls" in runs[0] else ():
             rows.append(_row(f"{name}, control: test {control}", [r["controls"][control] for r in runs]))
         if len(sims) > 1:
-            mean_sim = similarity_scores(np.mean(sims, 0), caption_image, captions)
+            i2t_sim, t2i_sim = np.mean(sims, 0)  # the seeds' similarity matrices averaged, per direction
+            mean_sim = similarity_scores(i2t_sim, caption_image, captions, t2i_sim)
             rows.append(_row(f"{name} ensemble of {len(sims)}", [mean_sim]))
     if args.ensemble and len(args.variants) > 1:
-        mixed = similarity_scores(np.mean([zscore(s) for s in every], 0), caption_image, captions)
+        i2t_sim, t2i_sim = np.mean([[zscore(s) for s in pair] for pair in every], 0)
+        mixed = similarity_scores(i2t_sim, caption_image, captions, t2i_sim)
         rows.append(_row(f"ensemble of {' + '.join(args.variants)} ({len(every)} runs, z-scored)", [mixed]))
     out = {"rows": rows, "runs": per_seed, "published": PUBLISHED}
     if args.latency:

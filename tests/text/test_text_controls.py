@@ -20,14 +20,16 @@ def test_derangement_moves_every_index():
 
 def test_eval_controls_against_a_naive_reference(tiny_captions, tiny_model):
     from rsir.text.controls import derangement
+    from rsir.text.expansion import expand_gallery, expansion_of
     from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, scene_scores, split_features_for
 
     captions, images = tiny_captions
-    model, _, enc = open_model(tiny_model)
+    model, manifest, enc = open_model(tiny_model)
     feats = split_features_for(enc, captions, images, "test", None, progress=False)
     image_emb, text_emb = embed(model, feats)
     perm = derangement(len(feats.pairs), seed=3)
-    naive = scene_scores(image_emb[perm], text_emb, feats.caption_pair, feats.captions)  # gallery rows moved
+    gallery = expand_gallery(image_emb[perm], expansion_of(manifest))  # the model's expansion, after the move
+    naive = scene_scores(image_emb[perm], text_emb, feats.caption_pair, feats.captions, gallery)
     got = evaluate_checkpoint(
         tiny_model, captions, images, "test", progress=False, control="shuffle-images", control_seed=3
     )

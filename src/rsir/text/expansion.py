@@ -3,10 +3,11 @@
 Each gallery item's embedding in the shared text <-> scene space becomes
 ``normalise(e_i + weight * sum of the k nearest OTHER items' e_j)`` (cosine neighbours in that space).
 Scenes of one kind pull together, so a sentence that fits a scene also finds its look-alikes: on
-UCM-Captions it lifts text->image R@10 by ~5 points. It is query-independent (computed once per gallery,
-when an index or split is loaded) and reads no labels; the setting lives in the checkpoint's manifest
-(``gallery_expansion``) so training's validation, `rsir text eval` and text search all apply the same one.
-Checkpoints without it (older ones) are not expanded.
+UCM-Captions it lifts text->image R@10 by ~4 points. It changes the GALLERY of text queries only: an image
+used as a query (image -> text) keeps its own embedding. It is query-independent (computed once per
+gallery, when an index or split is loaded) and reads no labels; the setting lives in the checkpoint's
+manifest (``gallery_expansion``) so training's validation, `rsir text eval` and text search all apply the
+same one. Checkpoints without it (older ones) are not expanded.
 """
 
 from __future__ import annotations

@@ -147,19 +147,35 @@ def open_model(ckpt: str | Path, device: str = "cpu") -> tuple[ITSRModel, dict, 
 def _validate(model: ITSRModel, feats, device: str, expansion: Expansion) -> dict:
     """Training's validation: the split's scores as `rsir text eval` computes them (expansion included)."""
     image_emb, text_emb = embed(model, feats, device)
-    return scene_scores(expand_gallery(image_emb, expansion), text_emb, feats.caption_pair, feats.captions)
+    gallery = expand_gallery(image_emb, expansion)
+    return scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery)
 
 
-def scene_scores(image_emb: np.ndarray, text_emb: np.ndarray, caption_image: np.ndarray, captions: list[str]) -> dict:
-    """{"t2i", "i2t", "mR", "gallery_size", "queries", "t2i_dup_aware"}: the published protocol + dup-aware t2i."""
-    return similarity_scores(text_emb @ image_emb.T, caption_image, captions)
+def scene_scores(
+    image_emb: np.ndarray,
+    text_emb: np.ndarray,
+    caption_image: np.ndarray,
+    captions: list[str],
+    gallery_emb: np.ndarray | None = None,
+) -> dict:
+    """{"t2i", "i2t", "mR", "gallery_size", "queries", "t2i_dup_aware"}: the published protocol + dup-aware t2i.
+
+    ``gallery_emb``: the images as a text query's gallery sees them (expanded, :mod:`rsir.text.expansion`);
+    image queries (i2t) always use ``image_emb`` itself. Default: ``image_emb`` for both.
+    """
+    t2i_sim = None if gallery_emb is None else text_emb @ gallery_emb.T
+    return similarity_scores(text_emb @ image_emb.T, caption_image, captions, t2i_sim)
 
 
-def similarity_scores(sim: np.ndarray, caption_image: np.ndarray, captions: list[str]) -> dict:
-    """:func:`scene_scores` from a caption x image similarity matrix [M, N] (e.g. an ensemble's mean)."""
+def similarity_scores(
+    sim: np.ndarray, caption_image: np.ndarray, captions: list[str], t2i_sim: np.ndarray | None = None
+) -> dict:
+    """:func:`scene_scores` from a caption x image similarity matrix [M, N] (e.g. an ensemble's mean);
+    ``t2i_sim``: the text -> image ranking's own matrix (an expanded gallery), else ``sim``."""
     n = sim.shape[1]
     own = caption_image[:, None] == np.arange(n)[None, :]
-    t2i = recall_at_k(sim, own)
+    t2i_sim = sim if t2i_sim is None else t2i_sim
+    t2i = recall_at_k(t2i_sim, own)
     i2t = recall_at_k(sim.T, own.T)
     keys = np.unique([c.strip().lower() for c in captions], return_inverse=True)[1]
     carries = np.zeros((keys.max() + 1, n), dtype=bool)  # [distinct caption, image]: the image carries it
@@ -170,7 +186,7 @@ def similarity_scores(sim: np.ndarray, caption_image: np.ndarray, captions: list
         "mR": mean_recall(t2i, i2t),
         "gallery_size": int(n),
         "queries": int(sim.shape[0]),
-        "t2i_dup_aware": recall_at_k(sim, carries[keys]),
+        "t2i_dup_aware": recall_at_k(t2i_sim, carries[keys]),
     }
 
 
@@ -203,6 +219,6 @@ def evaluate_checkpoint(
     model, manifest, enc = open_model(ckpt, device)
     feats = split_features_for(enc, captions, images, split, cache_dir, progress)
     image_emb, text_emb = embed(model, apply_control(feats, control, control_seed), device)
-    image_emb = expand_gallery(image_emb, expansion_of(manifest))
-    scores = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions)
+    gallery = expand_gallery(image_emb, expansion_of(manifest))  # text queries' gallery; image queries stay
+    scores = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery)
     return {**scores, "control": control} if control else scores
