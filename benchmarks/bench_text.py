@@ -44,6 +44,7 @@ VARIANTS = {
     "control-shuffled-train": ({"finetune": 0, "epochs": 60}, {"control": "shuffle-images", **NOX}),
     # `rsir text train`'s defaults: frozen, 30 epochs, gallery expansion k=3, weight 0.3
     "frozen-x": ({"finetune": 0}, {}),
+    "frozen-60ep-x": ({"finetune": 0, "epochs": 60}, {}),
     "ft1-aug-10ep-x": ({"finetune": 1, "epochs": 10}, AUG),
     "control-shuffled-train-x": ({"finetune": 0}, {"control": "shuffle-images"}),
 }

@@ -83,14 +83,14 @@ def test_finetuned_tail_trains_saves_and_evaluates(tiny_captions, tmp_path):
     scores = evaluate_checkpoint(out, captions, images, "test", progress=False)
     assert scores["gallery_size"] == 8
     with pytest.raises(ValueError, match="augment=True"):  # a run continues only with its own settings
-        train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=1), progress=False)
+        train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=1), progress=False, augment=False)
 
 
 def test_augment_needs_finetuning(tiny_captions, tmp_path):
     from rsir.text.pipeline import text_config, train
 
     with pytest.raises(ValueError, match="needs --finetune"):
-        train(*tiny_captions, tmp_path / "x", text_config(epochs=1), progress=False, augment=True)
+        train(*tiny_captions, tmp_path / "x", text_config(epochs=1, finetune=0), progress=False, augment=True)
 
 
 def test_index_vectors_and_reencoded_files_give_the_same_gallery(tiny_index, tiny_model):

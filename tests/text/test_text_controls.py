@@ -47,10 +47,12 @@ def test_shuffled_train_control_is_recorded_and_frozen_only(tiny_captions, tmp_p
 
     captions, images = tiny_captions
     out = tmp_path / "ctl"
-    train(captions, images, out, text_config(epochs=1, batch_size=8), progress=False, control="shuffle-images")
+    train(
+        captions, images, out, text_config(epochs=1, batch_size=8, finetune=0), progress=False, control="shuffle-images"
+    )
     assert json.loads((out / "manifest.json").read_text())["control"] == "shuffle-images"
     with pytest.raises(ValueError, match="control=shuffle-images"):  # a run continues only under its own control
-        train(captions, images, out, text_config(epochs=2, batch_size=8), progress=False)
+        train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=0), progress=False)
     with pytest.raises(ValueError, match="refuses --finetune"):
         train(
             captions,
@@ -61,7 +63,9 @@ def test_shuffled_train_control_is_recorded_and_frozen_only(tiny_captions, tmp_p
             control="shuffle-images",
         )
     with pytest.raises(ValueError, match="unknown control"):
-        train(captions, images, tmp_path / "c", text_config(epochs=1), progress=False, control="constant-text")
+        train(
+            captions, images, tmp_path / "c", text_config(epochs=1, finetune=0), progress=False, control="constant-text"
+        )
 
 
 def test_cli_eval_control_and_bad_control(tiny_captions, tiny_model):

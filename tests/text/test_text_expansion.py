@@ -55,7 +55,14 @@ def test_expansion_is_saved_and_applied_by_eval(tiny_captions, tmp_path):
 
     captions, images = tiny_captions
     out = tmp_path / "x"
-    train(captions, images, out, text_config(epochs=1, batch_size=8), progress=False, expansion=Expansion(2, 0.5))
+    train(
+        captions,
+        images,
+        out,
+        text_config(epochs=1, batch_size=8, finetune=0),
+        progress=False,
+        expansion=Expansion(2, 0.5),
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["gallery_expansion"] == {"k": 2, "weight": 0.5}
     model, _, enc = open_model(out)
@@ -69,4 +76,26 @@ def test_expansion_is_saved_and_applied_by_eval(tiny_captions, tmp_path):
     assert got["t2i_dup_aware"] == pytest.approx(expanded["t2i_dup_aware"])
     assert not np.allclose(expand_gallery(image_emb, Expansion(2, 0.5)), image_emb)
     with pytest.raises(ValueError, match="gallery_expansion"):  # a run continues only with its own expansion
-        train(captions, images, out, text_config(epochs=2, batch_size=8), progress=False, expansion=OFF)
+        train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=0), progress=False, expansion=OFF)
+
+
+def test_defaults_fine_tune_the_last_block_with_turns(tiny_captions, tmp_path):
+    """`rsir text train`'s defaults are the best measured row: last block fine-tuned with turned maps, 10
+    epochs, gallery expansion; --finetune 0 trains frozen for 30 epochs."""
+    from typer.testing import CliRunner
+
+    from rsir.cli.main import app
+    from rsir.text.pipeline import text_config
+
+    assert (text_config().finetune, text_config().epochs) == (1, 10)
+    assert (text_config(finetune=0).finetune, text_config(finetune=0).epochs) == (0, 30)
+    captions, images = tiny_captions
+    out = tmp_path / "cli"
+    args = ["text", "train", str(captions), "--images", str(images), "--out", str(out), "--epochs", "1"]
+    r = CliRunner().invoke(app, [*args, "--batch-size", "8", "--json"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["finetuned_blocks"] == 1 and manifest["augment"] is True
+    assert manifest["gallery_expansion"] == {"k": 3, "weight": 0.3} and (out / "encoder.pt").is_file()
+    bad = CliRunner().invoke(app, [*args[:-2], "--finetune", "0", "--augment", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "needs --finetune" in bad.output

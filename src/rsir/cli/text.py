@@ -47,15 +47,18 @@ def train(
     images: Images,
     out: Annotated[Path, typer.Option("--out", help="checkpoint folder (manifest.json + model.pt)")],
     seed: int = 0,
-    epochs: int = 30,
+    epochs: Annotated[int | None, typer.Option(min=1, help="default: 10 when fine-tuning, 30 frozen")] = None,
     dim: Annotated[int, typer.Option(help="shared space dimension")] = 256,
     batch_size: int = 128,
     lr: float = 5e-4,
     encoder: Annotated[str, typer.Option(help="image encoder (rsir registry name)")] = "efficientnet-lite0",
     text_encoder: Annotated[str, typer.Option(help="HF text model, or the offline default")] = "all-minilm-l6-v2",
-    finetune: Annotated[int, typer.Option(min=0, help="also train the image encoder's last N blocks (0: frozen)")] = 0,
+    finetune: Annotated[int, typer.Option(min=0, help="also train the image encoder's last N blocks (0: frozen)")] = 1,
     finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
-    augment: Annotated[bool, typer.Option(help="turn/flip cached trunk maps (needs --finetune)")] = False,
+    augment: Annotated[
+        bool | None,
+        typer.Option("--augment/--no-augment", help="turn/flip cached trunk maps (default: when fine-tuning)"),
+    ] = None,
     patience: Annotated[int | None, typer.Option(help="stop after N epochs without val gain")] = None,
     control: Annotated[
         str | None, typer.Option(help="control: shuffle-images trains on deranged train images (must score ~chance)")

@@ -30,6 +30,7 @@ from rsir.train.itsr import ITSRTrainConfig, train_itsr
 
 FUSION = "after"  # one date: the fusion that reads the (only) image
 DEFAULT_EXPANSION = Expansion(k=3, weight=0.3)  # chosen on UCM-Captions val (docs/benchmarks.md)
+DEFAULT_FINETUNE, FINETUNE_EPOCHS, FROZEN_EPOCHS = 1, 10, 30  # rsir text train's defaults (text_config)
 
 
 def default_cache() -> Path:
@@ -39,8 +40,14 @@ def default_cache() -> Path:
 
 
 def text_config(**settings) -> ITSRTrainConfig:
-    """The training settings of text <-> scene models (text-ITSR's, with the one-date ``after`` fusion)."""
-    return ITSRTrainConfig(fusion=FUSION, **settings)
+    """The training settings of text <-> scene models (text-ITSR's, with the one-date ``after`` fusion).
+
+    Defaults (the best measured on UCM-Captions, docs/benchmarks.md): the image encoder's last block
+    fine-tuned (``finetune=1``) for 10 epochs; frozen encoders (``finetune=0``) default to 30 epochs.
+    """
+    finetune = settings.pop("finetune", DEFAULT_FINETUNE)
+    epochs = settings.pop("epochs", None) or (FINETUNE_EPOCHS if finetune else FROZEN_EPOCHS)
+    return ITSRTrainConfig(fusion=FUSION, finetune=finetune, epochs=epochs, **settings)
 
 
 def train(
@@ -51,11 +58,12 @@ def train(
     cache_dir: Path | None = None,
     progress: bool = True,
     restart: bool = False,
-    augment: bool = False,
+    augment: bool | None = None,
     control: str | None = None,
     expansion: Expansion = DEFAULT_EXPANSION,
 ) -> dict:
-    """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps.
+    """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps
+    (default: on when fine-tuning).
 
     ``expansion``: the gallery-side neighbour expansion (:mod:`rsir.text.expansion`) saved with the model;
     validation (best epoch), `rsir text eval` and text search all score with it.
@@ -65,6 +73,7 @@ def train(
     """
     if config.fusion != FUSION:
         raise ValueError(f"single-date caption models use the {FUSION!r} fusion, not {config.fusion!r}")
+    augment = bool(config.finetune) if augment is None else augment
     if augment and not config.finetune:
         raise ValueError("--augment turns the cached trunk maps: it needs --finetune N (N >= 1)")
     check_control(control, TRAIN_CONTROLS)
