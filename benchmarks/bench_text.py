@@ -7,6 +7,7 @@ in the top k; mR = mean of the six) plus duplicate-aware t2i, and prints a table
 ``ensemble`` = the seeds' similarity matrices averaged). Re-running reuses finished runs.
 
     .venv/bin/python benchmarks/bench_text.py                       # frozen + fine-tuned tail, 3 seeds
+    .venv/bin/python benchmarks/bench_text.py --controls --ensemble # + controls, the six-model ensemble
     .venv/bin/python benchmarks/bench_text.py --variants frozen --seeds 0 --json
     .venv/bin/python benchmarks/bench_text.py --latency             # + text search latency at the service
 """
@@ -46,6 +47,7 @@ VARIANTS = {
     "frozen-x": ({"finetune": 0}, {}),
     "frozen-60ep-x": ({"finetune": 0, "epochs": 60}, {}),
     "ft1-aug-10ep-x": ({"finetune": 1, "epochs": 10}, AUG),
+    "ft2-aug-10ep-x": ({"finetune": 2, "epochs": 10}, AUG),
     "control-shuffled-train-x": ({"finetune": 0}, {"control": "shuffle-images"}),
 }
 # test-time controls of each trained run (rsir text eval --control): near chance for a model that reads both
@@ -68,7 +70,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--images", type=Path, default=shared / "ucmerced")
     p.add_argument("--work", type=Path, default=cache / "bench-text", help="checkpoints")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=["frozen-60ep", "ft1-aug-10ep"], choices=sorted(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=["frozen-x", "ft1-aug-10ep-x"], choices=sorted(VARIANTS))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
     p.add_argument("--latency", action="store_true", help="also time text queries at the search service")

@@ -12,7 +12,7 @@ def test_table_lists_published_rows_and_ours(benchmark_script):
     assert len(lines) == 2 + len(bench.PUBLISHED) + 1
     assert "RemoteCLIP" in table and "| 56.36 |" in table
     assert lines[-1].startswith("| rsir frozen (2 seeds) |") and "47.00 ± 1.00" in lines[-1]
-    assert bench._args(["--seeds", "0"]).variants == ["frozen-60ep", "ft1-aug-10ep"]
+    assert bench._args(["--seeds", "0"]).variants == ["frozen-x", "ft1-aug-10ep-x"]
 
 
 def test_ensemble_rows_and_zscore(benchmark_script):
