@@ -53,7 +53,7 @@ def test_shuffled_train_control_is_recorded_and_frozen_only(tiny_captions, tmp_p
     assert json.loads((out / "manifest.json").read_text())["control"] == "shuffle-images"
     with pytest.raises(ValueError, match="control=shuffle-images"):  # a run continues only under its own control
         train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=0), progress=False)
-    with pytest.raises(ValueError, match="refuses --finetune"):
+    with pytest.raises(ValueError, match="use --finetune 0"):
         train(
             captions,
             images,

@@ -78,7 +78,7 @@ def train(
         raise ValueError("--augment turns the cached trunk maps: it needs --finetune N (N >= 1)")
     check_control(control, TRAIN_CONTROLS)
     if control and config.finetune:
-        raise ValueError(f"the {control} control trains frozen features: it refuses --finetune")
+        raise ValueError(f"the {control} control trains on frozen features: use --finetune 0")
     settings = {"augment": bool(augment), "control": control, "gallery_expansion": expansion.to_dict()}
     _check_resume_extras(Path(out), settings, restart)
     archive = open_scene_captions(captions, images)
@@ -115,7 +115,8 @@ def train(
 
 
 def _check_resume_extras(out: Path, settings: dict, restart: bool) -> None:
-    """A run continues only with its own --augment and control (the shared resume check knows the rest)."""
+    """A run continues only with its own --augment, control and gallery expansion (the shared resume check
+    knows the rest)."""
     import json
 
     manifest = out / "manifest.json"
