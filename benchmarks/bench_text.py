@@ -7,6 +7,7 @@ in the top k; mR = mean of the six) plus duplicate-aware t2i, and prints a table
 ``ensemble`` = the seeds' similarity matrices averaged). Re-running reuses finished runs.
 
     .venv/bin/python benchmarks/bench_text.py                       # frozen + fine-tuned tail, 3 seeds
+    .venv/bin/python benchmarks/bench_text.py --controls --ensemble # + controls, the six-model ensemble
     .venv/bin/python benchmarks/bench_text.py --variants frozen --seeds 0 --json
     .venv/bin/python benchmarks/bench_text.py --latency             # + text search latency at the service
 """
@@ -22,21 +23,35 @@ from pathlib import Path
 
 import numpy as np
 
+from rsir.text.expansion import OFF
+
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("r@1", "r@5", "r@10")
-# name -> (rsir text train settings, augment)
+AUG = {"augment": True}
+NOX = {"expansion": OFF}  # rows published before gallery expansion became the default
+# name -> (rsir text train settings, other arguments of rsir.text.pipeline.train)
 VARIANTS = {
-    "frozen": ({"finetune": 0}, False),
-    "frozen-60ep": ({"finetune": 0, "epochs": 60}, False),
-    "frozen-lr1e-3": ({"finetune": 0, "lr": 1e-3}, False),
-    "frozen-bs256": ({"finetune": 0, "batch_size": 256}, False),
-    "frozen-dim512": ({"finetune": 0, "dim": 512}, False),
-    "frozen-bs32": ({"finetune": 0, "batch_size": 32}, False),
-    "ft1": ({"finetune": 1}, False),
-    "ft1-aug": ({"finetune": 1}, True),
-    "ft1-aug-10ep": ({"finetune": 1, "epochs": 10}, True),
-    "frozen-60ep-lr1e-3": ({"finetune": 0, "epochs": 60, "lr": 1e-3}, False),
+    "frozen": ({"finetune": 0}, NOX),
+    "frozen-60ep": ({"finetune": 0, "epochs": 60}, NOX),
+    "frozen-lr1e-3": ({"finetune": 0, "lr": 1e-3}, NOX),
+    "frozen-bs256": ({"finetune": 0, "batch_size": 256}, NOX),
+    "frozen-dim512": ({"finetune": 0, "dim": 512}, NOX),
+    "frozen-bs32": ({"finetune": 0, "batch_size": 32}, NOX),
+    "ft1": ({"finetune": 1}, NOX),
+    "ft1-aug": ({"finetune": 1}, {**AUG, **NOX}),
+    "ft1-aug-10ep": ({"finetune": 1, "epochs": 10}, {**AUG, **NOX}),
+    "frozen-60ep-lr1e-3": ({"finetune": 0, "epochs": 60, "lr": 1e-3}, NOX),
+    # control: the frozen-60ep training on a derangement of the train images (must score near chance)
+    "control-shuffled-train": ({"finetune": 0, "epochs": 60}, {"control": "shuffle-images", **NOX}),
+    # `rsir text train`'s defaults: frozen, 30 epochs, gallery expansion k=3, weight 0.3
+    "frozen-x": ({"finetune": 0}, {}),
+    "frozen-60ep-x": ({"finetune": 0, "epochs": 60}, {}),
+    "ft1-aug-10ep-x": ({"finetune": 1, "epochs": 10}, AUG),
+    "ft2-aug-10ep-x": ({"finetune": 2, "epochs": 10}, AUG),
+    "control-shuffled-train-x": ({"finetune": 0}, {"control": "shuffle-images"}),
 }
+# test-time controls of each trained run (rsir text eval --control): near chance for a model that reads both
+EVAL_CONTROLS = ("shuffle-images", "constant-text")
 PUBLISHED = [  # i2t R@1/5/10, t2i R@1/5/10, mR (the issue's sources: PE-RSITR and RemoteCLIP tables)
     ("zero-shot CLIP ViT-B/32", (10.95, 34.76, 55.71), (7.33, 35.14, 54.57), 33.08),
     ("AMFMN-fusion (TGRS 2022)", (16.67, 45.71, 68.57), (12.86, 53.24, 79.43), 46.08),
@@ -55,31 +70,52 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--images", type=Path, default=shared / "ucmerced")
     p.add_argument("--work", type=Path, default=cache / "bench-text", help="checkpoints")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=["frozen-60ep", "ft1-aug-10ep"], choices=sorted(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=["frozen-x", "ft1-aug-10ep-x"], choices=sorted(VARIANTS))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
     p.add_argument("--latency", action="store_true", help="also time text queries at the search service")
+    p.add_argument(
+        "--ensemble", action="store_true", help="also: one ensemble of every run of every variant (z-scored)"
+    )
+    p.add_argument(
+        "--controls", action="store_true", help="also: each run with its test gallery shuffled / one constant query"
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON only")
     return p.parse_args(argv)
 
 
 def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
     """(test scores, similarity [M, N], caption->image, captions) of one trained variant and seed."""
+    from rsir.text.expansion import expand_gallery, expansion_of
     from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, split_features_for, text_config, train
 
-    settings, augment = VARIANTS[name]
+    settings, extra = VARIANTS[name]
     out = args.work / name / f"seed{seed}"
     config = text_config(**{"epochs": args.epochs, **settings, "seed": seed})
     t0 = time.perf_counter()
-    summary = train(args.captions, args.images, out, config, progress=False, augment=augment)
-    model, _, enc = open_model(out)
+    summary = train(args.captions, args.images, out, config, progress=False, **extra)
+    model, manifest, enc = open_model(out)
     feats = split_features_for(enc, args.captions, args.images, "test", None, progress=False)
     image_emb, text_emb = embed(model, feats)
+    gallery = expand_gallery(image_emb, expansion_of(manifest))  # text queries' gallery (rsir.text.expansion)
     scores = evaluate_checkpoint(out, args.captions, args.images, "test", progress=False)
     scores["train_seconds"] = summary["train_seconds"]
     scores["best_epoch"] = summary["best_epoch"]
     scores["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    return scores, text_emb @ image_emb.T, np.asarray(feats.caption_pair), feats.captions
+    if getattr(args, "controls", False):
+        scores["controls"] = {
+            c: evaluate_checkpoint(
+                out, args.captions, args.images, "test", progress=False, control=c, control_seed=seed
+            )
+            for c in EVAL_CONTROLS
+        }
+    sims = (text_emb @ image_emb.T, text_emb @ gallery.T)  # (image queries', text queries') similarities
+    return scores, sims, np.asarray(feats.caption_pair), feats.captions
+
+
+def zscore(sim: np.ndarray) -> np.ndarray:
+    """A similarity matrix on a common scale (mean 0, std 1), so models of other temperatures mix fairly."""
+    return (sim - sim.mean()) / sim.std()
 
 
 def _row(label: str, runs: list[dict]) -> dict:
@@ -97,20 +133,28 @@ def _row(label: str, runs: list[dict]) -> dict:
 def benchmark(args) -> dict:
     from rsir.text.pipeline import similarity_scores
 
-    rows, per_seed = [], {}
+    rows, per_seed, every = [], {}, []
     for name in args.variants:
         runs, sims = [], []
         for seed in args.seeds:
             scores, sim, caption_image, captions = _run(args, name, seed)
             runs.append(scores)
             sims.append(sim)
+            every.append(sim)
             if not args.json:
                 print(f"{name} seed {seed}: mR {scores['mR']:.2f} ({scores['wall_seconds']}s)", file=sys.stderr)
         per_seed[name] = runs
         rows.append(_row(name, runs))
+        for control in EVAL_CONTROLS if "controls" in runs[0] else ():
+            rows.append(_row(f"{name}, control: test {control}", [r["controls"][control] for r in runs]))
         if len(sims) > 1:
-            mean_sim = similarity_scores(np.mean(sims, 0), caption_image, captions)
+            i2t_sim, t2i_sim = np.mean(sims, 0)  # the seeds' similarity matrices averaged, per direction
+            mean_sim = similarity_scores(i2t_sim, caption_image, captions, t2i_sim)
             rows.append(_row(f"{name} ensemble of {len(sims)}", [mean_sim]))
+    if args.ensemble and len(args.variants) > 1:
+        i2t_sim, t2i_sim = np.mean([[zscore(s) for s in pair] for pair in every], 0)
+        mixed = similarity_scores(i2t_sim, caption_image, captions, t2i_sim)
+        rows.append(_row(f"ensemble of {' + '.join(args.variants)} ({len(every)} runs, z-scored)", [mixed]))
     out = {"rows": rows, "runs": per_seed, "published": PUBLISHED}
     if args.latency:
         out["latency"] = latency(args, args.variants[-1], args.seeds[0])
@@ -208,7 +252,8 @@ def table(result: dict) -> str:
     for row in result["rows"]:
         cells = [_fmt(row[f"{d} {k}"]) for d in ("i2t", "t2i") for k in KEYS] + [_fmt(row["mR"])]
         dup = " / ".join(f"{row[f't2i_dup_aware {k}'][0]:.1f}" for k in KEYS)
-        lines.append(f"| rsir {row['variant']} ({row['seeds']} seeds) | " + " | ".join(cells) + f" | {dup} |")
+        seeds = "" if "ensemble" in row["variant"] else f" ({row['seeds']} seeds)"
+        lines.append(f"| rsir {row['variant']}{seeds} | " + " | ".join(cells) + f" | {dup} |")
     if "latency" in result:
         lat = result["latency"]
         lines.append(

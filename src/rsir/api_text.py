@@ -32,15 +32,21 @@ def train_text(
     out: str | Path,
     *,
     cache_dir: str | Path | None = None,
-    augment: bool = False,
+    augment: bool | None = None,
     restart: bool = False,
     progress: bool = False,
+    control: str | None = None,
+    expand_k: int | None = None,
+    expand_weight: float | None = None,
     **config: Any,
 ) -> ItsrTrainResult:
     """Train on the train split, keeping the best epoch on val (resumable); ``config``: the fields of
     :class:`rsir.train.itsr.ITSRTrainConfig` but ``fusion`` (``epochs``, ``dim``, ``finetune``, ``device``...);
-    ``augment`` turns/flips the cached trunk maps of a fine-tuned run."""
-    from rsir.text.pipeline import text_config, train
+    ``augment`` turns/flips the cached trunk maps of a fine-tuned run (default: when fine-tuning); ``control``
+    (``shuffle-images``) trains on deranged images, a run that must score near chance; ``expand_k`` /
+    ``expand_weight``: gallery expansion saved in the checkpoint (default k=3, weight 0.3; ``expand_k=0``: off)."""
+    from rsir.text.expansion import Expansion
+    from rsir.text.pipeline import DEFAULT_EXPANSION, text_config, train
     from rsir.train.itsr import ITSRTrainConfig
 
     known = {f.name for f in fields(ITSRTrainConfig)} - {"fusion"}
@@ -49,7 +55,12 @@ def train_text(
         raise TypeError(f"unknown text training settings {unknown}; known: {sorted(known)}")
     cfg = text_config(**config)
     cache = Path(cache_dir) if cache_dir else None
-    s = train(captions, images, out, cfg, cache, progress=progress, restart=restart, augment=augment)
+    expansion = Expansion(
+        DEFAULT_EXPANSION.k if expand_k is None else expand_k,
+        DEFAULT_EXPANSION.weight if expand_weight is None else expand_weight,
+    )
+    s = train(captions, images, out, cfg, cache, progress=progress, restart=restart, augment=augment,
+              control=control, expansion=expansion)  # fmt: skip
     val = ItsrScores.from_dict(s["val"]) if s["val"] else None
     return ItsrTrainResult(Path(out), s["best_epoch"], val, s["epochs_run"], s["train_seconds"], s["history"], s)
 
@@ -63,10 +74,15 @@ def evaluate_text(
     device: str = "cpu",
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    control: str | None = None,
+    control_seed: int = 0,
 ) -> ItsrScores:
     """R@1/5/10 text -> image and image -> text and mR over the split's full gallery (the published protocol);
-    ``report`` adds duplicate-aware text -> image (``t2i_dup_aware``) and the number of caption ``queries``."""
+    ``report`` adds duplicate-aware text -> image (``t2i_dup_aware``) and the number of caption ``queries``;
+    ``control``: ``shuffle-images`` (gallery images deranged, seeded by ``control_seed``) or ``constant-text``
+    (one query for all), scores a model must NOT reach."""
     from rsir.text.pipeline import evaluate_checkpoint
 
     cache = Path(cache_dir) if cache_dir else None
-    return ItsrScores.from_dict(evaluate_checkpoint(checkpoint, captions, images, split, device, cache, progress))
+    report = evaluate_checkpoint(checkpoint, captions, images, split, device, cache, progress, control, control_seed)
+    return ItsrScores.from_dict(report)

@@ -48,12 +48,13 @@ def tiny_captions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_captions, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A frozen-encoder text <-> scene checkpoint trained for a few epochs on the tiny set."""
+    """A frozen-encoder text <-> scene checkpoint trained for a few epochs on the tiny set (frozen: searches
+    read the index's own vectors)."""
     from rsir.text.pipeline import text_config, train
 
     captions, images = tiny_captions
     out = tmp_path_factory.mktemp("text-model") / "ckpt"
-    train(captions, images, out, text_config(epochs=3, batch_size=8, seed=0), progress=False)
+    train(captions, images, out, text_config(epochs=3, batch_size=8, seed=0, finetune=0), progress=False)
     return out
 
 

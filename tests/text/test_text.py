@@ -83,14 +83,14 @@ def test_finetuned_tail_trains_saves_and_evaluates(tiny_captions, tmp_path):
     scores = evaluate_checkpoint(out, captions, images, "test", progress=False)
     assert scores["gallery_size"] == 8
     with pytest.raises(ValueError, match="augment=True"):  # a run continues only with its own settings
-        train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=1), progress=False)
+        train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=1), progress=False, augment=False)
 
 
 def test_augment_needs_finetuning(tiny_captions, tmp_path):
     from rsir.text.pipeline import text_config, train
 
     with pytest.raises(ValueError, match="needs --finetune"):
-        train(*tiny_captions, tmp_path / "x", text_config(epochs=1), progress=False, augment=True)
+        train(*tiny_captions, tmp_path / "x", text_config(epochs=1, finetune=0), progress=False, augment=True)
 
 
 def test_index_vectors_and_reencoded_files_give_the_same_gallery(tiny_index, tiny_model):
@@ -109,6 +109,10 @@ def test_index_vectors_and_reencoded_files_give_the_same_gallery(tiny_index, tin
     with torch.inference_mode():
         g = torch.from_numpy(reencoded)[:, None].expand(-1, 2, -1)
         ref = search.model.encode_pairs(g, None).numpy()
+    from rsir.text.expansion import expand_gallery, expansion_of
+
+    assert expansion_of(manifest).active  # the default: the index's scenes are expanded once at load
+    ref = expand_gallery(ref, expansion_of(manifest))
     # Equal up to the LayerNorm epsilon, which sees the index's L2-normalised vectors at another scale.
     assert np.allclose(ref, search.image_emb, atol=1e-3)
     q = search.text_vector("a beach with blue sea")

@@ -14,6 +14,7 @@ Captions = Annotated[Path, typer.Argument(help="caption JSON, Karpathy layout (i
 Images = Annotated[Path, typer.Option("--images", help="image folder (UCM: the UC Merced scene archive)")]
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps")]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default $RSIR_CACHE or ~/.cache/rsir)")]
+DEFAULT_K, DEFAULT_W = 3, 0.3  # rsir.text.pipeline.DEFAULT_EXPANSION (a test keeps them equal; imports stay light)
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
 
 
@@ -46,16 +47,28 @@ def train(
     images: Images,
     out: Annotated[Path, typer.Option("--out", help="checkpoint folder (manifest.json + model.pt)")],
     seed: int = 0,
-    epochs: int = 30,
+    epochs: Annotated[int | None, typer.Option(min=1, help="default: 10 when fine-tuning, 30 frozen")] = None,
     dim: Annotated[int, typer.Option(help="shared space dimension")] = 256,
     batch_size: int = 128,
     lr: float = 5e-4,
     encoder: Annotated[str, typer.Option(help="image encoder (rsir registry name)")] = "efficientnet-lite0",
     text_encoder: Annotated[str, typer.Option(help="HF text model, or the offline default")] = "all-minilm-l6-v2",
-    finetune: Annotated[int, typer.Option(min=0, help="also train the image encoder's last N blocks (0: frozen)")] = 0,
+    finetune: Annotated[int, typer.Option(min=0, help="also train the image encoder's last N blocks (0: frozen)")] = 1,
     finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
-    augment: Annotated[bool, typer.Option(help="turn/flip cached trunk maps (needs --finetune)")] = False,
+    augment: Annotated[
+        bool | None,
+        typer.Option("--augment/--no-augment", help="turn/flip cached trunk maps (default: when fine-tuning)"),
+    ] = None,
     patience: Annotated[int | None, typer.Option(help="stop after N epochs without val gain")] = None,
+    control: Annotated[
+        str | None, typer.Option(help="control: shuffle-images trains on deranged train images (must score ~chance)")
+    ] = None,
+    expand_k: Annotated[
+        int, typer.Option(min=0, help="gallery expansion: each scene's k nearest scenes join its vector (0: off)")
+    ] = DEFAULT_K,
+    expand_weight: Annotated[
+        float, typer.Option(min=0.0, help="gallery expansion: weight of each neighbour")
+    ] = DEFAULT_W,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     cache_dir: CacheDir = None,
@@ -69,6 +82,7 @@ def train(
             captions, images, out, cache_dir=cache_dir, augment=augment, restart=restart, progress=not json_out,
             epochs=epochs, seed=seed, dim=dim, batch_size=batch_size, lr=lr, encoder=encoder,
             text_encoder=text_encoder, patience=patience, finetune=finetune, finetune_lr=finetune_lr, device=device,
+            control=control, expand_k=expand_k, expand_weight=expand_weight,
         ).report  # fmt: skip
     except _errors() as exc:
         _fail(exc)
@@ -90,6 +104,11 @@ def evaluate(
     split: str = "test",
     device: Device = "cpu",
     cache_dir: CacheDir = None,
+    control: Annotated[
+        str | None,
+        typer.Option(help="control: shuffle-images (gallery images deranged) or constant-text (one query for all)"),
+    ] = None,
+    control_seed: Annotated[int, typer.Option(help="seed of the shuffle-images derangement")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print {t2i, i2t, mR, gallery_size, t2i_dup_aware}")] = False,
 ) -> None:
     """R@1/5/10 text->image and image->text and mR over the split's full gallery (the published protocol),
@@ -98,14 +117,17 @@ def evaluate(
 
     try:
         scores = api.evaluate_text(
-            ckpt, captions, images, split, device=device, cache_dir=cache_dir, progress=not json_out
-        ).report
+            ckpt, captions, images, split, device=device, cache_dir=cache_dir, progress=not json_out,
+            control=control, control_seed=control_seed,
+        ).report  # fmt: skip
     except _errors() as exc:
         _fail(exc)
     if json_out:
         typer.echo(json.dumps(scores))
         return
     typer.echo(f"gallery: {scores['gallery_size']} images, {scores['queries']} caption queries")
+    if control:
+        typer.echo(f"  CONTROL {control}: a model that reads both inputs must score near chance here")
     for name in ("t2i", "i2t", "t2i_dup_aware"):
         r = scores[name]
         typer.echo(f"  {name:<14} R@1 {r['r@1']:6.2f}  R@5 {r['r@5']:6.2f}  R@10 {r['r@10']:6.2f}")

@@ -14,19 +14,23 @@ with the published protocol of the field (UCM-Captions, RSICD, RSITMD):
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from rsir.data.captions import open_scene_captions
-from rsir.itsr.evaluate import evaluate
 from rsir.itsr.model import ITSRModel, load_checkpoint
 from rsir.itsr.pipeline import Encoders, _checked_encoders, new_model, save_best_checkpoint
 from rsir.metrics.retrieval import mean_recall, recall_at_k
+from rsir.text.controls import TRAIN_CONTROLS, apply_control, check_control
+from rsir.text.expansion import OFF, Expansion, expand_gallery, expansion_of
 from rsir.text.features import scene_split_features, scene_trunk_maps
 from rsir.train.itsr import ITSRTrainConfig, train_itsr
 
 FUSION = "after"  # one date: the fusion that reads the (only) image
+DEFAULT_EXPANSION = Expansion(k=3, weight=0.3)  # chosen on UCM-Captions val (docs/benchmarks.md)
+DEFAULT_FINETUNE, FINETUNE_EPOCHS, FROZEN_EPOCHS = 1, 10, 30  # rsir text train's defaults (text_config)
 
 
 def default_cache() -> Path:
@@ -36,8 +40,14 @@ def default_cache() -> Path:
 
 
 def text_config(**settings) -> ITSRTrainConfig:
-    """The training settings of text <-> scene models (text-ITSR's, with the one-date ``after`` fusion)."""
-    return ITSRTrainConfig(fusion=FUSION, **settings)
+    """The training settings of text <-> scene models (text-ITSR's, with the one-date ``after`` fusion).
+
+    Defaults (the best measured on UCM-Captions, docs/benchmarks.md): the image encoder's last block
+    fine-tuned (``finetune=1``) for 10 epochs; frozen encoders (``finetune=0``) default to 30 epochs.
+    """
+    finetune = settings.pop("finetune", DEFAULT_FINETUNE)
+    epochs = settings.pop("epochs", None) or (FINETUNE_EPOCHS if finetune else FROZEN_EPOCHS)
+    return ITSRTrainConfig(fusion=FUSION, finetune=finetune, epochs=epochs, **settings)
 
 
 def train(
@@ -48,14 +58,29 @@ def train(
     cache_dir: Path | None = None,
     progress: bool = True,
     restart: bool = False,
-    augment: bool = False,
+    augment: bool | None = None,
+    control: str | None = None,
+    expansion: Expansion = DEFAULT_EXPANSION,
 ) -> dict:
-    """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps."""
+    """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps
+    (default: on when fine-tuning).
+
+    ``expansion``: the gallery-side neighbour expansion (:mod:`rsir.text.expansion`) saved with the model;
+    validation (best epoch), `rsir text eval` and text search all score with it.
+
+    ``control="shuffle-images"`` trains on a seeded derangement of the train images (val stays true): the
+    image-ignoring control of :mod:`rsir.text.controls`, which must score near chance.
+    """
     if config.fusion != FUSION:
         raise ValueError(f"single-date caption models use the {FUSION!r} fusion, not {config.fusion!r}")
+    augment = bool(config.finetune) if augment is None else augment
     if augment and not config.finetune:
         raise ValueError("--augment turns the cached trunk maps: it needs --finetune N (N >= 1)")
-    _check_augment_resume(Path(out), augment, restart)
+    check_control(control, TRAIN_CONTROLS)
+    if control and config.finetune:
+        raise ValueError(f"the {control} control trains on frozen features: use --finetune 0")
+    settings = {"augment": bool(augment), "control": control, "gallery_expansion": expansion.to_dict()}
+    _check_resume_extras(Path(out), settings, restart)
     archive = open_scene_captions(captions, images)
     cache_dir = Path(cache_dir) if cache_dir else default_cache()
     enc = Encoders(config.encoder, config.text_encoder, config.device)
@@ -63,7 +88,7 @@ def train(
         s: scene_split_features(archive, s, enc, cache_dir, progress, images=not config.finetune)
         for s in ("train", "val")
     }
-    train_f, tail = feats["train"], None
+    train_f, tail = apply_control(feats["train"], control, config.seed), None
     if config.finetune:
         tail = _scene_tail(archive, config, cache_dir, progress, augment)
         image_dim, token_dim, n_tokens = tail.shapes()
@@ -81,24 +106,28 @@ def train(
             "val_images": len(feats["val"].pairs),
         },
         "finetuned_blocks": config.finetune,
-        "augment": bool(augment),
+        **settings,
     }
     return train_itsr(
         model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail,
-        evaluate=evaluate, save_best=save_best_checkpoint,
+        evaluate=partial(_validate, expansion=expansion), save_best=save_best_checkpoint,
     )  # fmt: skip
 
 
-def _check_augment_resume(out: Path, augment: bool, restart: bool) -> None:
-    """A run continues only with its own --augment (the shared resume check knows the other settings)."""
+def _check_resume_extras(out: Path, settings: dict, restart: bool) -> None:
+    """A run continues only with its own --augment, control and gallery expansion (the shared resume check
+    knows the rest)."""
     import json
 
     manifest = out / "manifest.json"
     if restart or not (out / "last.pt").is_file() or not manifest.is_file():
         return
-    before = bool(json.loads(manifest.read_text()).get("augment", False))
-    if before != bool(augment):
-        raise ValueError(f"{out} was trained with augment={before}; use another --out, or --restart")
+    saved = json.loads(manifest.read_text())
+    defaults = {"augment": False, "gallery_expansion": OFF.to_dict()}  # runs saved before these settings
+    for key, now in settings.items():
+        before = saved.get(key, defaults.get(key))
+        if before != now:
+            raise ValueError(f"{out} was trained with {key}={before}; use another --out, or --restart")
 
 
 def _scene_tail(archive, config: ITSRTrainConfig, cache_dir: Path, progress: bool, augment: bool):
@@ -125,16 +154,38 @@ def open_model(ckpt: str | Path, device: str = "cpu") -> tuple[ITSRModel, dict, 
     return model, manifest, _checked_encoders(manifest, device, tuned if tuned.is_file() else None)
 
 
-def scene_scores(image_emb: np.ndarray, text_emb: np.ndarray, caption_image: np.ndarray, captions: list[str]) -> dict:
-    """{"t2i", "i2t", "mR", "gallery_size", "queries", "t2i_dup_aware"}: the published protocol + dup-aware t2i."""
-    return similarity_scores(text_emb @ image_emb.T, caption_image, captions)
+def _validate(model: ITSRModel, feats, device: str, expansion: Expansion) -> dict:
+    """Training's validation: the split's scores as `rsir text eval` computes them (expansion included)."""
+    image_emb, text_emb = embed(model, feats, device)
+    gallery = expand_gallery(image_emb, expansion)
+    return scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery)
 
 
-def similarity_scores(sim: np.ndarray, caption_image: np.ndarray, captions: list[str]) -> dict:
-    """:func:`scene_scores` from a caption x image similarity matrix [M, N] (e.g. an ensemble's mean)."""
+def scene_scores(
+    image_emb: np.ndarray,
+    text_emb: np.ndarray,
+    caption_image: np.ndarray,
+    captions: list[str],
+    gallery_emb: np.ndarray | None = None,
+) -> dict:
+    """{"t2i", "i2t", "mR", "gallery_size", "queries", "t2i_dup_aware"}: the published protocol + dup-aware t2i.
+
+    ``gallery_emb``: the images as a text query's gallery sees them (expanded, :mod:`rsir.text.expansion`);
+    image queries (i2t) always use ``image_emb`` itself. Default: ``image_emb`` for both.
+    """
+    t2i_sim = None if gallery_emb is None else text_emb @ gallery_emb.T
+    return similarity_scores(text_emb @ image_emb.T, caption_image, captions, t2i_sim)
+
+
+def similarity_scores(
+    sim: np.ndarray, caption_image: np.ndarray, captions: list[str], t2i_sim: np.ndarray | None = None
+) -> dict:
+    """:func:`scene_scores` from a caption x image similarity matrix [M, N] (e.g. an ensemble's mean);
+    ``t2i_sim``: the text -> image ranking's own matrix (an expanded gallery), else ``sim``."""
     n = sim.shape[1]
     own = caption_image[:, None] == np.arange(n)[None, :]
-    t2i = recall_at_k(sim, own)
+    t2i_sim = sim if t2i_sim is None else t2i_sim
+    t2i = recall_at_k(t2i_sim, own)
     i2t = recall_at_k(sim.T, own.T)
     keys = np.unique([c.strip().lower() for c in captions], return_inverse=True)[1]
     carries = np.zeros((keys.max() + 1, n), dtype=bool)  # [distinct caption, image]: the image carries it
@@ -145,7 +196,7 @@ def similarity_scores(sim: np.ndarray, caption_image: np.ndarray, captions: list
         "mR": mean_recall(t2i, i2t),
         "gallery_size": int(n),
         "queries": int(sim.shape[0]),
-        "t2i_dup_aware": recall_at_k(sim, carries[keys]),
+        "t2i_dup_aware": recall_at_k(t2i_sim, carries[keys]),
     }
 
 
@@ -168,9 +219,16 @@ def evaluate_checkpoint(
     device: str = "cpu",
     cache_dir: Path | None = None,
     progress: bool = True,
+    control: str | None = None,
+    control_seed: int = 0,
 ) -> dict:
-    """Scores of a checkpoint on a split's full gallery (see the module doc for the protocol)."""
-    model, _, enc = open_model(ckpt, device)
+    """Scores of a checkpoint on a split's full gallery (see the module doc for the protocol);
+    ``control``: score under a control of :mod:`rsir.text.controls` (``shuffle-images`` seeded by
+    ``control_seed``), recorded in the result."""
+    check_control(control)
+    model, manifest, enc = open_model(ckpt, device)
     feats = split_features_for(enc, captions, images, split, cache_dir, progress)
-    image_emb, text_emb = embed(model, feats, device)
-    return scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions)
+    image_emb, text_emb = embed(model, apply_control(feats, control, control_seed), device)
+    gallery = expand_gallery(image_emb, expansion_of(manifest))  # text queries' gallery; image queries stay
+    scores = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery)
+    return {**scores, "control": control} if control else scores

@@ -4,7 +4,8 @@ The index's items are embedded into the checkpoint's shared space once: from the
 they are what the checkpoint's image side reads (same encoder and weights, no metric head; the ``after``
 fusion starts with a LayerNorm, so their L2 normalisation changes the result only through its epsilon:
 ~1e-4 per coordinate, no re-ranking in practice), else by encoding the
-index's files with the checkpoint's (possibly fine-tuned) encoder, cached like every other feature. A query
+index's files with the checkpoint's (possibly fine-tuned) encoder, cached like every other feature, then
+expanded over the whole index as the checkpoint says (:mod:`rsir.text.expansion`). A query
 then costs one text-encoder forward and one [N, d] product.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from rsir.data.changecap import ChangePair
+from rsir.text.expansion import expand_gallery, expansion_of
 from rsir.text.features import scene_globals
 from rsir.text.pipeline import default_cache, open_model
 
@@ -46,7 +48,8 @@ class SceneTextSearch:
                 self.model.encode_pairs(g[:, None].expand(-1, 2, -1).to(device), None).float().cpu()
                 for g in glob.split(4096)
             ]
-        self.image_emb = torch.cat(parts).numpy()  # [N, d], L2-normalised
+        # [N, d], L2-normalised; the checkpoint's gallery expansion over the whole index, once
+        self.image_emb = expand_gallery(torch.cat(parts).numpy(), expansion_of(self.manifest))
         self._lock = threading.Lock()  # one text forward at a time: torch already uses every core
 
     def __len__(self) -> int:
