@@ -95,7 +95,7 @@ def _question_out(q: Question) -> QuestionOut:
 
 
 def _progress(c: AnnotationCampaign, annotator: str | None) -> Progress:
-    return Progress(**asdict(c.campaign.progress(annotator)))
+    return c.campaign.progress(annotator)
 
 
 def _state(c: AnnotationCampaign, annotator: str | None, question: Question | None) -> StateOut:

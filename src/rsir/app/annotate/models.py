@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rsir.api_campaign import ANNOTATOR_NAME_MAX as MAX_NAME
 from rsir.api_campaign import ANNOTATOR_NAME_PATTERN as NAME_PATTERN
+from rsir.api_campaign import Progress  # the API's dataclass is the response shape too
 
 Annotator = Annotated[
     str,
@@ -55,20 +56,6 @@ class QuestionOut(BaseModel):
     a: ItemOut
     b: ItemOut
     label: LabelName | None = Field(None, description="the answer it has (after an undo: the one taken back)")
-
-
-class Progress(BaseModel):
-    round: int
-    rounds_total: int
-    total: int
-    answered: int
-    similar: int
-    dissimilar: int
-    skipped: int
-    mine: int
-    held_by_others: int
-    pending: int
-    campaign_answered: int
 
 
 class StateOut(BaseModel):
