@@ -25,6 +25,15 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], str] | None = None) ->
         typer.echo(human(data) if human else json.dumps(data, indent=1, default=str))
 
 
+def training_summary(summary: dict, out: Path) -> str:
+    """One line for a text-ITSR / text training summary: best epoch, its val scores, time, where it is."""
+    val = summary["val"]
+    return (
+        f"best epoch {summary['best_epoch']}: val mR {val['mR']:.2f} (t2i R@10 {val['t2i']['r@10']:.2f}, "
+        f"i2t R@10 {val['i2t']['r@10']:.2f}); {summary['train_seconds']:.1f}s; checkpoint in {out}"
+    )
+
+
 def table(rows: list[dict], columns: list[str] | None = None) -> str:
     if not rows:
         return "(nothing)"

@@ -10,6 +10,7 @@ from typing import Annotated, Any, cast
 import typer
 
 from rsir.cli import validate
+from rsir.cli.common import emit, training_summary
 from rsir.cli.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
@@ -156,15 +157,7 @@ def train(
         _fail(str(exc))
     if not validate.main_process():  # under torchrun: rank 0 reports
         return
-    if json_out:
-        typer.echo(json.dumps(summary))
-        return
-    val = summary["val"]
-    typer.echo(
-        f"best epoch {summary['best_epoch']}: val mR {val['mR']:.2f} (t2i R@10 "
-        f"{val['t2i']['r@10']:.2f}, i2t R@10 {val['i2t']['r@10']:.2f}); "
-        f"{summary['train_seconds']:.1f}s; checkpoint in {out}"
-    )
+    emit(summary, json_out, lambda s: training_summary(s, out))
 
 
 def _print_scores(scores: dict) -> None:

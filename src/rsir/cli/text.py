@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from rsir.cli.common import emit, training_summary
+
 app = typer.Typer(no_args_is_help=True)
 
 Captions = Annotated[Path, typer.Argument(help="caption JSON, Karpathy layout (images[].filename/split/sentences)")]
@@ -86,14 +88,7 @@ def train(
         ).report  # fmt: skip
     except _errors() as exc:
         _fail(exc)
-    if json_out:
-        typer.echo(json.dumps(summary))
-        return
-    val = summary["val"]
-    typer.echo(
-        f"best epoch {summary['best_epoch']}: val mR {val['mR']:.2f} (t2i R@10 {val['t2i']['r@10']:.2f}, "
-        f"i2t R@10 {val['i2t']['r@10']:.2f}); {summary['train_seconds']:.1f}s; checkpoint in {out}"
-    )
+    emit(summary, json_out, lambda s: training_summary(s, out))
 
 
 @app.command("eval")
