@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-# variant -> TFF settings on the earlier-stage tokens
+# variant -> (fusion, TFF settings) on the earlier-stage tokens
 VARIANTS = {
-    "tff-fine7": {"grid": 7},  # 14x14 pooled to 7x7 (earlier features, default resolution)
-    "tff-fine14": {"grid": None, "d_model": 64, "layers": 1, "heads": 2},  # full 14x14, a lighter transformer
+    "tff-fine7": ("tff", {"grid": 7}),  # 14x14 pooled to 7x7 (earlier features, default resolution)
+    "tff-fine14": ("tff", {"grid": None, "d_model": 64, "layers": 1, "heads": 2}),  # full 14x14, lighter
+    "gate-fine14": ("gate", {}),  # change-gated pooling of all 14x14 tokens
 }
 
 
@@ -58,14 +59,16 @@ def run(data: Path, variant: str, seed: int, epochs: int, n_tail: int, work: Pat
 
     from rsir.itsr.evaluate import evaluate
     from rsir.itsr.model import ITSRConfig, ITSRModel, load_checkpoint
+    from rsir.itsr.pipeline import save_best_checkpoint
     from rsir.models.fusion import TFFConfig
     from rsir.train.itsr import ITSRTrainConfig, train_itsr
 
     train_f = feats["train"]
-    tff = TFFConfig(**VARIANTS[variant]).to_dict()
-    config = ITSRTrainConfig(fusion="tff", epochs=epochs, seed=seed, tff=tff)
+    fusion, settings = VARIANTS[variant]
+    tff = TFFConfig(**settings).to_dict()
+    config = ITSRTrainConfig(fusion=fusion, epochs=epochs, seed=seed, tff=tff)
     model_config = ITSRConfig(
-        fusion="tff",
+        fusion=fusion,
         encoder="efficientnet-lite0",
         encoder_hash="trunk",
         image_dim=train_f.globals_.shape[-1],
@@ -78,7 +81,10 @@ def run(data: Path, variant: str, seed: int, epochs: int, n_tail: int, work: Pat
     )
     torch.manual_seed(seed)
     out = work / "runs" / data.name / f"{variant}-t{n_tail}-s{seed}-e{epochs}"
-    summary = train_itsr(ITSRModel(model_config), train_f, feats["val"], config, out, progress=False)
+    summary = train_itsr(
+        ITSRModel(model_config), train_f, feats["val"], config, out, progress=False,
+        evaluate=evaluate, save_best=save_best_checkpoint,
+    )  # fmt: skip
     model, _ = load_checkpoint(out)
     test = evaluate(model, feats["test"], detail=True)
     test["shuffled"] = evaluate(model, feats["test"], detail=True, shuffle_seed=seed)
