@@ -25,6 +25,7 @@ VARIANTS = {
     "tff-fine7": ("tff", {"grid": 7}),  # 14x14 pooled to 7x7 (earlier features, default resolution)
     "tff-fine14": ("tff", {"grid": None, "d_model": 64, "layers": 1, "heads": 2}),  # full 14x14, lighter
     "gate-fine14": ("gate", {}),  # change-gated pooling of all 14x14 tokens
+    "gate-sharp8-fine14": ("gate-sharp8", {}),  # the same, a sharper gate at the start
 }
 
 

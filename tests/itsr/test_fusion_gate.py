@@ -79,3 +79,13 @@ def test_gate_refuses_bad_shapes_and_configs():
         gate(torch.randn(2, 2, D), torch.randn(2, 3, L, DT))
     with pytest.raises(ValueError, match="at least one head"):
         ChangeGate(DT, GateConfig(heads=0))
+    with pytest.raises(ValueError, match="sharpness must be > 1"):
+        ChangeGate(DT, GateConfig(sharpness=1.0))
+
+
+def test_sharper_gate_pools_fewer_tokens():
+    _, tokens = _pair(changed=6)
+    soft, sharp = (ChangeGate(DT, GateConfig(sharpness=s)).eval() for s in (2.0, 8.0))
+    assert torch.allclose(1 + torch.nn.functional.softplus(sharp.sharpness), torch.full((2,), 8.0))
+    top = [g.weights(tokens).max(dim=1).values.mean() for g in (soft, sharp)]
+    assert top[1] > top[0]

@@ -32,6 +32,7 @@ class GateConfig:
     hidden: int = 64  # width of the learned part of the score (0 = magnitude gate only)
     pool_diff: bool = True  # also pool the gated differences (after - before): what changed into what
     global_skip: bool = True  # GFF concat+diff of the globals beside the pooled tokens
+    sharpness: float = 2.0  # initial s_k (> 1): higher pools fewer, more changed tokens
     eps: float = 1e-6
 
     def to_dict(self) -> dict:
@@ -45,6 +46,7 @@ GATE_FUSIONS: dict[str, dict] = {
     "gate-nodiff": {"pool_diff": False},
     "gate-1": {"heads": 1},
     "gate-4": {"heads": 4},
+    "gate-sharp8": {"sharpness": 8.0},
 }
 
 
@@ -58,10 +60,12 @@ class ChangeGate(nn.Module):
         cfg = config or GateConfig()
         if cfg.heads < 1:
             raise ValueError(f"a change gate needs at least one head, got {cfg.heads}")
+        if cfg.sharpness <= 1:
+            raise ValueError(f"the gate's sharpness must be > 1, got {cfg.sharpness}")
         self.config = cfg
         self.norm_in = nn.LayerNorm(token_dim)
-        # s_k = 1 + softplus(raw): starts at 2, never below 1 (unchanged tokens stay ignored)
-        self.sharpness = nn.Parameter(torch.full((cfg.heads,), math.log(math.e - 1)))
+        # s_k = 1 + softplus(raw): starts at cfg.sharpness, never below 1 (unchanged tokens stay ignored)
+        self.sharpness = nn.Parameter(torch.full((cfg.heads,), math.log(math.expm1(cfg.sharpness - 1))))
         self.score = None
         if cfg.hidden:
             self.score = nn.Sequential(nn.Linear(token_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.heads))
