@@ -38,7 +38,7 @@ from rsir.data.synth import (
 from rsir.data.synth_captions_v2 import NO_CHANGE_POOL, P_HELD_OUT, change_captions, held_out_frames, no_change_captions
 from rsir.data.synth_shapes import acquire, acquisition_params, blend, change_mask, feather, load_real_masks, place_of
 
-GENERATOR_VERSION = 3  # v1 of the command wrote generator_version 2
+GENERATOR_VERSION = 4  # v1 of the command wrote 2; 3 had no illumination field
 
 
 def dhash(image: np.ndarray) -> np.ndarray:
