@@ -1,10 +1,10 @@
 """Benchmark of text-ITSR fusions on the semi-synthetic set (v2 by default) made from UC Merced.
 
 One command: makes the set if missing (rsir itsr synth), caches the frozen features once, trains every
-fusion (GFF operators, TFF, after-only and the before-only control) for each seed, evaluates on the FULL
-test gallery, again with shuffled before images (the control a change-reading fusion must lose), and
-prints a table (mean +- std over seeds) plus the targets. The headline is text->pair on the queries about
-CHANGED pairs. Re-running reuses finished runs (checkpoints resume).
+fusion (GFF operators, TFF, the change gate, after-only and the before-only control) for each seed,
+evaluates on the FULL test gallery, again with shuffled before images (the control a change-reading
+fusion must lose), and prints a table (mean +- std over seeds) plus the targets. The headline is
+text->pair on the queries about CHANGED pairs. Re-running reuses finished runs (checkpoints resume).
 
     .venv/bin/python benchmarks/bench_itsr.py                # the default fusions x 3 seeds
     .venv/bin/python benchmarks/bench_itsr.py --json --fusions tff gff-concat+diff --seeds 0
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-FUSIONS = ["after", "before", "gff-concat", "gff-absdiff", "gff-concat+diff", "tff"]
+FUSIONS = ["after", "before", "gff-concat", "gff-absdiff", "gff-concat+diff", "tff", "gate"]
 KEYS = ("r@1", "r@5", "r@10")
 # Ablations of the default TFF, run with --ablations: paper-style TFF (diff stream, mean pooling, no
 # global skip, no cell readout) and the default without its cell readout.
@@ -186,7 +186,7 @@ def targets(agg: dict[str, dict], gallery: int) -> dict:
         out["shuffle_drop>=15"] = out["shuffle_drop"] >= 15
     gff = [f for f in agg if f.startswith("gff-")]
     mr = "changed mR" if head.startswith("changed") else "mR"
-    for tff in (f for f in agg if f.startswith("tff")):
+    for tff in (f for f in agg if f.startswith(("tff", "gate"))):
         if gff:
             best_gff = max(gff, key=lambda f: _m(agg[f], mr))
             out[f"{tff}_minus_{best_gff}_{mr.replace(' ', '_')}"] = round(_m(agg[tff], mr) - _m(agg[best_gff], mr), 2)
