@@ -195,3 +195,16 @@ def test_unavailable_text_encoder_is_a_clear_error(dataset: Path, tmp_path: Path
     assert not list(cache.rglob("*.tokens.npy"))  # it failed before spending time on image features
     assert "error:" in result.output and "Traceback" not in result.output
     assert ("open_clip" in result.output) or ("internet" in result.output)
+
+
+def test_train_eval_and_search_with_the_change_gate(dataset: Path, tmp_path: Path):
+    ckpt = tmp_path / "gate"
+    args = ("train", str(dataset), "--out", str(ckpt), "--fusion", "gate", "--epochs", "1", "--dim", "32")
+    assert json.loads(_run(*args, "--threads", "1", "--json"))["epochs_run"] == 1
+    assert json.loads((ckpt / "manifest.json").read_text())["config"]["fusion"] == "gate"
+    scores = json.loads(_run("eval", str(ckpt), str(dataset), "--json"))
+    shuffled = json.loads(_run("eval", str(ckpt), str(dataset), "--json", "--shuffle-before"))
+    assert scores["gallery_size"] == shuffled["gallery_size"] == 2 and "changed" in shuffled
+    a = next((dataset / "images" / "test" / "A").iterdir())
+    found = _run("search", str(ckpt), str(dataset), "--pair", str(a), str(a.parent.parent / "B" / a.name), "--json")
+    assert json.loads(found)["results"]
