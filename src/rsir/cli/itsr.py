@@ -85,7 +85,7 @@ def info(dataset: Path) -> None:
 def train(
     dataset: Annotated[Path, typer.Argument(help="LEVIR-CC or Dubai-CC layout folder")],
     out: Annotated[Path, typer.Option("--out", help="checkpoint folder (manifest.json + model.pt)")],
-    fusion: Annotated[str, typer.Option(help=FUSION_HELP)] = "tff",
+    fusion: Annotated[str, typer.Option(help=FUSION_HELP)] = "gate",
     epochs: int = 30,
     seed: int = 0,
     dim: Annotated[int, typer.Option(help="shared space dimension")] = 256,

@@ -34,7 +34,7 @@ _RESUMABLE_CHANGES = {"epochs", "patience", "device"}
 
 @dataclass
 class ITSRTrainConfig:
-    fusion: str = "tff"
+    fusion: str = "gate"
     epochs: int = 30
     seed: int = 0
     dim: int = 256
