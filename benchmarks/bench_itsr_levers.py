@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     agg = aggregate(runs)
     result = {"dataset": str(args.dataset), "n_tail": args.n_tail, "aggregate": agg, "runs": runs}
     result["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    (args.work / f"levers-{args.dataset.name}.json").write_text(json.dumps(result, indent=2))
+    tag = "_".join(args.variants) + "-seeds" + "".join(map(str, args.seeds))  # one file per experiment
+    (args.work / f"levers-{args.dataset.name}-{tag}.json").write_text(json.dumps(result, indent=2))
     print(table(agg))
     return 0
 
