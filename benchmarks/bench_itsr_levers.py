@@ -1,11 +1,11 @@
-"""Lever experiment for text-ITSR on the v2 synth set: finer, earlier image tokens for TFF.
+"""Lever experiment for text-ITSR on the v2 synth set: finer, earlier image tokens for TFF or the gate.
 
 The default tokens are EfficientNet-Lite0's last map, 7 x 7 x 1280 at 224 px: one token covers 1/49 of
-the scene, so a change of 3% of the area is a fraction of one token. This trains TFF on the output of an
-earlier stage instead (``--n-tail 5``: after block 10, 14 x 14 x 112), either pooled to 7 x 7 or at full
-14 x 14 resolution, with the usual global skip (the final globals), and scores it like bench_itsr.py
-(changed-pair text->pair on the full test gallery, and with shuffled before images). Run bench_itsr.py
-first: it makes the set and caches the globals and captions this script reuses.
+the scene, so a change of 3% of the area is a fraction of one token. This trains TFF or the change gate
+on the output of an earlier stage instead (``--n-tail 5``: after block 10, 14 x 14 x 112), either
+pooled to 7 x 7 or at full 14 x 14 resolution, with the usual global skip (the final globals), and
+scores it like bench_itsr.py (changed-pair text->pair on the full test gallery, and with shuffled before
+images). Run bench_itsr.py first: it makes the set and caches the globals and captions this script reuses.
 
     .venv/bin/python benchmarks/bench_itsr_levers.py --dataset ~/.cache/rsir/bench-itsr/synth-ucmerced-p2500-s0-v2
 """
