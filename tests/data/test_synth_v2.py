@@ -26,6 +26,7 @@ from rsir.data.synth_shapes import (
     acquire,
     acquisition_params,
     change_mask,
+    harmonise,
     illumination_field,
     load_real_masks,
     place_of,
@@ -259,3 +260,15 @@ def test_change_masks_are_object_sized_and_anywhere(seed: int):
         places.add(place_of(mask)[0])
     assert {"building", "road", "field"} <= kinds
     assert len(places) >= 5
+
+
+def test_pasted_content_moves_half_way_to_the_scene_colours():
+    rng = np.random.default_rng(0)
+    donor = rng.normal([200, 60, 40], [30, 10, 5], (64, 64, 3))
+    scene = rng.normal([80, 120, 100], [6, 8, 4], (64, 64, 3))
+    out = harmonise(donor, scene, 0.5).reshape(-1, 3)
+    d, s = donor.reshape(-1, 3), scene.reshape(-1, 3)
+    assert np.allclose(out.mean(0), (d.mean(0) + s.mean(0)) / 2, atol=0.01)
+    assert np.allclose(out.std(0), (d.std(0) + s.std(0)) / 2, rtol=1e-3)
+    assert np.corrcoef(out[:, 0], d[:, 0])[0, 1] > 0.999  # the texture stays the donor's
+    assert np.allclose(harmonise(donor, scene, 0.0), donor, atol=1e-3)

@@ -4,7 +4,8 @@
   bent strips and field-like polygons, or real change masks (LEVIR-CD / DSIFN style binary PNGs) randomly
   flipped, rotated, cropped and thinned to some of their connected parts. Every mask covers 2-35% of the
   image; target areas are log-uniform, so the median is about 8%.
-- Feathering: the hard mask blurred on both sides of its edge (sigma 1-3 px).
+- Feathering: the hard mask blurred on both sides of its edge (sigma 1-3 px); the pasted content's colour
+  statistics moved half way to the scene's (harmonise).
 - Acquisition: each date gets its own small affine (shift of a few px, rotation under 1.5 degrees, a slight
   zoom so no border shows), blur, noise, and photometric jitter from ONE distribution for every image of
   either kind of pair, so brightness or colour never tells changed from unchanged pairs; and a smooth,
@@ -172,9 +173,23 @@ def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(ndimage.gaussian_filter(mask.astype(np.float32), sigma), 0, 1)
 
 
+def harmonise(donor: np.ndarray, scene: np.ndarray, strength: float = 0.5) -> np.ndarray:
+    """float32 ``donor`` with each channel's mean and std moved ``strength`` of the way to ``scene``'s.
+
+    Compositing practice (no seam of foreign colour), and needed on nearly uniform scenes (320 m
+    Sentinel-2 tiles): a patch of another class in its own colours moves the tile's colour spread beyond
+    any acquisition jitter, a global cue of "changed" (colour probe 0.61 with the illumination field alone,
+    0.55 with both, on 2,500 Sentinel-2 pairs). The new content keeps its texture and half its colour shift.
+    """
+    d, s = donor.astype(np.float32).reshape(-1, 3), scene.astype(np.float32).reshape(-1, 3)
+    md, sd, ms, ss = d.mean(0), d.std(0) + 1e-3, s.mean(0), s.std(0) + 1e-3
+    target_mean, target_std = md + strength * (ms - md), sd + strength * (ss - sd)
+    return ((donor.astype(np.float32) - md) / sd * target_std + target_mean).astype(np.float32)
+
+
 def blend(before: np.ndarray, donor: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     out = before.astype(np.float32) * (1 - alpha[..., None]) + donor.astype(np.float32) * alpha[..., None]
-    return (out + 0.5).astype(np.uint8)
+    return (np.clip(out, 0, 255) + 0.5).astype(np.uint8)
 
 
 def acquisition_params(rng: random.Random) -> dict:
