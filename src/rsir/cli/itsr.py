@@ -105,6 +105,14 @@ def train(
         int, typer.Option(help="also train the image encoder's last N blocks (0: frozen encoders, cached features)")
     ] = 0,
     finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
+    token_stage: Annotated[
+        int,
+        typer.Option(
+            help="image tokens from the map after all but the encoder's last N blocks (5: 14x14x112 on "
+            "EfficientNet-Lite0, best with --fusion gate-sharp8); 0: the final tokens",
+            min=0,
+        ),
+    ] = 0,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
@@ -150,6 +158,7 @@ def train(
         patience=patience,
         finetune=finetune,
         finetune_lr=finetune_lr,
+        token_stage=token_stage,
         device=device,
         runtime=runtime,
     )

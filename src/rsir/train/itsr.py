@@ -50,6 +50,7 @@ class ITSRTrainConfig:
     finetune: int = 0  # train the image encoder's last N blocks too (0 = frozen encoders, cached features)
     finetune_lr: float = 1e-4
     device: str = "cpu"
+    token_stage: int = 0  # tokens from the map after all but the encoder's last N blocks (0: final tokens)
     runtime: str = "auto"  # frozen image passes (features, trunk maps): auto, onnx or torch (rsir.models.runtime)
 
     def to_dict(self) -> dict:

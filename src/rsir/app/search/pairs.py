@@ -74,7 +74,7 @@ class PairGallery:
         prep = self.enc.image.config.preprocess
         with self._lock, torch.inference_mode():
             x = torch.stack([prepare(before, prep), prepare(after, prep)])[None].to(self.device)
-            glob, tokens = encode_pair_batch(self.enc.image, x)
+            glob, tokens = encode_pair_batch(self.enc.image, x, self.model.config.token_stage)
             return self.model.encode_pairs(glob.float(), tokens.float()).float().cpu().numpy()[0]
 
     def ranked(
