@@ -55,6 +55,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fusions", nargs="+", default=FUSIONS)
     p.add_argument("--ablations", action="store_true", help=f"also run {', '.join(VARIANTS)}")
     p.add_argument("--finetune", type=int, default=0, help="fine-tune the image encoder's last N blocks too")
+    p.add_argument(
+        "--token-stage", type=int, default=0, help="tokens from the map after all but the last N blocks (5: 14x14)"
+    )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--tff-epochs", type=int, default=None, help="epochs for tff (default --epochs)")
     p.add_argument("--device", default="cpu")
@@ -93,13 +96,20 @@ def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> di
 
     is_tff = fusion.startswith("tff")
     epochs = args.tff_epochs if is_tff and args.tff_epochs else args.epochs
-    tuned = f"-ft{args.finetune}" if args.finetune else ""
+    tuned = (f"-ft{args.finetune}" if args.finetune else "") + (f"-t{args.token_stage}" if args.token_stage else "")
     ckpt = args.work / "runs" / data.name / f"{fusion}{tuned}-s{seed}-e{epochs}"
     tff = TFFConfig(**VARIANTS.get(fusion, {})).to_dict()
     names = {k: v for k, v in (("encoder", args.encoder), ("text_encoder", args.text_encoder)) if v}
     fusion_name = "tff" if is_tff else fusion
     config = ITSRTrainConfig(
-        fusion=fusion_name, epochs=epochs, seed=seed, tff=tff, finetune=args.finetune, device=args.device, **names
+        fusion=fusion_name,
+        epochs=epochs,
+        seed=seed,
+        tff=tff,
+        finetune=args.finetune,
+        token_stage=args.token_stage,
+        device=args.device,
+        **names,
     )
     summary = train(data, ckpt, config, progress=False)
     test = evaluate_checkpoint(ckpt, data, "test", args.device, detail=True, progress=False)
@@ -262,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
-    tag = f"-ft{args.finetune}" if args.finetune else ""
+    tag = (f"-ft{args.finetune}" if args.finetune else "") + (f"-t{args.token_stage}" if args.token_stage else "")
     tag += f"-seeds{''.join(map(str, args.seeds))}" + ("" if args.fusions == FUSIONS else "-" + "_".join(args.fusions))
     (args.work / f"results-{data.name}{tag}.json").write_text(json.dumps(result, indent=2))
     if args.json:
