@@ -71,7 +71,10 @@ def _dataset(args: argparse.Namespace) -> Path:
 
     if args.dataset:
         return args.dataset
-    version = "" if args.synth_version == 1 else f"-v{args.synth_version}"
+    from rsir.data.synth_v2 import GENERATOR_VERSION
+
+    # v2 sets are named by their generator too: a cached set of an older generator is not reused silently
+    version = "" if args.synth_version == 1 else f"-v{args.synth_version}g{GENERATOR_VERSION}"
     data = args.work / f"synth-{args.archive.name}-p{args.pairs}-s{args.data_seed}{version}"
     if not (data / "synth_manifest.json").is_file():
         if not args.archive.is_dir():
