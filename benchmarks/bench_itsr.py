@@ -1,10 +1,10 @@
 """Benchmark of text-ITSR fusions on the semi-synthetic set (v2 by default) made from UC Merced.
 
 One command: makes the set if missing (rsir itsr synth), caches the frozen features once, trains every
-fusion (GFF operators, TFF, after-only and the before-only control) for each seed, evaluates on the FULL
-test gallery, again with shuffled before images (the control a change-reading fusion must lose), and
-prints a table (mean +- std over seeds) plus the targets. The headline is text->pair on the queries about
-CHANGED pairs. Re-running reuses finished runs (checkpoints resume).
+fusion (GFF operators, TFF, the change gate, after-only and the before-only control) for each seed,
+evaluates on the FULL test gallery, again with shuffled before images (the control a change-reading
+fusion must lose), and prints a table (mean +- std over seeds) plus the targets. The headline is
+text->pair on the queries about CHANGED pairs. Re-running reuses finished runs (checkpoints resume).
 
     .venv/bin/python benchmarks/bench_itsr.py                # the default fusions x 3 seeds
     .venv/bin/python benchmarks/bench_itsr.py --json --fusions tff gff-concat+diff --seeds 0
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-FUSIONS = ["after", "before", "gff-concat", "gff-absdiff", "gff-concat+diff", "tff"]
+FUSIONS = ["after", "before", "gff-concat", "gff-absdiff", "gff-concat+diff", "tff", "gate"]
 KEYS = ("r@1", "r@5", "r@10")
 # Ablations of the default TFF, run with --ablations: paper-style TFF (diff stream, mean pooling, no
 # global skip, no cell readout) and the default without its cell readout.
@@ -55,6 +55,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fusions", nargs="+", default=FUSIONS)
     p.add_argument("--ablations", action="store_true", help=f"also run {', '.join(VARIANTS)}")
     p.add_argument("--finetune", type=int, default=0, help="fine-tune the image encoder's last N blocks too")
+    p.add_argument(
+        "--token-stage", type=int, default=0, help="tokens from the map after all but the last N blocks (5: 14x14)"
+    )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--tff-epochs", type=int, default=None, help="epochs for tff (default --epochs)")
     p.add_argument("--device", default="cpu")
@@ -68,7 +71,10 @@ def _dataset(args: argparse.Namespace) -> Path:
 
     if args.dataset:
         return args.dataset
-    version = "" if args.synth_version == 1 else f"-v{args.synth_version}"
+    from rsir.data.synth_v2 import GENERATOR_VERSION
+
+    # v2 sets are named by their generator too: a cached set of an older generator is not reused silently
+    version = "" if args.synth_version == 1 else f"-v{args.synth_version}g{GENERATOR_VERSION}"
     data = args.work / f"synth-{args.archive.name}-p{args.pairs}-s{args.data_seed}{version}"
     if not (data / "synth_manifest.json").is_file():
         if not args.archive.is_dir():
@@ -93,13 +99,20 @@ def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> di
 
     is_tff = fusion.startswith("tff")
     epochs = args.tff_epochs if is_tff and args.tff_epochs else args.epochs
-    tuned = f"-ft{args.finetune}" if args.finetune else ""
+    tuned = (f"-ft{args.finetune}" if args.finetune else "") + (f"-t{args.token_stage}" if args.token_stage else "")
     ckpt = args.work / "runs" / data.name / f"{fusion}{tuned}-s{seed}-e{epochs}"
     tff = TFFConfig(**VARIANTS.get(fusion, {})).to_dict()
     names = {k: v for k, v in (("encoder", args.encoder), ("text_encoder", args.text_encoder)) if v}
     fusion_name = "tff" if is_tff else fusion
     config = ITSRTrainConfig(
-        fusion=fusion_name, epochs=epochs, seed=seed, tff=tff, finetune=args.finetune, device=args.device, **names
+        fusion=fusion_name,
+        epochs=epochs,
+        seed=seed,
+        tff=tff,
+        finetune=args.finetune,
+        token_stage=args.token_stage,
+        device=args.device,
+        **names,
     )
     summary = train(data, ckpt, config, progress=False)
     test = evaluate_checkpoint(ckpt, data, "test", args.device, detail=True, progress=False)
@@ -186,7 +199,7 @@ def targets(agg: dict[str, dict], gallery: int) -> dict:
         out["shuffle_drop>=15"] = out["shuffle_drop"] >= 15
     gff = [f for f in agg if f.startswith("gff-")]
     mr = "changed mR" if head.startswith("changed") else "mR"
-    for tff in (f for f in agg if f.startswith("tff")):
+    for tff in (f for f in agg if f.startswith(("tff", "gate"))):
         if gff:
             best_gff = max(gff, key=lambda f: _m(agg[f], mr))
             out[f"{tff}_minus_{best_gff}_{mr.replace(' ', '_')}"] = round(_m(agg[tff], mr) - _m(agg[best_gff], mr), 2)
@@ -262,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
-    tag = f"-ft{args.finetune}" if args.finetune else ""
+    tag = (f"-ft{args.finetune}" if args.finetune else "") + (f"-t{args.token_stage}" if args.token_stage else "")
     tag += f"-seeds{''.join(map(str, args.seeds))}" + ("" if args.fusions == FUSIONS else "-" + "_".join(args.fusions))
     (args.work / f"results-{data.name}{tag}.json").write_text(json.dumps(result, indent=2))
     if args.json:

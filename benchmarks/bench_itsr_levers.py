@@ -1,11 +1,11 @@
-"""Lever experiment for text-ITSR on the v2 synth set: finer, earlier image tokens for TFF.
+"""Lever experiment for text-ITSR on the v2 synth set: finer, earlier image tokens for TFF or the gate.
 
 The default tokens are EfficientNet-Lite0's last map, 7 x 7 x 1280 at 224 px: one token covers 1/49 of
-the scene, so a change of 3% of the area is a fraction of one token. This trains TFF on the output of an
-earlier stage instead (``--n-tail 5``: after block 10, 14 x 14 x 112), either pooled to 7 x 7 or at full
-14 x 14 resolution, with the usual global skip (the final globals), and scores it like bench_itsr.py
-(changed-pair text->pair on the full test gallery, and with shuffled before images). Run bench_itsr.py
-first: it makes the set and caches the globals and captions this script reuses.
+the scene, so a change of 3% of the area is a fraction of one token. This trains TFF or the change gate
+on the output of an earlier stage instead (``--n-tail 5``: after block 10, 14 x 14 x 112), either
+pooled to 7 x 7 or at full 14 x 14 resolution, with the usual global skip (the final globals), and
+scores it like bench_itsr.py (changed-pair text->pair on the full test gallery, and with shuffled before
+images). Run bench_itsr.py first: it makes the set and caches the globals and captions this script reuses.
 
     .venv/bin/python benchmarks/bench_itsr_levers.py --dataset ~/.cache/rsir/bench-itsr/synth-ucmerced-p2500-s0-v2
 """
@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-# variant -> TFF settings on the earlier-stage tokens
+# variant -> (fusion, TFF settings) on the earlier-stage tokens
 VARIANTS = {
-    "tff-fine7": {"grid": 7},  # 14x14 pooled to 7x7 (earlier features, default resolution)
-    "tff-fine14": {"grid": None, "d_model": 64, "layers": 1, "heads": 2},  # full 14x14, a lighter transformer
+    "tff-fine7": ("tff", {"grid": 7}),  # 14x14 pooled to 7x7 (earlier features, default resolution)
+    "tff-fine14": ("tff", {"grid": None, "d_model": 64, "layers": 1, "heads": 2}),  # full 14x14, lighter
+    "gate-fine14": ("gate", {}),  # change-gated pooling of all 14x14 tokens
+    "gate-sharp8-fine14": ("gate-sharp8", {}),  # the same, a sharper gate at the start
 }
 
 
@@ -58,14 +60,16 @@ def run(data: Path, variant: str, seed: int, epochs: int, n_tail: int, work: Pat
 
     from rsir.itsr.evaluate import evaluate
     from rsir.itsr.model import ITSRConfig, ITSRModel, load_checkpoint
+    from rsir.itsr.pipeline import save_best_checkpoint
     from rsir.models.fusion import TFFConfig
     from rsir.train.itsr import ITSRTrainConfig, train_itsr
 
     train_f = feats["train"]
-    tff = TFFConfig(**VARIANTS[variant]).to_dict()
-    config = ITSRTrainConfig(fusion="tff", epochs=epochs, seed=seed, tff=tff)
+    fusion, settings = VARIANTS[variant]
+    tff = TFFConfig(**settings).to_dict()
+    config = ITSRTrainConfig(fusion=fusion, epochs=epochs, seed=seed, tff=tff)
     model_config = ITSRConfig(
-        fusion="tff",
+        fusion=fusion,
         encoder="efficientnet-lite0",
         encoder_hash="trunk",
         image_dim=train_f.globals_.shape[-1],
@@ -78,7 +82,10 @@ def run(data: Path, variant: str, seed: int, epochs: int, n_tail: int, work: Pat
     )
     torch.manual_seed(seed)
     out = work / "runs" / data.name / f"{variant}-t{n_tail}-s{seed}-e{epochs}"
-    summary = train_itsr(ITSRModel(model_config), train_f, feats["val"], config, out, progress=False)
+    summary = train_itsr(
+        ITSRModel(model_config), train_f, feats["val"], config, out, progress=False,
+        evaluate=evaluate, save_best=save_best_checkpoint,
+    )  # fmt: skip
     model, _ = load_checkpoint(out)
     test = evaluate(model, feats["test"], detail=True)
     test["shuffled"] = evaluate(model, feats["test"], detail=True, shuffle_seed=seed)
@@ -120,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     agg = aggregate(runs)
     result = {"dataset": str(args.dataset), "n_tail": args.n_tail, "aggregate": agg, "runs": runs}
     result["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    (args.work / f"levers-{args.dataset.name}.json").write_text(json.dumps(result, indent=2))
+    tag = "_".join(args.variants) + "-seeds" + "".join(map(str, args.seeds))  # one file per experiment
+    (args.work / f"levers-{args.dataset.name}-{tag}.json").write_text(json.dumps(result, indent=2))
     print(table(agg))
     return 0
 

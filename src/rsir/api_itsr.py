@@ -229,7 +229,7 @@ class ItsrModel:
         prep = self._enc.image.config.preprocess
         with torch.inference_mode():
             x = torch.stack([prepare(before, prep), prepare(after, prep)])[None].to(self._enc.device)
-            glob, tokens = encode_pair_batch(self._enc.image, x)
+            glob, tokens = encode_pair_batch(self._enc.image, x, self.model.config.token_stage)
             return self.model.encode_pairs(glob.float(), tokens.float()).float().cpu().numpy()[0]
 
     def evaluate(self) -> ItsrScores:

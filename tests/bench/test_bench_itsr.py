@@ -48,3 +48,15 @@ def test_targets_use_the_changed_pair_headline_and_the_controls(benchmark_script
     assert t["tff_minus_gff-concat+diff_changed_mR"] == pytest.approx(5.0)
     table = bench.table(agg)
     assert table.count("\n") == 2 + len(agg) - 1 and "42.0 ± 2.0" in table
+
+
+def test_targets_compare_the_change_gate_with_the_best_gff_too(benchmark_script):
+    bench = benchmark_script("bench_itsr")
+    runs = [
+        _run("after", 0, 10.0),
+        _run("gff-concat+diff", 0, 30.0, 20.0, chg_mr=20.0),
+        _run("gate", 0, 48.0, 12.0, chg_mr=26.0),
+    ]
+    t = bench.targets(bench.aggregate(runs), gallery=500)
+    assert t["best"] == "gate" and t["shuffle_drop"] == pytest.approx(36.0)
+    assert t["gate_minus_gff-concat+diff_changed_mR"] == pytest.approx(6.0)

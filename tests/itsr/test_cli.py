@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -195,3 +196,41 @@ def test_unavailable_text_encoder_is_a_clear_error(dataset: Path, tmp_path: Path
     assert not list(cache.rglob("*.tokens.npy"))  # it failed before spending time on image features
     assert "error:" in result.output and "Traceback" not in result.output
     assert ("open_clip" in result.output) or ("internet" in result.output)
+
+
+def test_train_eval_and_search_with_the_change_gate(dataset: Path, tmp_path: Path):
+    ckpt = tmp_path / "gate"
+    args = ("train", str(dataset), "--out", str(ckpt), "--fusion", "gate", "--epochs", "1", "--dim", "32")
+    assert json.loads(_run(*args, "--threads", "1", "--json"))["epochs_run"] == 1
+    assert json.loads((ckpt / "manifest.json").read_text())["config"]["fusion"] == "gate"
+    scores = json.loads(_run("eval", str(ckpt), str(dataset), "--json"))
+    shuffled = json.loads(_run("eval", str(ckpt), str(dataset), "--json", "--shuffle-before"))
+    assert scores["gallery_size"] == shuffled["gallery_size"] == 2 and "changed" in shuffled
+    a = next((dataset / "images" / "test" / "A").iterdir())
+    found = _run("search", str(ckpt), str(dataset), "--pair", str(a), str(a.parent.parent / "B" / a.name), "--json")
+    assert json.loads(found)["results"]
+
+
+def test_finer_tokens_from_an_earlier_stage_through_train_eval_and_search(dataset: Path, tmp_path: Path):
+    from rsir.itsr.evaluate import embed_split
+    from rsir.itsr.features import encode_pair_batch, prepared_pair
+    from rsir.itsr.pipeline import open_for_checkpoint
+
+    ckpt = tmp_path / "fine"
+    args = ("train", str(dataset), "--out", str(ckpt), "--fusion", "gate-sharp8", "--epochs", "1", "--dim", "32")
+    assert json.loads(_run(*args, "--token-stage", "5", "--threads", "1", "--json"))["epochs_run"] == 1
+    config = json.loads((ckpt / "manifest.json").read_text())["config"]
+    assert (config["token_stage"], config["n_tokens"], config["token_dim"]) == (5, 196, 112)  # 14x14x112
+    shuffled = json.loads(_run("eval", str(ckpt), str(dataset), "--json", "--shuffle-before"))
+    assert shuffled["gallery_size"] == 2
+    # a pair searched by its image files is embedded exactly as the gallery embeds it (cached trunk maps)
+    model, _, enc, feats = open_for_checkpoint(ckpt, dataset, "test", progress=False)
+    gallery, _ = embed_split(model, feats)
+    glob, tokens = encode_pair_batch(enc.image, prepared_pair(feats.pairs[0], enc.image.config.preprocess)[None], 5)
+    with torch.inference_mode():
+        query = model.encode_pairs(glob.float(), tokens.float()).numpy()[0]
+    assert np.allclose(query, gallery[0], atol=5e-3)  # the cache holds float16 maps
+    refused = {"99": "n_tail must be in", "5 --finetune 1": "cannot be combined"}
+    for extra, message in refused.items():
+        bad = runner.invoke(app, ["itsr", *args[:3], str(tmp_path / "bad"), "--token-stage", *extra.split()])
+        assert bad.exit_code == 2 and message in bad.output, bad.output

@@ -15,7 +15,10 @@ from rsir.cli.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
-FUSION_HELP = "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|after|before"
+FUSION_HELP = (
+    "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|gate|after|before"
+    " (gate variants: gate-1, gate-4, gate-mag, gate-nodiff, gate-sharp8)"
+)
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps", callback=validate.device)]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default DATASET/.rsir_cache, else next to CKPT)")]
 
@@ -78,7 +81,7 @@ def info(dataset: Path) -> None:
 def train(
     dataset: Annotated[Path, typer.Argument(help="LEVIR-CC or Dubai-CC layout folder")],
     out: Annotated[Path, typer.Option("--out", help="checkpoint folder (manifest.json + model.pt)")],
-    fusion: Annotated[str, typer.Option(help=FUSION_HELP)] = "tff",
+    fusion: Annotated[str, typer.Option(help=FUSION_HELP)] = "gate",
     epochs: int = 30,
     seed: int = 0,
     dim: Annotated[int, typer.Option(help="shared space dimension")] = 256,
@@ -98,6 +101,14 @@ def train(
         int, typer.Option(help="also train the image encoder's last N blocks (0: frozen encoders, cached features)")
     ] = 0,
     finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
+    token_stage: Annotated[
+        int,
+        typer.Option(
+            help="image tokens from the map after all but the encoder's last N blocks (5: 14x14x112 on "
+            "EfficientNet-Lite0, best with --fusion gate-sharp8); 0: the final tokens",
+            min=0,
+        ),
+    ] = 0,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
@@ -142,6 +153,7 @@ def train(
         patience=patience,
         finetune=finetune,
         finetune_lr=finetune_lr,
+        token_stage=token_stage,
         device=device,
         runtime=runtime,
     )

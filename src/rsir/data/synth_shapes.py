@@ -4,10 +4,14 @@
   bent strips and field-like polygons, or real change masks (LEVIR-CD / DSIFN style binary PNGs) randomly
   flipped, rotated, cropped and thinned to some of their connected parts. Every mask covers 2-35% of the
   image; target areas are log-uniform, so the median is about 8%.
-- Feathering: the hard mask blurred on both sides of its edge (sigma 1-3 px).
+- Feathering: the hard mask blurred on both sides of its edge (sigma 1-3 px); the pasted content's colour
+  statistics moved half way to the scene's (harmonise).
 - Acquisition: each date gets its own small affine (shift of a few px, rotation under 1.5 degrees, a slight
   zoom so no border shows), blur, noise, and photometric jitter from ONE distribution for every image of
-  either kind of pair, so brightness or colour never tells changed from unchanged pairs.
+  either kind of pair, so brightness or colour never tells changed from unchanged pairs; and a smooth,
+  spatially varying illumination (haze, thin-cloud shadow, vignetting: a gain field of a few hundred px
+  scale). Without it, a nearly uniform scene (a 320 m Sentinel-2 tile) that gets a patch of another class
+  changes its colour spread beyond any global jitter; with it, both dates' spreads vary anyway.
 """
 
 from __future__ import annotations
@@ -169,9 +173,23 @@ def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(ndimage.gaussian_filter(mask.astype(np.float32), sigma), 0, 1)
 
 
+def harmonise(donor: np.ndarray, scene: np.ndarray, strength: float = 0.5) -> np.ndarray:
+    """float32 ``donor`` with each channel's mean and std moved ``strength`` of the way to ``scene``'s.
+
+    Compositing practice (no seam of foreign colour), and needed on nearly uniform scenes (320 m
+    Sentinel-2 tiles): a patch of another class in its own colours moves the tile's colour spread beyond
+    any acquisition jitter, a global cue of "changed" (colour probe 0.61 with the illumination field alone,
+    0.55 with both, on 2,500 Sentinel-2 pairs). The new content keeps its texture and half its colour shift.
+    """
+    d, s = donor.astype(np.float32).reshape(-1, 3), scene.astype(np.float32).reshape(-1, 3)
+    md, sd, ms, ss = d.mean(0), d.std(0) + 1e-3, s.mean(0), s.std(0) + 1e-3
+    target_mean, target_std = md + strength * (ms - md), sd + strength * (ss - sd)
+    return ((donor.astype(np.float32) - md) / sd * target_std + target_mean).astype(np.float32)
+
+
 def blend(before: np.ndarray, donor: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     out = before.astype(np.float32) * (1 - alpha[..., None]) + donor.astype(np.float32) * alpha[..., None]
-    return (out + 0.5).astype(np.uint8)
+    return (np.clip(out, 0, 255) + 0.5).astype(np.uint8)
 
 
 def acquisition_params(rng: random.Random) -> dict:
@@ -186,7 +204,24 @@ def acquisition_params(rng: random.Random) -> dict:
         "contrast": round(math.exp(rng.gauss(0, 0.15)), 4),
         "saturation": round(math.exp(rng.gauss(0, 0.2)), 4),
         "hue_rad": round(rng.gauss(0, 0.06), 4),
+        "illumination": round(rng.uniform(0.05, 0.35), 3),  # std of the log gain field
+        "illumination_scale_px": round(rng.uniform(48, 160), 1),
     }
+
+
+def illumination_field(shape: tuple[int, int], strength: float, scale_px: float, seed: int) -> np.ndarray:
+    """float32 [H, W, 3] multiplicative gain exp(strength * F): F a smooth zero-mean, unit-std random field of
+    about ``scale_px`` correlation length, mostly shared by the channels (a slight colour tint varies too)."""
+    from scipy import ndimage
+
+    h, w = shape
+    rng = np.random.default_rng([seed, 1])
+    cells = (max(2, math.ceil(h / scale_px) + 2), max(2, math.ceil(w / scale_px) + 2))
+    coarse = rng.normal(size=(4, *cells)).astype(np.float32)  # one shared field + one tint per channel
+    fields = np.stack([ndimage.zoom(c, (h / (cells[0] - 1), w / (cells[1] - 1)), order=3)[:h, :w] for c in coarse])
+    fields = (fields - fields.mean(axis=(1, 2), keepdims=True)) / (fields.std(axis=(1, 2), keepdims=True) + 1e-6)
+    log_gain = fields[0][..., None] + 0.3 * np.moveaxis(fields[1:], 0, -1)
+    return np.exp(strength * log_gain / math.sqrt(1.09)).astype(np.float32)
 
 
 def acquire(image: np.ndarray, p: dict, seed: int) -> np.ndarray:
@@ -210,6 +245,8 @@ def acquire(image: np.ndarray, p: dict, seed: int) -> np.ndarray:
     x = grey + (x - grey) * p["saturation"]
     mean = x.mean()
     x = ((x - mean) * p["contrast"] + mean) * p["brightness"]
+    if p.get("illumination"):
+        x = x * illumination_field((h, w), p["illumination"], p["illumination_scale_px"], seed)
     x = _rotate_hue(x, p["hue_rad"])
     if p["noise_std"] > 0:
         x = x + np.random.default_rng(seed).normal(0, p["noise_std"] / 255.0, x.shape).astype(np.float32)

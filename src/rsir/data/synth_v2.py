@@ -36,9 +36,19 @@ from rsir.data.synth import (
     split_scenes,
 )
 from rsir.data.synth_captions_v2 import NO_CHANGE_POOL, P_HELD_OUT, change_captions, held_out_frames, no_change_captions
-from rsir.data.synth_shapes import acquire, acquisition_params, blend, change_mask, feather, load_real_masks, place_of
+from rsir.data.synth_shapes import (
+    acquire,
+    acquisition_params,
+    blend,
+    change_mask,
+    feather,
+    harmonise,
+    load_real_masks,
+    place_of,
+)
 
-GENERATOR_VERSION = 3  # v1 of the command wrote generator_version 2
+GENERATOR_VERSION = 4  # v1 of the command wrote 2; 3 had no illumination field nor harmonised pastes
+HARMONISE = 0.5  # share of the way a pasted patch's colour statistics move to the scene's
 
 
 def dhash(image: np.ndarray) -> np.ndarray:
@@ -135,7 +145,7 @@ def _one_pair(rng, cache, group, before_scene, changed, n_caps, held_out, real):
         donor = rng.choice([s for s in group if s.label != before_scene.label])
         mask, shape = change_mask(rng, SIZE, real)
         sigma = rng.uniform(1.0, 3.0)
-        content = blend(content, cache[donor.id], feather(mask, sigma))
+        content = blend(content, harmonise(cache[donor.id], content, HARMONISE), feather(mask, sigma))
         area = float(mask.mean())
         place, row, col = place_of(mask)
         caps, says = change_captions(rng, before_scene.label, donor.label, place, area, n_caps, held_out)

@@ -71,15 +71,27 @@ def prepared_pair(pair: ChangePair, preprocess) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def encode_pair_batch(encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x [B, 2, C, S, S] -> (globals [B, 2, D], tokens [B, 2, L, Dt]) with one shared encoder."""
+def encode_pair_batch(encoder, x: torch.Tensor, token_stage: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [B, 2, C, S, S] -> (globals [B, 2, D], tokens [B, 2, L, Dt]) with one shared encoder.
+
+    ``token_stage`` N > 0: the tokens are the map after all but the encoder's last N blocks (finer, earlier:
+    14 x 14 x 112 for N = 5 on EfficientNet-Lite0) instead of the final ones; the globals stay final."""
     from rsir.models.runtime import frozen_pass
 
     b = x.shape[0]
     flat = x.flatten(0, 1)
     tokens = frozen_pass(encoder, "tokens")(flat)
     glob = tokens.mean(1) if _uses_mean_tokens(encoder) else frozen_pass(encoder, "encode")(flat)
+    if token_stage:
+        tokens = map_tokens(frozen_pass(encoder, f"trunk:{token_stage}")(flat))
     return glob.reshape(b, 2, -1), tokens.reshape(b, 2, *tokens.shape[1:])
+
+
+def map_tokens(maps):
+    """Feature maps [..., C, h, w] -> tokens [..., h*w, C] (torch or numpy, row-major positions)."""
+    *lead, c, h, w = maps.shape
+    flat = maps.reshape(*lead, c, h * w)
+    return flat.transpose(-1, -2) if isinstance(flat, torch.Tensor) else np.swapaxes(flat, -1, -2)
 
 
 class _PairInputs(torch.utils.data.Dataset):
@@ -216,10 +228,12 @@ def split_features(
     progress: bool = True,
     batch_size: int = 32,
     images: bool = True,
+    token_stage: int = 0,
 ) -> SplitFeatures:
     """Features of one split; ``encoders`` is a rsir.itsr.pipeline.Encoders (image, text, device).
 
     ``images=False`` leaves the image features out (None): fine-tuning computes its own.
+    ``token_stage`` N > 0: tokens from the cached trunk map (see encode_pair_batch), globals final.
     """
     pairs = archive.split(split).pairs
     if not pairs:
@@ -234,4 +248,9 @@ def split_features(
         glob, tokens = image_features(
             pairs, encoders.image, cache_dir, split, batch_size, progress=progress, device=encoders.device
         )
+        if token_stage:
+            maps = trunk_features(
+                pairs, encoders.image, token_stage, cache_dir, split, batch_size, progress, encoders.device
+            )
+            tokens = np.ascontiguousarray(map_tokens(maps))  # float16 [N, 2, h*w, C] in memory
     return SplitFeatures(pairs, glob, tokens, text, np.repeat(np.arange(len(pairs)), counts), offsets)

@@ -36,6 +36,7 @@ class ITSRConfig:
     dim: int = 256
     tff: dict = field(default_factory=lambda: TFFConfig().to_dict())
     dropout: float = 0.1
+    token_stage: int = 0  # 0: the encoder's final tokens; N: the map after all but its last N blocks
 
     def to_dict(self) -> dict:
         return asdict(self)

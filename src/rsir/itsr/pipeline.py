@@ -80,9 +80,14 @@ class Encoders:
 
 
 def load_features(
-    archive: ChangeCaptionArchive, splits: list[str], encoders: Encoders, cache_dir: Path, progress: bool = True
+    archive: ChangeCaptionArchive,
+    splits: list[str],
+    encoders: Encoders,
+    cache_dir: Path,
+    progress: bool = True,
+    token_stage: int = 0,
 ) -> dict[str, SplitFeatures]:
-    return {s: split_features(archive, s, encoders, cache_dir, progress) for s in splits}
+    return {s: split_features(archive, s, encoders, cache_dir, progress, token_stage=token_stage) for s in splits}
 
 
 def train(
@@ -98,7 +103,14 @@ def train(
     cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(out).resolve().parent)
     enc = Encoders(config.encoder, config.text_encoder, config.device, runtime=config.runtime)
     splits = ["train", "val"]
-    feats = {s: split_features(archive, s, enc, cache_dir, progress, images=not config.finetune) for s in splits}
+    if config.finetune and config.token_stage:
+        raise ValueError("--token-stage and --finetune cannot be combined (the tuned tail makes the final tokens)")
+    feats = {
+        s: split_features(
+            archive, s, enc, cache_dir, progress, images=not config.finetune, token_stage=config.token_stage
+        )
+        for s in splits
+    }
     train_f, images = feats["train"], None
     if config.finetune:
         images = _tuned_tail(archive, enc, config, cache_dir, progress)
@@ -140,6 +152,7 @@ def new_model(
         dim=config.dim,
         tff=config.tff,
         dropout=config.dropout,
+        token_stage=config.token_stage,
     )
     torch.manual_seed(config.seed)
     return ITSRModel(model_config).to(config.device)
@@ -195,7 +208,8 @@ def open_for_checkpoint(
     tuned = Path(ckpt) / ENCODER_WEIGHTS  # present when the image encoder was fine-tuned
     enc = _checked_encoders(manifest, device, tuned if tuned.is_file() else None, runtime)
     cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(ckpt).resolve().parent)
-    feats = load_features(open_change_captions(dataset), [split], enc, cache_dir, progress)[split]
+    stage = model.config.token_stage
+    feats = load_features(open_change_captions(dataset), [split], enc, cache_dir, progress, stage)[split]
     return model, manifest, enc, feats
 
 
@@ -250,7 +264,7 @@ def search_pair(
 
     prep = enc.image.config.preprocess
     x = torch.stack([prepare(load_pair_image(Path(p)), prep) for p in (before, after)])[None].to(enc.device)
-    glob, tokens = encode_pair_batch(enc.image, x)
+    glob, tokens = encode_pair_batch(enc.image, x, model.config.token_stage)
     with torch.inference_mode():
         q = model.encode_pairs(glob.float(), tokens.float()).float().cpu().numpy()[0]
     _, text_emb = embed_split(model, feats, enc.device)

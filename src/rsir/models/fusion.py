@@ -5,6 +5,7 @@
 - ``TFF``: a batch-first transformer over both dates' patch tokens with learned positional and temporal
   embeddings; optionally a third stream of token differences (after - before), which carries the change
   explicitly; output pooled (mean) or read from a CLS token.
+- ``gate`` (``rsir.models.fusion_gate``): after tokens pooled where the pair changed, next to the globals.
 - ``AfterOnly``: the after image alone (the single-image baseline); ``before``: the before image alone
   (a control).
 
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 GFF_OPERATORS = ("concat", "diff", "absdiff", "sum", "product")
-FUSIONS = tuple(f"gff-{op}" for op in GFF_OPERATORS) + ("gff-concat+diff", "tff", "after", "before")
+FUSIONS = tuple(f"gff-{op}" for op in GFF_OPERATORS) + ("gff-concat+diff", "tff", "gate", "after", "before")
 
 
 def parse_operators(spec: str) -> tuple[str, ...]:
@@ -193,7 +194,8 @@ class ProjectionHead(nn.Module):
 
 
 def build_fusion(name: str, dim: int, token_dim: int, n_tokens: int, tff: TFFConfig | None = None) -> nn.Module:
-    """``gff-<ops>``, ``tff``, ``after`` or ``before`` -> a fusion module with ``out_dim`` and ``needs_tokens``."""
+    """``gff-<ops>``, ``tff``, ``gate`` (rsir.models.fusion_gate), ``after`` or ``before`` -> a fusion module
+    with ``out_dim`` and ``needs_tokens``."""
     if name == "after":
         return AfterOnly(dim)
     if name == "before":
@@ -202,4 +204,8 @@ def build_fusion(name: str, dim: int, token_dim: int, n_tokens: int, tff: TFFCon
         return TFF(token_dim, n_tokens, tff, global_dim=dim)
     if name.startswith("gff-"):
         return GFF(dim, name[4:])
+    from rsir.models.fusion_gate import GATE_FUSIONS, ChangeGate, GateConfig
+
+    if name in GATE_FUSIONS:
+        return ChangeGate(token_dim, GateConfig(**GATE_FUSIONS[name]), global_dim=dim)
     raise ValueError(f"unknown fusion {name!r}; known: {', '.join(FUSIONS)} (or gff-<op>+<op>...)")

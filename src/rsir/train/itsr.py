@@ -37,7 +37,7 @@ _RESUMABLE_CHANGES = {"epochs", "patience", "device"}
 class ITSRTrainConfig(Optimisation):
     """Text-ITSR training: the shared optimisation fields (ITSR's defaults below) plus the model's."""
 
-    fusion: str = "tff"
+    fusion: str = "gate"
     epochs: int = 30
     seed: int = 0
     dim: int = 256
@@ -53,6 +53,7 @@ class ITSRTrainConfig(Optimisation):
     finetune: int = 0  # train the image encoder's last N blocks too (0 = frozen encoders, cached features)
     finetune_lr: float = 1e-4
     device: str = "cpu"
+    token_stage: int = 0  # tokens from the map after all but the encoder's last N blocks (0: final tokens)
     runtime: str = "auto"  # frozen image passes (features, trunk maps): auto, onnx or torch (rsir.models.runtime)
 
     def to_dict(self) -> dict:
