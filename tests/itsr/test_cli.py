@@ -230,6 +230,13 @@ def test_finer_tokens_from_an_earlier_stage_through_train_eval_and_search(datase
     with torch.inference_mode():
         query = model.encode_pairs(glob.float(), tokens.float()).numpy()[0]
     assert np.allclose(query, gallery[0], atol=5e-3)  # the cache holds float16 maps
+    # the public API (what the web service's pair upload runs) embeds at the checkpoint's token stage too
+    from rsir.api_itsr import ItsrModel
+    from rsir.itsr.features import load_pair_image
+
+    pair = feats.pairs[0]
+    by_api = ItsrModel(ckpt, dataset, "test").pair_vector(load_pair_image(pair.before), load_pair_image(pair.after))
+    assert np.allclose(by_api, gallery[0], atol=5e-3)
     refused = {"99": "n_tail must be in", "5 --finetune 1": "cannot be combined"}
     for extra, message in refused.items():
         bad = runner.invoke(app, ["itsr", *args[:3], str(tmp_path / "bad"), "--token-stage", *extra.split()])
