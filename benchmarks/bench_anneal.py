@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--closure", type=float, default=None, help="learner weight of implied pairs (default: learner's)")
     p.add_argument("--mining", type=int, default=None, help="learner's hard implied-pair oversampling (default: its)")
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", help="any other learner setting")
     p.add_argument("--steps", type=int, default=None, help="learner steps per round (default: learner's)")
     p.add_argument("--workers", type=int, default=1, help="campaigns at a time, one core each")
     p.add_argument("--db", default=None, help="campaign store URL (default: SQLite file in the run folder)")
@@ -188,6 +189,9 @@ def run_archive(name: str, args: argparse.Namespace, out: Path) -> dict | None:
         train = replace(train, closure_mining=args.mining)
     if args.steps is not None:
         train = replace(train, steps=args.steps)
+    for item in args.train:
+        key, _, value = item.partition("=")
+        train = replace(train, **{key: type(getattr(train, key))(value)})
     config = SimulationConfig(
         strategies=tuple(args.strategies.split(",")),
         seeds=args.seeds,
