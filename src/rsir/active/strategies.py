@@ -19,7 +19,6 @@ A pool strategy is ``scorer(ctx) -> scores over ctx.pool()`` followed by
 | `closure-likely` | closure pool      | -distance | spread                   |
 | `closure-reach` | item-group pairs   | MGUE   | spread                      |
 | `closure-top`  | top-20 pairs, undecided | MGUE | spread (fill: `closure-mgue`) |
-| `closure-top10` | top-10 pairs, undecided | MGUE | spread (fill: `closure-mgue`) |
 | `closure-neighbours` | top-10 pairs, undecided | none | uniform (fill: `closure-mgue`) |
 | `closure-top-mix` | half `closure-top`, half `closure-mgue`                      |
 | `default`      | the best measured: `closure-mgue` (:data:`DEFAULT`)               |
@@ -28,7 +27,8 @@ The closure pool is the candidate pool minus every pair whose answer the answers
 (:mod:`rsir.active.closure`), plus each item's pairs with the representatives of its nearest answered
 groups; "top-k pairs, undecided" are the pairs (item, one of its k nearest neighbours in the current
 head's space) whose answer the closure does not imply: the top of each item's ranking, where map@k is
-scored and a dissimilar answer is a hard negative. "spread" takes the best pairs, at most one per smaller-side group while there are enough.
+scored and a dissimilar answer is a hard negative (:mod:`rsir.active.ranking`). "spread" takes the best
+pairs, at most one per smaller-side group while there are enough.
 
 `mixed` is the default initial round: half its pairs come from nearest neighbours (mostly similar),
 half uniformly from all pairs (mostly dissimilar), so the first threshold sees both answers whatever the
@@ -46,7 +46,8 @@ import numpy as np
 
 from rsir.active.closure import Closure, closure_of, component_pairs
 from rsir.active.diversity import cluster_picks, top_k
-from rsir.active.pool import Pairs, candidate_pool, knn, neighbour_pairs, random_pairs
+from rsir.active.pool import Pairs, candidate_pool, knn, random_pairs
+from rsir.active.ranking import BlendStrategy, TopOfRankingStrategy
 from rsir.active.uncertainty import (
     PairClassifier,
     bcgue_scores,
@@ -273,55 +274,6 @@ class ClosureStrategy:
 
 
 @dataclass(frozen=True)
-class TopOfRankingStrategy:
-    """Pairs (item, one of its ``k`` nearest neighbours in the current head's space) whose answer the
-    closure does not imply, scored and picked as :class:`PoolStrategy`: the top of each item's ranking
-    is what map@k scores, and a dissimilar answer there is a hard negative. When fewer such pairs than
-    the budget remain, ``fill`` (a strategy name) picks the rest."""
-
-    scorer: Scorer
-    picker: Picker
-    k: int = 20
-    fill: str = "closure-mgue"
-
-    def select(self, ctx: SelectionContext, budget: int, rng: np.random.Generator) -> Pairs:
-        if budget <= 0:
-            return Pairs.empty()
-        near = neighbour_pairs(ctx.emb, self.k, ctx.max_anchors, rng).difference(ctx.labelled)
-        near = near.take(ctx.closure().implied(near) < 0)
-        picked = Pairs.empty()
-        if len(near):
-            ctx.replace_pool(near)
-            picked = PoolStrategy(self.scorer, self.picker).select(ctx, budget, rng)
-        if len(picked) < budget:
-            more = get_strategy(self.fill).select(ctx.excluding(picked), budget - len(picked), rng)
-            picked = Pairs(np.concatenate([picked.i, more.i]), np.concatenate([picked.j, more.j]))
-        return picked
-
-
-@dataclass(frozen=True)
-class BlendStrategy:
-    """Each named strategy picks its share of the budget in turn, the pairs already picked left out;
-    the last one also makes up any shortfall of the earlier ones."""
-
-    parts: tuple[tuple[str, float], ...]
-
-    def select(self, ctx: SelectionContext, budget: int, rng: np.random.Generator) -> Pairs:
-        total = sum(share for _, share in self.parts)
-        picked, cumulative = Pairs.empty(), 0.0
-        for n, (name, share) in enumerate(self.parts):
-            cumulative += share
-            want = budget if n == len(self.parts) - 1 else int(round(budget * cumulative / total))
-            want -= len(picked)
-            if want <= 0:
-                continue
-            sub = ctx if not len(picked) else ctx.excluding(picked)
-            more = get_strategy(name).select(sub, want, rng)
-            picked = Pairs(np.concatenate([picked.i, more.i]), np.concatenate([picked.j, more.j]))
-        return picked
-
-
-@dataclass(frozen=True)
 class RandomStrategy:
     """Uniform over all unlabelled pairs of the archive, not just the pool."""
 
@@ -381,7 +333,6 @@ STRATEGIES: dict[str, Strategy] = {
     "closure-reach": ClosureStrategy(mgue, pick_spread, n_partners=3, reach_only=True),
     "closure-mgue-reach": ClosureStrategy(mgue, PickImplied()),
     "closure-top": TopOfRankingStrategy(mgue, pick_spread, k=20),
-    "closure-top10": TopOfRankingStrategy(mgue, pick_spread, k=10),
     "closure-neighbours": TopOfRankingStrategy(no_uncertainty, pick_top, k=10),
     "closure-top-mix": BlendStrategy((("closure-top", 0.5), ("closure-mgue", 0.5))),
 }
