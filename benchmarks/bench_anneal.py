@@ -57,7 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per-round", type=int, default=300)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--closure", type=float, default=None, help="learner weight of implied pairs (default: learner's)")
-    p.add_argument("--mining", type=int, default=None, help="learner's hard implied-pair oversampling (default: its)")
     p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", help="any other learner setting")
     p.add_argument("--steps", type=int, default=None, help="learner steps per round (default: learner's)")
     p.add_argument("--workers", type=int, default=1, help="campaigns at a time, one core each")
@@ -185,8 +184,6 @@ def run_archive(name: str, args: argparse.Namespace, out: Path) -> dict | None:
     train = PairTraining()
     if args.closure is not None:
         train = replace(train, closure=args.closure)
-    if args.mining is not None:
-        train = replace(train, closure_mining=args.mining)
     if args.steps is not None:
         train = replace(train, steps=args.steps)
     for item in args.train:

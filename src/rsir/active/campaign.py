@@ -54,18 +54,14 @@ class CampaignSettings:
     extra: dict = field(default_factory=dict)  # archive, encoder, split: for whoever reopens it
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        if data["train"].get("closure_mining") == 1:  # stored as before the option existed: old campaigns resume
-            del data["train"]["closure_mining"]
-        return data
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> CampaignSettings:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         # a campaign stored before implied pairs existed keeps training on direct answers only
-        # (and one stored before hard implied pairs, or with none, draws them uniformly)
-        kwargs["train"] = PairTraining(**{"closure": 0.0, "closure_mining": 1, **kwargs.get("train", {})})
+        kwargs["train"] = PairTraining(**{"closure": 0.0, **kwargs.get("train", {})})
         return cls(**kwargs)
 
 

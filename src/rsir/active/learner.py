@@ -34,10 +34,6 @@ class PairTraining(PairObjective, HeadTraining):
     # 0 = train on direct answers only. One batch of implied pairs (half similar) joins every step. Below 1:
     # people err, and "similar" is not transitive for every archive (multi-label share-any). docs/benchmarks.md
     closure: float = 0.5
-    # hard implied pairs: draw this many times more implied pairs per step and train on the hardest of
-    # each kind (largest loss under the current head), e.g. implied-dissimilar pairs that sit close;
-    # 1 = a uniform draw.
-    closure_mining: int = 1
 
 
 def _batches(n: int, config: PairTraining, gen) -> list:
@@ -63,7 +59,7 @@ def _implied_batches(features, pair_i, pair_j, y, config: PairTraining, n_steps:
     from rsir.active.closure import closure_of, implied_pairs
 
     closure = closure_of(len(features), pair_i, pair_j, y)
-    size = min(config.batch_size, max(len(y), 2)) * max(config.closure_mining, 1)
+    size = min(config.batch_size, max(len(y), 2))
     pairs, labels = implied_pairs(closure, n_steps * size, np.random.default_rng([seed, 7]))
     if not len(pairs):
         return None
@@ -79,27 +75,8 @@ def _implied_loss(head, x, implied, step: int, config: PairTraining):
 
     ii, jj, sim, weights, size = implied
     s = slice((step * size) % len(ii), (step * size) % len(ii) + size)
-    ii, jj, sim = ii[s], jj[s], sim[s]
-    if config.closure_mining > 1:
-        ii, jj, sim = _hardest(head, x, ii, jj, sim, config)
-    cos = (head(x[ii]) * head(x[jj])).sum(dim=1)
-    return pair_loss(cos, sim, config.pos_margin, config.neg_margin, weights)
-
-
-def _hardest(head, x, ii, jj, sim, config: PairTraining):
-    """Of each kind (similar, dissimilar), the ``1 / closure_mining`` share with the largest loss."""
-    import torch
-
-    with torch.no_grad():
-        cos = (head(x[ii]) * head(x[jj])).sum(dim=1)
-    loss = torch.where(sim, config.pos_margin - cos, cos - config.neg_margin)
-    keep = []
-    for kind in (sim, ~sim):
-        rows = torch.nonzero(kind).flatten()
-        n = -(-len(rows) // config.closure_mining)
-        keep.append(rows[torch.topk(loss[rows], n).indices] if n else rows)
-    rows = torch.cat(keep)
-    return ii[rows], jj[rows], sim[rows]
+    cos = (head(x[ii[s]]) * head(x[jj[s]])).sum(dim=1)
+    return pair_loss(cos, sim[s], config.pos_margin, config.neg_margin, weights)
 
 
 def train_head(
