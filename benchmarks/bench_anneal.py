@@ -170,17 +170,12 @@ def render(name: str, result: dict, checks: dict) -> str:
     return "\n".join(lines)
 
 
-def run_archive(name: str, args: argparse.Namespace, out: Path) -> dict | None:
+def learner_settings(args: argparse.Namespace):
+    """The learner's defaults with ``--closure``, ``--steps`` and every ``--train KEY=VALUE`` applied."""
     from dataclasses import replace
 
     from rsir.active.learner import PairTraining
-    from rsir.active.simulate import SimulationConfig, simulate
-    from rsir.data.archives import open_archive
 
-    root = archive_root(name)
-    if not root.is_dir():
-        print(f"skipped {name}: not found at {root}", file=sys.stderr)
-        return None
     train = PairTraining()
     if args.closure is not None:
         train = replace(train, closure=args.closure)
@@ -188,7 +183,22 @@ def run_archive(name: str, args: argparse.Namespace, out: Path) -> dict | None:
         train = replace(train, steps=args.steps)
     for item in args.train:
         key, _, value = item.partition("=")
-        train = replace(train, **{key: type(getattr(train, key))(value)})
+        if key not in type(train).__dataclass_fields__:
+            raise SystemExit(f"--train {item}: no learner setting {key!r}")
+        kind = type(getattr(train, key))
+        train = replace(train, **{key: value.lower() in ("1", "true") if kind is bool else kind(value)})
+    return train
+
+
+def run_archive(name: str, args: argparse.Namespace, out: Path) -> dict | None:
+    from rsir.active.simulate import SimulationConfig, simulate
+    from rsir.data.archives import open_archive
+
+    root = archive_root(name)
+    if not root.is_dir():
+        print(f"skipped {name}: not found at {root}", file=sys.stderr)
+        return None
+    train = learner_settings(args)
     config = SimulationConfig(
         strategies=tuple(args.strategies.split(",")),
         seeds=args.seeds,
