@@ -21,6 +21,7 @@ A pool strategy is ``scorer(ctx) -> scores over ctx.pool()`` followed by
 | `closure-top`  | top-20 pairs, undecided | MGUE | spread (fill: `closure-mgue`) |
 | `closure-neighbours` | top-10 pairs, undecided | none | uniform (fill: `closure-mgue`) |
 | `closure-top-mix` | half `closure-top`, half `closure-mgue`                      |
+| `closure-neighbours-mix` | half `closure-neighbours`, half `closure-mgue`        |
 | `default`      | the best measured: `closure-mgue` (:data:`DEFAULT`)               |
 
 The closure pool is the candidate pool minus every pair whose answer the answers already imply
@@ -335,6 +336,7 @@ STRATEGIES: dict[str, Strategy] = {
     "closure-top": TopOfRankingStrategy(mgue, pick_spread, k=20),
     "closure-neighbours": TopOfRankingStrategy(no_uncertainty, pick_top, k=10),
     "closure-top-mix": BlendStrategy((("closure-top", 0.5), ("closure-mgue", 0.5))),
+    "closure-neighbours-mix": BlendStrategy((("closure-neighbours", 0.5), ("closure-mgue", 0.5))),
 }
 
 
