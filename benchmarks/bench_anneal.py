@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per-round", type=int, default=300)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--closure", type=float, default=None, help="learner weight of implied pairs (default: learner's)")
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", help="any other learner setting")
     p.add_argument("--steps", type=int, default=None, help="learner steps per round (default: learner's)")
     p.add_argument("--workers", type=int, default=1, help="campaigns at a time, one core each")
     p.add_argument("--db", default=None, help="campaign store URL (default: SQLite file in the run folder)")
@@ -169,10 +170,27 @@ def render(name: str, result: dict, checks: dict) -> str:
     return "\n".join(lines)
 
 
-def run_archive(name: str, args: argparse.Namespace, out: Path) -> dict | None:
+def learner_settings(args: argparse.Namespace):
+    """The learner's defaults with ``--closure``, ``--steps`` and every ``--train KEY=VALUE`` applied."""
     from dataclasses import replace
 
     from rsir.active.learner import PairTraining
+
+    train = PairTraining()
+    if args.closure is not None:
+        train = replace(train, closure=args.closure)
+    if args.steps is not None:
+        train = replace(train, steps=args.steps)
+    for item in args.train:
+        key, _, value = item.partition("=")
+        if key not in type(train).__dataclass_fields__:
+            raise SystemExit(f"--train {item}: no learner setting {key!r}")
+        kind = type(getattr(train, key))
+        train = replace(train, **{key: value.lower() in ("1", "true") if kind is bool else kind(value)})
+    return train
+
+
+def run_archive(name: str, args: argparse.Namespace, out: Path) -> dict | None:
     from rsir.active.simulate import SimulationConfig, simulate
     from rsir.data.archives import open_archive
 
@@ -180,11 +198,7 @@ def run_archive(name: str, args: argparse.Namespace, out: Path) -> dict | None:
     if not root.is_dir():
         print(f"skipped {name}: not found at {root}", file=sys.stderr)
         return None
-    train = PairTraining()
-    if args.closure is not None:
-        train = replace(train, closure=args.closure)
-    if args.steps is not None:
-        train = replace(train, steps=args.steps)
+    train = learner_settings(args)
     config = SimulationConfig(
         strategies=tuple(args.strategies.split(",")),
         seeds=args.seeds,

@@ -62,3 +62,13 @@ def test_a_run_stopping_short_of_2000_pairs_is_judged_at_its_last_round(benchmar
     rows = [("default", 0, k, 100 + 300 * k, v, 0.5) for k, v in enumerate([0.6, 0.8, 0.87])]  # up to 700
     check = bench.check_targets(result(rows))["at_2000_pairs"]
     assert check["pairs"] == 700 and check["map@20"] == pytest.approx(0.87) and check["ok"]
+
+
+def test_train_options_set_any_learner_setting_with_its_type(benchmark_script) -> None:
+    bench = benchmark_script("bench_anneal")
+    args = bench.parse_args(["--train", "preserve=3", "--train", "warm_start=false", "--steps", "7"])
+    train = bench.learner_settings(args)
+    assert (train.preserve, train.warm_start, train.steps) == (3.0, False, 7)
+    assert bench.learner_settings(bench.parse_args([])) == type(train)()
+    with pytest.raises(SystemExit, match="nope"):
+        bench.learner_settings(bench.parse_args(["--train", "nope=1"]))

@@ -18,11 +18,18 @@ A pool strategy is ``scorer(ctx) -> scores over ctx.pool()`` followed by
 | `closure-mgue-reach` | closure pool  | MGUE   | most implied of the top 3x, spread |
 | `closure-likely` | closure pool      | -distance | spread                   |
 | `closure-reach` | item-group pairs   | MGUE   | spread                      |
+| `closure-top`  | top-20 pairs, undecided | MGUE | spread (fill: `closure-mgue`) |
+| `closure-neighbours` | top-10 pairs, undecided | none | uniform (fill: `closure-mgue`) |
+| `closure-top-mix` | half `closure-top`, half `closure-mgue`                      |
+| `closure-neighbours-mix` | half `closure-neighbours`, half `closure-mgue`        |
 | `default`      | the best measured: `closure-mgue` (:data:`DEFAULT`)               |
 
 The closure pool is the candidate pool minus every pair whose answer the answers already imply
 (:mod:`rsir.active.closure`), plus each item's pairs with the representatives of its nearest answered
-groups; "spread" takes the best pairs, at most one per smaller-side group while there are enough.
+groups; "top-k pairs, undecided" are the pairs (item, one of its k nearest neighbours in the current
+head's space) whose answer the closure does not imply: the top of each item's ranking, where map@k is
+scored and a dissimilar answer is a hard negative (:mod:`rsir.active.ranking`). "spread" takes the best
+pairs, at most one per smaller-side group while there are enough.
 
 `mixed` is the default initial round: half its pairs come from nearest neighbours (mostly similar),
 half uniformly from all pairs (mostly dissimilar), so the first threshold sees both answers whatever the
@@ -41,6 +48,7 @@ import numpy as np
 from rsir.active.closure import Closure, closure_of, component_pairs
 from rsir.active.diversity import cluster_picks, top_k
 from rsir.active.pool import Pairs, candidate_pool, knn, random_pairs
+from rsir.active.ranking import BlendStrategy, TopOfRankingStrategy
 from rsir.active.uncertainty import (
     PairClassifier,
     bcgue_scores,
@@ -108,6 +116,21 @@ class SelectionContext:
 
     def replace_pool(self, candidates: Pairs) -> None:
         self.candidates, self._pool_distances = candidates, None
+
+    def excluding(self, picked: Pairs) -> SelectionContext:
+        """A fresh context in which ``picked`` count as asked with no answer yet (skipped): they leave
+        every pool, and the closure and thresholds stay those of the answers."""
+        asked = self.labelled.concat(picked)  # canonical: the labelled pairs first, in their order
+        return SelectionContext(
+            self.emb,
+            asked,
+            np.concatenate([self.labels, np.full(len(asked) - len(self.labelled), -1, np.int8)]),
+            n_neighbours=self.n_neighbours,
+            n_random=self.n_random,
+            max_anchors=self.max_anchors,
+            pool_seed=self.pool_seed,
+            info=self.info,
+        )
 
 
 class Strategy(Protocol):
@@ -310,6 +333,10 @@ STRATEGIES: dict[str, Strategy] = {
     "closure-anneal": ClosureStrategy(mgue, PickClusters()),
     "closure-reach": ClosureStrategy(mgue, pick_spread, n_partners=3, reach_only=True),
     "closure-mgue-reach": ClosureStrategy(mgue, PickImplied()),
+    "closure-top": TopOfRankingStrategy(mgue, pick_spread, k=20),
+    "closure-neighbours": TopOfRankingStrategy(no_uncertainty, pick_top, k=10),
+    "closure-top-mix": BlendStrategy((("closure-top", 0.5), ("closure-mgue", 0.5))),
+    "closure-neighbours-mix": BlendStrategy((("closure-neighbours", 0.5), ("closure-mgue", 0.5))),
 }
 
 
