@@ -63,7 +63,8 @@ def detect_layout(root: Path) -> str:
 
 
 def _scene_candidates(root: Path) -> tuple[list[_Candidate], list[SkippedFile]]:
-    found, skipped = [], []
+    found: list[_Candidate] = []
+    skipped: list[SkippedFile] = []
     for f in _image_files(root):
         if f.parent == root:
             skipped.append(SkippedFile(f, "image outside any class folder"))

@@ -145,7 +145,7 @@ class _ShardWriter:
     def __init__(self, n: int, shard_size: int, workdir: Path, rows: list[int], runtime: str = "torch") -> None:
         self.n, self.shard_size, self.workdir, self.runtime = n, shard_size, workdir, runtime
         self.pending: dict[int, dict[int, tuple[np.ndarray, str]]] = {}
-        self.expected = {}
+        self.expected: dict[int, int] = {}
         for r in rows:
             start = r - r % shard_size
             self.expected[start] = self.expected.get(start, 0) + 1

@@ -92,7 +92,8 @@ class OpenClipEncoder(ImageEncoder):
     def __init__(self, name: str) -> None:
         super().__init__()
         open_clip = _import("open_clip", "open_clip")
-        arch, _, pretrained = name.partition("/")
+        arch, _, tag = name.partition("/")
+        pretrained: str | None = tag
         if arch.startswith("hf-hub:"):
             arch, pretrained = name, None
         model = _download(f"open_clip:{name}", lambda: open_clip.create_model(arch, pretrained=pretrained))

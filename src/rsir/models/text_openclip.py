@@ -30,7 +30,8 @@ class OpenClipTextEncoder(nn.Module):
             open_clip = importlib.import_module("open_clip")
         except ImportError as exc:
             raise TextEncoderUnavailable(f"open_clip is not installed: pip install 'rsir[open_clip]' ({exc})") from exc
-        arch, _, pretrained = spec.partition("/")
+        arch, _, tag = spec.partition("/")
+        pretrained: str | None = tag
         if arch.startswith("hf-hub:"):
             arch, pretrained = spec, None
         from rsir.models.hub_access import prepare_hub

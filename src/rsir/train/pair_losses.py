@@ -25,7 +25,10 @@ class PairObjective:
 
 
 def evidence_weights(n_similar: int, n_dissimilar: int, evidence: float) -> tuple[float, float]:
-    return tuple(n / (n + evidence) if n else 0.0 for n in (n_similar, n_dissimilar))
+    def weight(n: int) -> float:
+        return n / (n + evidence) if n else 0.0
+
+    return weight(n_similar), weight(n_dissimilar)
 
 
 def pair_loss(cos, similar, pos_margin: float, neg_margin: float, weights: tuple[float, float] = (1.0, 1.0)):
