@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rsir.api_campaign import ANNOTATOR_NAME_MAX as MAX_NAME
 from rsir.api_campaign import ANNOTATOR_NAME_PATTERN as NAME_PATTERN
-from rsir.api_campaign import Progress  # the API's dataclass is the response shape too
+from rsir.api_campaign import AnnotatorRound as AnswerRow  # the API's dataclasses are the response shapes too
+from rsir.api_campaign import CurvePoint, Progress
 
 Annotator = Annotated[
     str,
@@ -72,23 +72,6 @@ class AnswerOut(BaseModel):
     annotator: str
     stored: bool = Field(description="false when someone else had answered this pair first (theirs is kept)")
     message: str
-
-
-class AnswerRow(BaseModel):
-    round: int
-    annotator: str
-    answers: int
-    similar: int
-    dissimilar: int
-    skipped: int
-    first: datetime
-    last: datetime
-
-
-class CurvePoint(BaseModel):
-    round: int
-    n_labelled: int
-    value: float | None
 
 
 class DashboardOut(BaseModel):
