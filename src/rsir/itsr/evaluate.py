@@ -25,6 +25,18 @@ def same_text_positives(captions: list[str], caption_pair: np.ndarray, n_pairs: 
     return has[key]
 
 
+def derangement(n: int, seed: int = 0) -> np.ndarray:
+    """A seeded permutation of range(n) that moves every index (n >= 2): the shuffles of the controls."""
+    if n < 2:
+        raise ValueError(f"a permutation that moves every index needs at least 2, got {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    for i in range(n):  # a fixed point swaps with its neighbour: neither keeps its own index afterwards
+        if perm[i] == i:
+            j = (i + 1) % n
+            perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
 def shuffle_before(feats: SplitFeatures, seed: int = 0) -> SplitFeatures:
     """A copy of ``feats`` whose pair i has the before image (globals and tokens) of pair perm[i], with
     perm a seeded permutation that moves every pair (the after images and captions stay)."""
@@ -33,11 +45,7 @@ def shuffle_before(feats: SplitFeatures, seed: int = 0) -> SplitFeatures:
     n = len(feats.pairs)
     if n < 2:
         raise ValueError("shuffling the before images needs at least 2 pairs")
-    perm = np.random.default_rng(seed).permutation(n)
-    for i in range(n):  # a fixed point swaps with its neighbour: neither keeps its own image afterwards
-        if perm[i] == i:
-            j = (i + 1) % n
-            perm[i], perm[j] = perm[j], perm[i]
+    perm = derangement(n, seed)
     out = {}
     for name in ("globals_", "tokens"):
         arr = getattr(feats, name)

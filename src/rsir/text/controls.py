@@ -13,22 +13,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from rsir.itsr.evaluate import derangement  # the one seeded derangement of every control
 from rsir.itsr.features import SplitFeatures
 
 CONTROLS = ("shuffle-images", "constant-text")
 TRAIN_CONTROLS = ("shuffle-images",)
-
-
-def derangement(n: int, seed: int = 0) -> np.ndarray:
-    """A seeded permutation of range(n) that moves every index (n >= 2)."""
-    if n < 2:
-        raise ValueError("a shuffle that moves every image needs at least 2 images")
-    perm = np.random.default_rng(seed).permutation(n)
-    for i in range(n):  # a fixed point swaps with its neighbour: neither keeps its own index afterwards
-        if perm[i] == i:
-            j = (i + 1) % n
-            perm[i], perm[j] = perm[j], perm[i]
-    return perm
 
 
 def check_control(control: str | None, allowed: tuple[str, ...] = CONTROLS) -> None:
