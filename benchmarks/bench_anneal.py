@@ -170,6 +170,24 @@ def render(name: str, result: dict, checks: dict) -> str:
     return "\n".join(lines)
 
 
+def simulation_config(args: argparse.Namespace):
+    """The campaigns every archive runs: strategies, schedule, first round, runtime, workers, learner."""
+    from rsir.active.simulate import SimulationConfig
+
+    return SimulationConfig(
+        strategies=tuple(args.strategies.split(",")),
+        seeds=args.seeds,
+        initial=args.initial,
+        **({"initial_strategy": args.initial_strategy} if args.initial_strategy else {}),
+        runtime=args.runtime,
+        per_round=args.per_round,
+        rounds=args.rounds,
+        workers=args.workers,
+        train=learner_settings(args),
+        name="bench",
+    )
+
+
 def learner_settings(args: argparse.Namespace):
     """The learner's defaults with ``--closure``, ``--steps`` and every ``--train KEY=VALUE`` applied."""
     from dataclasses import replace
@@ -191,26 +209,14 @@ def learner_settings(args: argparse.Namespace):
 
 
 def run_archive(name: str, args: argparse.Namespace, out: Path) -> dict | None:
-    from rsir.active.simulate import SimulationConfig, simulate
+    from rsir.active.simulate import simulate
     from rsir.data.archives import open_archive
 
     root = archive_root(name)
     if not root.is_dir():
         print(f"skipped {name}: not found at {root}", file=sys.stderr)
         return None
-    train = learner_settings(args)
-    config = SimulationConfig(
-        strategies=tuple(args.strategies.split(",")),
-        seeds=args.seeds,
-        initial=args.initial,
-        **({"initial_strategy": args.initial_strategy} if args.initial_strategy else {}),
-        runtime=args.runtime,
-        per_round=args.per_round,
-        rounds=args.rounds,
-        workers=args.workers,
-        train=train,
-        name="bench",
-    )
+    config = simulation_config(args)
     start = time.perf_counter()
     result = simulate(open_archive(root), out / name, config, db=args.db, progress=not args.json)
     result["wall_s"] = round(time.perf_counter() - start, 1)

@@ -72,3 +72,12 @@ def test_train_options_set_any_learner_setting_with_its_type(benchmark_script) -
     assert bench.learner_settings(bench.parse_args([])) == type(train)()
     with pytest.raises(SystemExit, match="nope"):
         bench.learner_settings(bench.parse_args(["--train", "nope=1"]))
+
+
+def test_first_round_and_runtime_options_reach_the_simulation(benchmark_script) -> None:
+    bench = benchmark_script("bench_anneal")
+    default = bench.simulation_config(bench.parse_args([]))
+    given = bench.simulation_config(bench.parse_args(["--initial-strategy", "neighbours", "--runtime", "torch"]))
+    assert (given.initial_strategy, given.runtime) == ("neighbours", "torch")
+    assert given.initial_strategy != default.initial_strategy and given.runtime != default.runtime
+    assert given.train == bench.learner_settings(bench.parse_args([]))
