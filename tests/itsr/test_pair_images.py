@@ -48,3 +48,15 @@ def test_stream_to_npy_writes_float16_rows_in_place_and_refuses_nothing(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]  # the temporary file was renamed
     with pytest.raises(ValueError, match="split 'val' has no pairs"):
         stream_to_npy(tmp_path / "y.npy", 0, iter([]), "val")
+
+
+def test_an_empty_split_is_refused_before_any_encoder_runs_naming_pairs_or_images(tmp_path: Path):
+    from rsir.data.changecap import ChangeCaptionArchive
+    from rsir.itsr.features import split_features
+    from rsir.text.features import scene_split_features
+
+    archive = ChangeCaptionArchive(tmp_path, "levir-cc", _pairs(tmp_path))  # every pair in "test"
+    with pytest.raises(ValueError, match="split 'val' has no pairs"):
+        split_features(archive, "val", None, tmp_path)
+    with pytest.raises(ValueError, match="split 'val' has no images"):
+        scene_split_features(archive, "val", None, tmp_path)

@@ -9,7 +9,7 @@ or another encoder never reuses stale features. Tokens are memory-mapped, not lo
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +155,21 @@ def text_features(captions: list[str], encoders, cache_dir: Path, split: str, pr
     return vectors
 
 
+def caption_features(
+    archive: ChangeCaptionArchive, split: str, encoders, cache_dir: Path, progress: bool = True, unit: str = "pairs"
+) -> SplitFeatures:
+    """A split's pairs and caption embeddings, image features left out (None); ``encoders`` is a
+    rsir.itsr.pipeline.Encoders. An empty split is an error naming its ``unit`` (pairs, images)."""
+    pairs = archive.split(split).pairs
+    if not pairs:
+        raise ValueError(f"{archive.root}: split {split!r} has no {unit}")
+    counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    captions = [c for p in pairs for c in p.captions]
+    text = text_features(captions, encoders, cache_dir, split, progress=progress)
+    return SplitFeatures(pairs, None, None, text, np.repeat(np.arange(len(pairs)), counts), offsets)
+
+
 def split_features(
     archive: ChangeCaptionArchive,
     split: str,
@@ -170,22 +185,17 @@ def split_features(
     ``images=False`` leaves the image features out (None): fine-tuning computes its own.
     ``token_stage`` N > 0: tokens from the cached trunk map (see encode_pair_batch), globals final.
     """
-    pairs = archive.split(split).pairs
-    if not pairs:
-        raise ValueError(f"{archive.root}: split {split!r} has no pairs")
-    counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    captions = [c for p in pairs for c in p.captions]
     # Text first: it is the cheaper pass, so an unavailable text model fails before minutes of images.
-    text = text_features(captions, encoders, cache_dir, split, progress=progress)
-    glob = tokens = None
-    if images:
-        glob, tokens = image_features(
-            pairs, encoders.image, cache_dir, split, batch_size, progress=progress, device=encoders.device
+    feats = caption_features(archive, split, encoders, cache_dir, progress)
+    if not images:
+        return feats
+    pairs = feats.pairs
+    glob, tokens = image_features(
+        pairs, encoders.image, cache_dir, split, batch_size, progress=progress, device=encoders.device
+    )
+    if token_stage:
+        maps = trunk_features(
+            pairs, encoders.image, token_stage, cache_dir, split, batch_size, progress, encoders.device
         )
-        if token_stage:
-            maps = trunk_features(
-                pairs, encoders.image, token_stage, cache_dir, split, batch_size, progress, encoders.device
-            )
-            tokens = np.ascontiguousarray(map_tokens(maps))  # float16 [N, 2, h*w, C] in memory
-    return SplitFeatures(pairs, glob, tokens, text, np.repeat(np.arange(len(pairs)), counts), offsets)
+        tokens = np.ascontiguousarray(map_tokens(maps))  # float16 [N, 2, h*w, C] in memory
+    return replace(feats, globals_=glob, tokens=tokens)

@@ -10,13 +10,14 @@ sizes and mtimes), under distinct names, so pair and scene caches never mix.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from rsir.data.changecap import ChangeCaptionArchive, ChangePair
-from rsir.itsr.features import SplitFeatures, text_features
+from rsir.itsr.features import SplitFeatures, caption_features
 from rsir.itsr.pair_images import image_cache_key, pair_batches, stream_to_npy, uses_mean_tokens
 
 
@@ -100,15 +101,8 @@ def scene_split_features(
 
     ``images=False`` leaves the image globals out (fine-tuning computes its own from trunk maps).
     """
-    pairs = archive.split(split).pairs
-    if not pairs:
-        raise ValueError(f"{archive.root}: split {split!r} has no images")
-    counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    captions = [c for p in pairs for c in p.captions]
-    text = text_features(captions, encoders, cache_dir, split, progress=progress)  # cheaper pass first
-    glob = None
-    if images:
-        g = scene_globals(pairs, encoders.image, cache_dir, split, progress=progress)
-        glob = np.repeat(g[:, None], 2, axis=1)  # one date, seen as both: [N, 2, D]
-    return SplitFeatures(pairs, glob, None, text, np.repeat(np.arange(len(pairs)), counts), offsets)
+    feats = caption_features(archive, split, encoders, cache_dir, progress, unit="images")  # cheaper pass first
+    if not images:
+        return feats
+    g = scene_globals(feats.pairs, encoders.image, cache_dir, split, progress=progress)
+    return replace(feats, globals_=np.repeat(g[:, None], 2, axis=1))  # one date, seen as both: [N, 2, D]
