@@ -56,9 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runtime", default="auto", help="frozen encoder runtime: auto, torch, onnx, onnx-int8")
     p.add_argument("--per-round", type=int, default=300)
     p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--closure", type=float, default=None, help="learner weight of implied pairs (default: learner's)")
-    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", help="any other learner setting")
-    p.add_argument("--steps", type=int, default=None, help="learner steps per round (default: learner's)")
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", help="learner setting: steps=100")
     p.add_argument("--workers", type=int, default=1, help="campaigns at a time, one core each")
     p.add_argument("--db", default=None, help="campaign store URL (default: SQLite file in the run folder)")
     p.add_argument("--fresh", action="store_true", help="delete the run folder first")
@@ -189,16 +187,12 @@ def simulation_config(args: argparse.Namespace):
 
 
 def learner_settings(args: argparse.Namespace):
-    """The learner's defaults with ``--closure``, ``--steps`` and every ``--train KEY=VALUE`` applied."""
+    """The learner's defaults with every ``--train KEY=VALUE`` applied."""
     from dataclasses import replace
 
     from rsir.active.learner import PairTraining
 
     train = PairTraining()
-    if args.closure is not None:
-        train = replace(train, closure=args.closure)
-    if args.steps is not None:
-        train = replace(train, steps=args.steps)
     for item in args.train:
         key, _, value = item.partition("=")
         if key not in type(train).__dataclass_fields__:

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 UCM = Path(os.environ.get("RSIR_SHARED_DATA", REPO / ".." / "shared" / "data")).resolve() / "ucmerced"
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=40)
@@ -33,19 +33,32 @@ def main() -> None:
     ap.add_argument("--finetune", type=int, default=0, help="also fine-tune the encoder's last N blocks")
     ap.add_argument("--runtime", default="auto", help="frozen encoder runtime: auto, torch, onnx, onnx-int8")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def load_space(args: argparse.Namespace):
+    """The frozen encoder on ``--runtime``; an unknown runtime is refused (exit message) before weights load."""
+    from rsir.cbir.space import Space
+
+    try:
+        return Space.load(runtime=args.runtime)
+    except ValueError as e:  # Space.load's only ValueError without a head: the runtime
+        raise SystemExit(f"--runtime: {e}") from None
+
+
+def main() -> None:
+    args = parse_args()
     if not UCM.is_dir():
         sys.exit(f"UC Merced not found at {UCM} (set RSIR_SHARED_DATA)")
 
     from rsir.bench.throughput import compare_throughput
     from rsir.cbir.evaluation import evaluate_vectors, labels_of, split_of
-    from rsir.cbir.space import Space
     from rsir.data.archives import open_archive
     from rsir.embed.features import apply_head
     from rsir.train.metric_head import TrainConfig, train_on_labels
 
     archive = open_archive(UCM)
-    space = Space.load(runtime=args.runtime)
+    space = load_space(args)
     emb = space.embed(archive, progress=not args.json)
     labels = labels_of(archive, emb.ids)
     loo = split_of(labels, "loo", 0)

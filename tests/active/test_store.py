@@ -132,6 +132,16 @@ def test_concurrent_claims_from_threads_never_share_a_pair(store):
     assert len(ids) == 8 and len(set(ids)) == 8
 
 
+def test_an_unknown_campaign_or_question_is_a_key_error_naming_it(store):
+    calls = [lambda: store.campaign(999), lambda: store.pending(999), lambda: store.round_complete(999),
+             lambda: store.next_pending_question(999, "ann"), lambda: store.undo_last(999, "ann")]  # fmt: skip
+    for call in calls:
+        with pytest.raises(KeyError, match="no campaign 999"):
+            call()
+    with pytest.raises(KeyError, match="no question 12345"):
+        store.record_answer(12345, 1, "ann")
+
+
 def test_undo_last_reopens_the_annotators_latest_answer(store):
     cid = _campaign(store)
     qids = [int(q) for q in store.pending(cid)[0]]

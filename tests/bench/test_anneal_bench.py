@@ -66,7 +66,7 @@ def test_a_run_stopping_short_of_2000_pairs_is_judged_at_its_last_round(benchmar
 
 def test_train_options_set_any_learner_setting_with_its_type(benchmark_script) -> None:
     bench = benchmark_script("bench_anneal")
-    args = bench.parse_args(["--train", "preserve=3", "--train", "warm_start=false", "--steps", "7"])
+    args = bench.parse_args(["--train", "preserve=3", "--train", "warm_start=false", "--train", "steps=7"])
     train = bench.learner_settings(args)
     assert (train.preserve, train.warm_start, train.steps) == (3.0, False, 7)
     assert bench.learner_settings(bench.parse_args([])) == type(train)()

@@ -24,10 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import CursorResult, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,6 +46,16 @@ from rsir.active.db import (
 from rsir.active.store_views import CampaignViews, latest_answer
 
 __all__ = ["ORACLE", "CampaignMismatch", "Question", "Store", "database_url", "make_engine"]
+
+_Row = TypeVar("_Row")
+
+
+def _existing(s: Session, row_type: type[_Row], key: Any, what: str) -> _Row:
+    """The row at ``key``, or ``KeyError("no WHAT KEY")`` (the apps answer it with 404)."""
+    row = s.get(row_type, key)
+    if row is None:
+        raise KeyError(f"no {what} {key}")
+    return row
 
 
 @dataclass(frozen=True)
@@ -139,10 +149,7 @@ class Store(CampaignViews):
 
     def campaign(self, campaign_id: int) -> CampaignRow:
         with self.session() as s:
-            row = s.get(CampaignRow, campaign_id)
-            if row is None:
-                raise KeyError(f"no campaign {campaign_id}")
-            return row
+            return _existing(s, CampaignRow, campaign_id, "campaign")
 
     def campaign_by_name(self, name: str) -> CampaignRow | None:
         with self.session() as s:
@@ -183,9 +190,7 @@ class Store(CampaignViews):
         """
         for _ in range(20):  # lost races retry with the next free question
             with self.session() as s:
-                camp = s.get(CampaignRow, campaign_id)
-                if camp is None:
-                    raise KeyError(f"no campaign {campaign_id}")
+                camp = _existing(s, CampaignRow, campaign_id, "campaign")
                 now = utcnow()
                 pending = (
                     (QuestionRow.campaign_id == campaign_id)
@@ -205,11 +210,12 @@ class Store(CampaignViews):
                 if qid is None:
                     return None
                 claim = QuestionRow.label.is_(None) & (free | (QuestionRow.claimed_by == annotator))
-                done = s.execute(
+                stmt = (
                     update(QuestionRow)
                     .where((QuestionRow.id == qid) & claim)
                     .values(claimed_by=annotator, claim_expires=now + timedelta(seconds=claim_seconds))
                 )
+                done = cast("CursorResult[Any]", s.execute(stmt))  # an UPDATE's result: it has a rowcount
                 if done.rowcount == 1:
                     return self._question(s, qid)
         return None
@@ -225,12 +231,10 @@ class Store(CampaignViews):
         if label not in LABELS:
             raise ValueError(f"label must be 1 (similar), 0 (dissimilar) or -1 (skip), got {label}")
         with self.session() as s:
-            q = s.get(QuestionRow, question_id)
-            if q is None:
-                raise KeyError(f"no question {question_id}")
+            q = _existing(s, QuestionRow, question_id, "question")
             if q.label is not None and (q.label == label or q.annotator != annotator):
                 return self._question(s, question_id)
-            if q.round != s.get(CampaignRow, q.campaign_id).current_round:
+            if q.round != _existing(s, CampaignRow, q.campaign_id, "campaign").current_round:
                 raise ValueError(f"question {question_id} belongs to closed round {q.round}")
             q.label, q.annotator, q.answered_at = label, annotator, utcnow()
             q.claimed_by, q.claim_expires = None, None
@@ -246,9 +250,10 @@ class Store(CampaignViews):
         if any(r["label"] not in LABELS for r in rows):
             raise ValueError("labels must be 1, 0 or -1")
 
+        table = cast(Table, QuestionRow.__table__)
         stmt = (
-            update(QuestionRow.__table__)
-            .where((QuestionRow.__table__.c.id == bindparam("qid")) & QuestionRow.__table__.c.label.is_(None))
+            update(table)
+            .where((table.c.id == bindparam("qid")) & table.c.label.is_(None))
             .values(label=bindparam("label"), annotator=annotator, answered_at=now, claimed_by=None,
                     claim_expires=None)
         )  # fmt: skip
@@ -261,7 +266,7 @@ class Store(CampaignViews):
         again and claimed by them for ``claim_seconds`` (like any claim), so it is the next one they
         see. ``None`` if there is none."""
         with self.session() as s:
-            camp = s.get(CampaignRow, campaign_id)
+            camp = _existing(s, CampaignRow, campaign_id, "campaign")
             q = s.scalar(latest_answer(select(QuestionRow), campaign_id, camp.current_round, annotator))
             if q is None:
                 return None
@@ -271,17 +276,17 @@ class Store(CampaignViews):
             return self._question(s, q.id)
 
     def _question(self, s: Session, qid: int) -> Question:
-        q = s.get(QuestionRow, qid)
+        q = _existing(s, QuestionRow, qid, "question")
         s.refresh(q)
-        a = s.get(ItemRow, (q.campaign_id, q.item_a))
-        b = s.get(ItemRow, (q.campaign_id, q.item_b))
+        a = _existing(s, ItemRow, (q.campaign_id, q.item_a), "item")
+        b = _existing(s, ItemRow, (q.campaign_id, q.item_b), "item")
         return Question(q.id, q.campaign_id, q.round, q.item_a, q.item_b, a.item_id, b.item_id, a.path, b.path,
                         q.label, q.annotator)  # fmt: skip
 
     def pending(self, campaign_id: int, round_: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Question ids and pairs still unanswered in the current (or given) round."""
         with self.session() as s:
-            number = s.get(CampaignRow, campaign_id).current_round if round_ is None else round_
+            number = _existing(s, CampaignRow, campaign_id, "campaign").current_round if round_ is None else round_
             rows = s.execute(
                 select(QuestionRow.id, QuestionRow.item_a, QuestionRow.item_b)
                 .where(
@@ -297,7 +302,7 @@ class Store(CampaignViews):
     def round_complete(self, campaign_id: int) -> bool:
         """True when every question of the current round has an answer (skips count)."""
         with self.session() as s:
-            camp = s.get(CampaignRow, campaign_id)
+            camp = _existing(s, CampaignRow, campaign_id, "campaign")
             left = s.scalar(
                 select(func.count())
                 .select_from(QuestionRow)

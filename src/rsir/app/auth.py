@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import quote, unquote
 
 from fastapi import Request
@@ -37,8 +38,8 @@ class BindError(ValueError):
 class Caller:
     """``owner`` (the shared token, or anyone on an open loopback server) or ``annotator`` (a personal token)."""
 
-    role: str
-    name: str | None = None
+    role: Literal["owner", "annotator"]
+    name: str | None = None  # the annotator's; None for the owner
 
 
 OWNER = Caller("owner")

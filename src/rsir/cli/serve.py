@@ -42,15 +42,7 @@ def serve(
     runtime: Runtime = "auto",
 ) -> None:
     """Serve INDEX_DIR over HTTP: search by image, item id, text or before/after pair; web page at /."""
-    from rsir.app.common import BindError, check_bind
-    from rsir.cli.runtime import check_runtime
-
-    try:
-        check_runtime(runtime)
-        check_bind(host, token)
-    except (BindError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    _serving_or_exit(host, token, runtime)
     if not (Path(index_dir) / "manifest.json").is_file():
         typer.echo(f"error: {index_dir} is not an rsir index (no manifest.json); build one with `rsir index`", err=True)
         raise typer.Exit(2)
@@ -111,6 +103,20 @@ def _run(uvicorn, host: str, port: int, workers: int, log_level: str) -> None:
         log_config=uvicorn_log_config(),  # ?token=... is masked in the access log
         proxy_headers=False,
     )
+
+
+def _serving_or_exit(host: str, token: str | None, runtime: str) -> None:
+    """An unknown runtime, or a bind beyond loopback without a good token, is one line and exit 2, before
+    anything loads (both web apps)."""
+    from rsir.app.common import BindError, check_bind
+    from rsir.cli.runtime import check_runtime
+
+    try:
+        check_runtime(runtime)
+        check_bind(host, token)
+    except (BindError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _port_or_exit(host: str, port: int) -> None:

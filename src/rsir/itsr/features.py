@@ -8,16 +8,24 @@ or another encoder never reuses stale features. Tokens are memory-mapped, not lo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rsir.data.changecap import ChangeCaptionArchive, ChangePair, load_pair_image
+# load_pair_image, pairs_digest and prepared_pair stay importable from here (public names before the move).
+from rsir.data.changecap import ChangeCaptionArchive, ChangePair, load_pair_image  # noqa: F401
+from rsir.itsr.pair_images import (  # noqa: F401
+    digest,
+    image_cache_key,
+    pair_batches,
+    pairs_digest,
+    prepared_pair,
+    stream_to_npy,
+    uses_mean_tokens,
+)
 
 
 @dataclass
@@ -44,32 +52,6 @@ def default_cache_dir(dataset: Path, fallback: Path) -> Path:
     return dataset / ".rsir_cache" if os.access(dataset, os.W_OK) else Path(fallback) / ".rsir_cache"
 
 
-def _digest(payload: object) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def pairs_digest(pairs: list[ChangePair]) -> str:
-    stamp = []
-    for p in pairs:
-        b, a = p.before.stat(), p.after.stat()
-        stamp.append([p.id, b.st_size, b.st_mtime_ns, a.st_size, a.st_mtime_ns])
-    return _digest(stamp)
-
-
-def _uses_mean_tokens(encoder) -> bool:
-    from rsir.models.encoders import ImageEncoder
-
-    # The default encode() is the token mean: reuse the tokens instead of a second forward pass.
-    return type(encoder).encode is ImageEncoder.encode
-
-
-def prepared_pair(pair: ChangePair, preprocess) -> torch.Tensor:
-    """[2, C, S, S] encoder input for one pair."""
-    from rsir.models.preprocess import prepare
-
-    return torch.stack([prepare(load_pair_image(p), preprocess) for p in (pair.before, pair.after)])
-
-
 @torch.inference_mode()
 def encode_pair_batch(encoder, x: torch.Tensor, token_stage: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """x [B, 2, C, S, S] -> (globals [B, 2, D], tokens [B, 2, L, Dt]) with one shared encoder.
@@ -81,7 +63,7 @@ def encode_pair_batch(encoder, x: torch.Tensor, token_stage: int = 0) -> tuple[t
     b = x.shape[0]
     flat = x.flatten(0, 1)
     tokens = frozen_pass(encoder, "tokens")(flat)
-    glob = tokens.mean(1) if _uses_mean_tokens(encoder) else frozen_pass(encoder, "encode")(flat)
+    glob = tokens.mean(1) if uses_mean_tokens(encoder) else frozen_pass(encoder, "encode")(flat)
     if token_stage:
         tokens = map_tokens(frozen_pass(encoder, f"trunk:{token_stage}")(flat))
     return glob.reshape(b, 2, -1), tokens.reshape(b, 2, *tokens.shape[1:])
@@ -94,65 +76,18 @@ def map_tokens(maps):
     return flat.transpose(-1, -2) if isinstance(flat, torch.Tensor) else np.swapaxes(flat, -1, -2)
 
 
-class _PairInputs(torch.utils.data.Dataset):
-    def __init__(self, pairs: list[ChangePair], preprocess) -> None:
-        self.pairs, self.preprocess = pairs, preprocess
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return prepared_pair(self.pairs[i], self.preprocess)
-
-
-def _pair_cache(encoder, pairs: list[ChangePair], cache_dir: Path, name: str) -> tuple[Path, str]:
-    """(folder, key) of cached image arrays: the folder names the encoder and its weights, the key ``name``
-    plus a digest of the pairs (ids, sizes, mtimes) and the preprocessing."""
-    from rsir.models.runtime import cache_variant
-
-    cfg = encoder.config
-    folder = Path(cache_dir) / "itsr" / f"{cfg.name.replace('/', '_').replace(':', '_')}-{encoder.weights_hash}"
-    stamp = [pairs_digest(pairs), cfg.to_dict()] + ([cache_variant(encoder)] if cache_variant(encoder) else [])
-    return folder, f"{name}-{_digest(stamp)}"
-
-
-def _stream_to_npy(path: Path, n: int, batches, split: str) -> np.ndarray:
-    """Write float16 row batches (``n`` rows in all) to ``path`` through a temporary memmap, renamed into
-    place when complete; returns the finished file memory-mapped."""
-    out, tmp, start = None, path.with_suffix(f".tmp{os.getpid()}.npy"), 0
-    for rows in batches:
-        if out is None:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, *rows.shape[1:]))
-        out[start : start + len(rows)] = rows.astype(np.float16)
-        start += len(rows)
-    if out is None:
-        raise ValueError(f"split {split!r} has no pairs to encode")
-    out.flush()
-    del out
-    os.replace(tmp, path)
-    return np.load(path, mmap_mode="r")
-
-
-def _pair_batches(pairs: list[ChangePair], preprocess, batch_size: int, workers: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
-
-    # One decode worker (a process) by default: images are decoded while the encoder runs on the last batch.
-    loader = torch.utils.data.DataLoader(_PairInputs(pairs, preprocess), batch_size=batch_size, num_workers=workers)
-    return tqdm(loader, desc=desc, disable=not progress, unit="batch")
-
-
 def image_features(
     pairs: list[ChangePair],
     encoder,
     cache_dir: Path,
     split: str,
     batch_size: int = 32,
-    workers: int = 1,
+    workers: int = 1,  # one decode process: images are decoded while the encoder runs on the last batch
     progress: bool = True,
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(globals float32 [N, 2, D], tokens float16 memmap [N, 2, L, Dt]) for ``pairs``, cached."""
-    folder, key = _pair_cache(encoder, pairs, cache_dir, split)
+    folder, key = image_cache_key(encoder, pairs, cache_dir, split)
     g_path, t_path = folder / f"{key}.globals.npy", folder / f"{key}.tokens.npy"
     if g_path.is_file() and t_path.is_file():
         return np.load(g_path), np.load(t_path, mmap_mode="r")
@@ -161,12 +96,12 @@ def image_features(
 
     def tokens():
         desc = f"image features ({split})"
-        for x in _pair_batches(pairs, encoder.config.preprocess, batch_size, workers, desc, progress):
+        for x in pair_batches(pairs, encoder.config.preprocess, batch_size, workers, desc, progress):
             g, t = encode_pair_batch(encoder, x.to(device))
             glob_parts.append(g.float().cpu().numpy())
             yield t.cpu().numpy()
 
-    tokens_mm = _stream_to_npy(t_path, len(pairs), tokens(), split)
+    tokens_mm = stream_to_npy(t_path, len(pairs), tokens(), split)
     tmp = g_path.with_suffix(f".tmp{os.getpid()}.npy")  # globals last, atomically: both present = complete
     np.save(tmp, np.concatenate(glob_parts))
     os.replace(tmp, g_path)
@@ -188,7 +123,7 @@ def trunk_features(
 
     Fine-tuning trains the tail on these: the trunk, most of the forward pass, runs once per image.
     """
-    folder, key = _pair_cache(encoder, pairs, cache_dir, f"{split}-trunk{n_tail}")
+    folder, key = image_cache_key(encoder, pairs, cache_dir, f"{split}-trunk{n_tail}")
     path = folder / f"{key}.npy"
     if path.is_file():
         return np.load(path, mmap_mode="r")
@@ -199,17 +134,17 @@ def trunk_features(
 
     def maps():
         desc = f"trunk features ({split})"
-        for x in _pair_batches(pairs, encoder.config.preprocess, batch_size, workers, desc, progress):
+        for x in pair_batches(pairs, encoder.config.preprocess, batch_size, workers, desc, progress):
             m = trunk(x.flatten(0, 1))
             yield m.reshape(x.shape[0], 2, *m.shape[1:]).numpy()
 
-    return _stream_to_npy(path, len(pairs), maps(), split)
+    return stream_to_npy(path, len(pairs), maps(), split)
 
 
 def text_features(captions: list[str], encoders, cache_dir: Path, split: str, progress: bool = True) -> np.ndarray:
     """float32 [M, Dtext] caption embeddings, cached; the text model is only loaded on a cache miss."""
     folder = Path(cache_dir) / "itsr" / f"text-{encoders.text_name.replace('/', '_')}-{encoders.text_hash}"
-    path = folder / f"{split}-{_digest(captions)}.npy"
+    path = folder / f"{split}-{digest(captions)}.npy"
     if path.is_file():
         return np.load(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -218,6 +153,21 @@ def text_features(captions: list[str], encoders, cache_dir: Path, split: str, pr
     np.save(tmp, vectors)
     os.replace(tmp, path)
     return vectors
+
+
+def caption_features(
+    archive: ChangeCaptionArchive, split: str, encoders, cache_dir: Path, progress: bool = True, unit: str = "pairs"
+) -> SplitFeatures:
+    """A split's pairs and caption embeddings, image features left out (None); ``encoders`` is a
+    rsir.itsr.pipeline.Encoders. An empty split is an error naming its ``unit`` (pairs, images)."""
+    pairs = archive.split(split).pairs
+    if not pairs:
+        raise ValueError(f"{archive.root}: split {split!r} has no {unit}")
+    counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    captions = [c for p in pairs for c in p.captions]
+    text = text_features(captions, encoders, cache_dir, split, progress=progress)
+    return SplitFeatures(pairs, None, None, text, np.repeat(np.arange(len(pairs)), counts), offsets)
 
 
 def split_features(
@@ -235,22 +185,17 @@ def split_features(
     ``images=False`` leaves the image features out (None): fine-tuning computes its own.
     ``token_stage`` N > 0: tokens from the cached trunk map (see encode_pair_batch), globals final.
     """
-    pairs = archive.split(split).pairs
-    if not pairs:
-        raise ValueError(f"{archive.root}: split {split!r} has no pairs")
-    counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    captions = [c for p in pairs for c in p.captions]
     # Text first: it is the cheaper pass, so an unavailable text model fails before minutes of images.
-    text = text_features(captions, encoders, cache_dir, split, progress=progress)
-    glob = tokens = None
-    if images:
-        glob, tokens = image_features(
-            pairs, encoders.image, cache_dir, split, batch_size, progress=progress, device=encoders.device
+    feats = caption_features(archive, split, encoders, cache_dir, progress)
+    if not images:
+        return feats
+    pairs = feats.pairs
+    glob, tokens = image_features(
+        pairs, encoders.image, cache_dir, split, batch_size, progress=progress, device=encoders.device
+    )
+    if token_stage:
+        maps = trunk_features(
+            pairs, encoders.image, token_stage, cache_dir, split, batch_size, progress, encoders.device
         )
-        if token_stage:
-            maps = trunk_features(
-                pairs, encoders.image, token_stage, cache_dir, split, batch_size, progress, encoders.device
-            )
-            tokens = np.ascontiguousarray(map_tokens(maps))  # float16 [N, 2, h*w, C] in memory
-    return SplitFeatures(pairs, glob, tokens, text, np.repeat(np.arange(len(pairs)), counts), offsets)
+        tokens = np.ascontiguousarray(map_tokens(maps))  # float16 [N, 2, h*w, C] in memory
+    return replace(feats, globals_=glob, tokens=tokens)

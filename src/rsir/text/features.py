@@ -3,55 +3,37 @@
 A scene is a pair whose two dates are the same image, so each image is encoded ONCE and its global is
 repeated for both dates (``SplitFeatures.globals_`` is ``[N, 2, D]`` as the fusions expect; ``after``
 reads date 1). Fine-tuning caches the frozen trunk's maps once per image (``[N, C, h, w]``). Cache keys
-are those of :mod:`rsir.itsr.features` (encoder name + weights hash + preprocessing + the images' ids,
+are those of :mod:`rsir.itsr.pair_images` (encoder name + weights hash + preprocessing + the images' ids,
 sizes and mtimes), under distinct names, so pair and scene caches never mix.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rsir.data.changecap import ChangeCaptionArchive, ChangePair, load_pair_image
-from rsir.itsr.features import SplitFeatures, _pair_cache, _stream_to_npy, _uses_mean_tokens, text_features
-
-
-class _SceneInputs(torch.utils.data.Dataset):
-    def __init__(self, pairs: list[ChangePair], preprocess) -> None:
-        self.pairs, self.preprocess = pairs, preprocess
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        from rsir.models.preprocess import prepare
-
-        return prepare(load_pair_image(self.pairs[i].after), self.preprocess)
-
-
-def _batches(pairs, preprocess, batch_size: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
-
-    loader = torch.utils.data.DataLoader(_SceneInputs(pairs, preprocess), batch_size=batch_size)
-    return tqdm(loader, desc=desc, disable=not progress, unit="batch")
+from rsir.data.changecap import ChangeCaptionArchive, ChangePair
+from rsir.itsr.features import SplitFeatures, caption_features
+from rsir.itsr.pair_images import image_cache_key, pair_batches, stream_to_npy, uses_mean_tokens
 
 
 @torch.inference_mode()
 def encode_scenes(encoder, x: torch.Tensor) -> torch.Tensor:
     """x [B, C, S, S] -> globals [B, D] (the token mean for encoders whose encode() is that mean)."""
-    return encoder.tokens(x).mean(1) if _uses_mean_tokens(encoder) else encoder.encode(x)
+    return encoder.tokens(x).mean(1) if uses_mean_tokens(encoder) else encoder.encode(x)
 
 
 def _globals_path(encoder, pairs, cache_dir: Path, split: str) -> Path:
-    folder, key = _pair_cache(encoder, pairs, cache_dir, f"{split}-scenes")
+    folder, key = image_cache_key(encoder, pairs, cache_dir, f"{split}-scenes")
     return folder / f"{key}.globals.npy"
 
 
 def _maps_path(encoder, pairs, cache_dir: Path, split: str, n_tail: int) -> Path:
-    folder, key = _pair_cache(encoder, pairs, cache_dir, f"{split}-scenes-trunk{n_tail}")
+    folder, key = image_cache_key(encoder, pairs, cache_dir, f"{split}-scenes-trunk{n_tail}")
     return folder / f"{key}.npy"
 
 
@@ -68,7 +50,8 @@ def _encode_all(pairs, encoder, cache_dir: Path, split: str, n_tail: int, batch_
     parts: list[np.ndarray] = []
 
     def batches():
-        for x in _batches(pairs, encoder.config.preprocess, batch_size, f"image features ({split})", progress):
+        desc, prep = f"image features ({split})", encoder.config.preprocess
+        for x in pair_batches(pairs, prep, batch_size, 0, desc, progress, single_date=True):  # decoded here
             with torch.inference_mode():
                 if trunk is None:
                     parts.append(encode_scenes(encoder, x.to(device)).float().cpu().numpy())
@@ -82,7 +65,7 @@ def _encode_all(pairs, encoder, cache_dir: Path, split: str, n_tail: int, batch_
         for _ in batches():
             pass
     else:
-        _stream_to_npy(_maps_path(encoder, pairs, cache_dir, split, n_tail), len(pairs), batches(), split)
+        stream_to_npy(_maps_path(encoder, pairs, cache_dir, split, n_tail), len(pairs), batches(), split)
     if not parts:
         raise ValueError(f"split {split!r} has no images to encode")
     tmp = g_path.with_suffix(f".tmp{os.getpid()}.npy")
@@ -118,15 +101,8 @@ def scene_split_features(
 
     ``images=False`` leaves the image globals out (fine-tuning computes its own from trunk maps).
     """
-    pairs = archive.split(split).pairs
-    if not pairs:
-        raise ValueError(f"{archive.root}: split {split!r} has no images")
-    counts = np.array([len(p.captions) for p in pairs], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    captions = [c for p in pairs for c in p.captions]
-    text = text_features(captions, encoders, cache_dir, split, progress=progress)  # cheaper pass first
-    glob = None
-    if images:
-        g = scene_globals(pairs, encoders.image, cache_dir, split, progress=progress)
-        glob = np.repeat(g[:, None], 2, axis=1)  # one date, seen as both: [N, 2, D]
-    return SplitFeatures(pairs, glob, None, text, np.repeat(np.arange(len(pairs)), counts), offsets)
+    feats = caption_features(archive, split, encoders, cache_dir, progress, unit="images")  # cheaper pass first
+    if not images:
+        return feats
+    g = scene_globals(feats.pairs, encoders.image, cache_dir, split, progress=progress)
+    return replace(feats, globals_=np.repeat(g[:, None], 2, axis=1))  # one date, seen as both: [N, 2, D]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -37,6 +37,7 @@ from rsir.app.annotate.models import (
     ErrorResponse,
     ItemOut,
     MeOut,
+    Phase,
     Progress,
     QuestionOut,
     StateOut,
@@ -47,7 +48,7 @@ from rsir.app.common import BodyLimit, OutsideRoot, ThumbnailCache, default_thum
 HERE = Path(__file__).resolve().parent.parent  # rsir/app: static/ and templates/ are shared
 BROWSER_IMAGES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp"}
 FULL_SIZE = 16384  # "thumbnail" bound for formats a browser cannot show: never shrinks a real scene
-ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422)}
 OWNER_ONLY = "the dashboard is the campaign owner's: open it with the shared token (--token)"
 METRIC = "map@20"
 
@@ -106,7 +107,7 @@ def _state(c: AnnotationCampaign, annotator: str | None, question: Question | No
                     progress=progress)  # fmt: skip
 
 
-def _phase(c: AnnotationCampaign, p: Progress, question: Question | None) -> tuple[str, str]:
+def _phase(c: AnnotationCampaign, p: Progress, question: Question | None) -> tuple[Phase, str]:
     if c.campaign.done:
         return "done", f"The campaign is finished: {p.campaign_answered} pairs answered. Thank you!"
     kind = c.job_kind()
@@ -131,7 +132,7 @@ def _phase(c: AnnotationCampaign, p: Progress, question: Question | None) -> tup
 def _who(c: AnnotationCampaign, caller: Caller, name: str) -> str:
     """The annotator the caller answers as: a personal token's own name (another name is 403), or for the
     owner the name given, unless it is an invited annotator's (their answers need their token)."""
-    if caller.role == "annotator":
+    if caller.role == "annotator" and caller.name is not None:  # a personal token always names its annotator
         if annotator_key(name) != annotator_key(caller.name):
             raise HTTPException(403, f"this link is {caller.name}'s: it answers as {caller.name} only")
         return caller.name

@@ -17,8 +17,8 @@ Annotator = Annotated[
     Field(description="who answers: a name of letters, digits, spaces and . @ + -", examples=["alice"]),
 ]
 LabelName = Literal["similar", "dissimilar", "skip"]
-LABEL_VALUE = {"similar": 1, "dissimilar": 0, "skip": -1}
-LABEL_NAME = {v: k for k, v in LABEL_VALUE.items()}
+LABEL_VALUE: dict[LabelName, int] = {"similar": 1, "dissimilar": 0, "skip": -1}
+LABEL_NAME: dict[int, LabelName] = {v: k for k, v in LABEL_VALUE.items()}
 Phase = Literal["ready", "waiting", "preparing", "done", "error"]
 
 
