@@ -49,6 +49,13 @@ VARIANTS = {
     "ft1-aug-10ep-x": ({"finetune": 1, "epochs": 10}, AUG),
     "ft2-aug-10ep-x": ({"finetune": 2, "epochs": 10}, AUG),
     "control-shuffled-train-x": ({"finetune": 0}, {"control": "shuffle-images"}),
+    # the text encoder's last N layers fine-tuned too (issue 14, third pass); lr of those layers in the name
+    "ft1-aug-10ep-x-t1": ({"finetune": 1, "epochs": 10, "text_finetune": 1}, AUG),
+    "ft1-aug-10ep-x-t2": ({"finetune": 1, "epochs": 10, "text_finetune": 2}, AUG),
+    "ft1-aug-10ep-x-t2-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 1e-4}, AUG),
+    "ft1-aug-10ep-x-t4": ({"finetune": 1, "epochs": 10, "text_finetune": 4}, AUG),
+    "ft1-aug-10ep-x-t6": ({"finetune": 1, "epochs": 10, "text_finetune": 6}, AUG),
+    "frozen-x-t2": ({"finetune": 0, "text_finetune": 2}, {}),
 }
 # test-time controls of each trained run (rsir text eval --control): near chance for a model that reads both
 EVAL_CONTROLS = ("shuffle-images", "constant-text")

@@ -57,6 +57,10 @@ def train(
     text_encoder: Annotated[str, typer.Option(help="HF text model, or the offline default")] = "all-minilm-l6-v2",
     finetune: Annotated[int, typer.Option(min=0, help="also train the image encoder's last N blocks (0: frozen)")] = 1,
     finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
+    text_finetune: Annotated[
+        int, typer.Option(min=0, help="also train the text encoder's last N transformer layers (0: frozen)")
+    ] = 0,
+    text_finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned text layers")] = 2e-5,
     augment: Annotated[
         bool | None,
         typer.Option("--augment/--no-augment", help="turn/flip cached trunk maps (default: when fine-tuning)"),
@@ -84,6 +88,7 @@ def train(
             captions, images, out, cache_dir=cache_dir, augment=augment, restart=restart, progress=not json_out,
             epochs=epochs, seed=seed, dim=dim, batch_size=batch_size, lr=lr, encoder=encoder,
             text_encoder=text_encoder, patience=patience, finetune=finetune, finetune_lr=finetune_lr, device=device,
+            text_finetune=text_finetune, text_finetune_lr=text_finetune_lr,
             control=control, expand_k=expand_k, expand_weight=expand_weight,
         ).report  # fmt: skip
     except _errors() as exc:

@@ -208,7 +208,8 @@ def trunk_features(
 
 def text_features(captions: list[str], encoders, cache_dir: Path, split: str, progress: bool = True) -> np.ndarray:
     """float32 [M, Dtext] caption embeddings, cached; the text model is only loaded on a cache miss."""
-    folder = Path(cache_dir) / "itsr" / f"text-{encoders.text_name.replace('/', '_')}-{encoders.text_hash}"
+    key = getattr(encoders, "text_cache_key", encoders.text_hash)  # fine-tuned text layers: their own key
+    folder = Path(cache_dir) / "itsr" / f"text-{encoders.text_name.replace('/', '_')}-{key}"
     path = folder / f"{split}-{_digest(captions)}.npy"
     if path.is_file():
         return np.load(path)

@@ -96,6 +96,7 @@ def train(
         assert train_f.globals_ is not None  # frozen: the split's image globals were computed
         image_dim = token_dim = train_f.globals_.shape[-1]
         n_tokens = 1
+    texts = _tuned_text(enc, feats, config) if config.text_finetune else None
     model = new_model(config, enc, (image_dim, token_dim, n_tokens), train_f.text.shape[-1], fusion=FUSION)
     extra = {
         "dataset": {
@@ -106,10 +107,11 @@ def train(
             "val_images": len(feats["val"].pairs),
         },
         "finetuned_blocks": config.finetune,
+        "finetuned_text_layers": config.text_finetune,
         **settings,
     }
     return train_itsr(
-        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail,
+        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail, texts=texts,
         evaluate=partial(_validate, expansion=expansion), save_best=save_best_checkpoint,
     )  # fmt: skip
 
@@ -143,15 +145,32 @@ def _scene_tail(archive, config: ITSRTrainConfig, cache_dir: Path, progress: boo
     return SceneTail(encoder, config.finetune, maps["train"], maps["val"], config.device, augment, config.seed)
 
 
+def _tuned_text(enc: Encoders, feats: dict, config: ITSRTrainConfig):
+    """The text encoder's top layers, learning over the cached lower layers' states of the train/val captions."""
+    from rsir.train.text_finetune import TunedText
+
+    return TunedText(enc.text, config.text_finetune, feats["train"].captions, feats["val"].captions, config.device)
+
+
 def open_model(ckpt: str | Path, device: str = "cpu") -> tuple[ITSRModel, dict, Encoders]:
-    """(model, manifest, encoders) of a checkpoint; a fine-tuned image encoder is loaded from ``encoder.pt``."""
+    """(model, manifest, encoders) of a checkpoint; a fine-tuned image encoder is loaded from ``encoder.pt``,
+    fine-tuned text layers from ``text_encoder.pt`` (every text query then goes through them)."""
     from rsir.models.heads import ENCODER_WEIGHTS
+    from rsir.models.text import TEXT_WEIGHTS
 
     model, manifest = load_checkpoint(ckpt, device)
     if manifest["config"]["fusion"] != FUSION:
         raise ValueError(f"{ckpt} is a bitemporal text-ITSR model ({manifest['config']['fusion']}): use `rsir itsr`")
-    tuned = Path(ckpt) / ENCODER_WEIGHTS
-    return model, manifest, _checked_encoders(manifest, device, tuned if tuned.is_file() else None)
+    tuned, text = Path(ckpt) / ENCODER_WEIGHTS, Path(ckpt) / TEXT_WEIGHTS
+    if manifest.get("finetuned_text_layers") and not text.is_file():
+        raise FileNotFoundError(f"{ckpt} was trained with fine-tuned text layers but has no {TEXT_WEIGHTS}")
+    return (
+        model,
+        manifest,
+        _checked_encoders(
+            manifest, device, tuned if tuned.is_file() else None, text_weights=text if text.is_file() else None
+        ),
+    )
 
 
 def _validate(model: ITSRModel, feats, device: str, expansion: Expansion) -> dict:
