@@ -24,11 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from rsir.text.expansion import OFF
+from rsir.text.querybank import OFF as QB_OFF
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("r@1", "r@5", "r@10")
 AUG = {"augment": True}
-NOX = {"expansion": OFF}  # rows published before gallery expansion became the default
+NOQ = {"querybank": QB_OFF}  # rows published before querybank normalisation became the default
+NOX = {"expansion": OFF, **NOQ}  # rows published before gallery expansion became the default
+AUG_X = {**AUG, **NOQ}
 # name -> (rsir text train settings, other arguments of rsir.text.pipeline.train)
 VARIANTS = {
     "frozen": ({"finetune": 0}, NOX),
@@ -43,19 +46,21 @@ VARIANTS = {
     "frozen-60ep-lr1e-3": ({"finetune": 0, "epochs": 60, "lr": 1e-3}, NOX),
     # control: the frozen-60ep training on a derangement of the train images (must score near chance)
     "control-shuffled-train": ({"finetune": 0, "epochs": 60}, {"control": "shuffle-images", **NOX}),
-    # `rsir text train`'s defaults: frozen, 30 epochs, gallery expansion k=3, weight 0.3
-    "frozen-x": ({"finetune": 0}, {}),
-    "frozen-60ep-x": ({"finetune": 0, "epochs": 60}, {}),
-    "ft1-aug-10ep-x": ({"finetune": 1, "epochs": 10}, AUG),
-    "ft2-aug-10ep-x": ({"finetune": 2, "epochs": 10}, AUG),
-    "control-shuffled-train-x": ({"finetune": 0}, {"control": "shuffle-images"}),
-    # the text encoder's last N layers fine-tuned too (issue 14, third pass); lr of those layers in the name
-    "ft1-aug-10ep-x-t1": ({"finetune": 1, "epochs": 10, "text_finetune": 1}, AUG),
-    "ft1-aug-10ep-x-t2": ({"finetune": 1, "epochs": 10, "text_finetune": 2}, AUG),
-    "ft1-aug-10ep-x-t2-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 1e-4}, AUG),
-    "ft1-aug-10ep-x-t4": ({"finetune": 1, "epochs": 10, "text_finetune": 4}, AUG),
-    "ft1-aug-10ep-x-t6": ({"finetune": 1, "epochs": 10, "text_finetune": 6}, AUG),
-    "frozen-x-t2": ({"finetune": 0, "text_finetune": 2}, {}),
+    # with gallery expansion k=3, weight 0.3 (second pass)
+    "frozen-x": ({"finetune": 0}, NOQ),
+    "frozen-60ep-x": ({"finetune": 0, "epochs": 60}, NOQ),
+    "ft1-aug-10ep-x": ({"finetune": 1, "epochs": 10}, AUG_X),
+    "ft2-aug-10ep-x": ({"finetune": 2, "epochs": 10}, AUG_X),
+    "control-shuffled-train-x": ({"finetune": 0}, {"control": "shuffle-images", **NOQ}),
+    # third pass: the text encoder's last N layers fine-tuned too (-tN, lr of those layers in the name)
+    "ft1-aug-10ep-x-t2": ({"finetune": 1, "epochs": 10, "text_finetune": 2}, AUG_X),
+    "ft1-aug-10ep-x-t2-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 1e-4}, AUG_X),
+    "ft1-aug-10ep-x-t2-lr3e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 3e-4}, AUG_X),
+    "ft1-aug-10ep-x-t6-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 6, "text_finetune_lr": 1e-4}, AUG_X),
+    # -q: querybank normalisation by the distinct training captions, beta 10 (rsir.text.querybank)
+    "ft1-aug-10ep-x-q": ({"finetune": 1, "epochs": 10}, AUG),
+    "frozen-x-q": ({"finetune": 0}, {}),
+    "control-shuffled-train-x-q": ({"finetune": 0}, {"control": "shuffle-images"}),
 }
 # test-time controls of each trained run (rsir text eval --control): near chance for a model that reads both
 EVAL_CONTROLS = ("shuffle-images", "constant-text")
@@ -95,6 +100,7 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
     """(test scores, similarity [M, N], caption->image, captions) of one trained variant and seed."""
     from rsir.text.expansion import expand_gallery, expansion_of
     from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, split_features_for, text_config, train
+    from rsir.text.querybank import offsets_for
 
     settings, extra = VARIANTS[name]
     out = args.work / name / f"seed{seed}"
@@ -105,6 +111,7 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
     feats = split_features_for(enc, args.captions, args.images, "test", None, progress=False)
     image_emb, text_emb = embed(model, feats)
     gallery = expand_gallery(image_emb, expansion_of(manifest))  # text queries' gallery (rsir.text.expansion)
+    offsets = offsets_for(out, manifest, gallery)  # querybank normalisation (rsir.text.querybank), or None
     scores = evaluate_checkpoint(out, args.captions, args.images, "test", progress=False)
     scores["train_seconds"] = summary["train_seconds"]
     scores["best_epoch"] = summary["best_epoch"]
@@ -116,7 +123,8 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
             )
             for c in EVAL_CONTROLS
         }
-    sims = (text_emb @ image_emb.T, text_emb @ gallery.T)  # (image queries', text queries') similarities
+    t2i = text_emb @ gallery.T if offsets is None else text_emb @ gallery.T - offsets[None, :]
+    sims = (text_emb @ image_emb.T, t2i)  # (image queries', text queries') similarities
     return scores, sims, np.asarray(feats.caption_pair), feats.captions
 
 

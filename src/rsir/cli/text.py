@@ -17,6 +17,7 @@ Images = Annotated[Path, typer.Option("--images", help="image folder (UCM: the U
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps")]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default $RSIR_CACHE or ~/.cache/rsir)")]
 DEFAULT_K, DEFAULT_W = 3, 0.3  # rsir.text.pipeline.DEFAULT_EXPANSION (a test keeps them equal; imports stay light)
+DEFAULT_QB = 10.0  # rsir.text.pipeline.DEFAULT_QUERYBANK.beta (likewise)
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
 
 
@@ -75,6 +76,9 @@ def train(
     expand_weight: Annotated[
         float, typer.Option(min=0.0, help="gallery expansion: weight of each neighbour")
     ] = DEFAULT_W,
+    querybank_beta: Annotated[
+        float, typer.Option(min=0.0, help="text->scene scores normalised by the training captions, beta (0: off)")
+    ] = DEFAULT_QB,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     cache_dir: CacheDir = None,
@@ -89,7 +93,7 @@ def train(
             epochs=epochs, seed=seed, dim=dim, batch_size=batch_size, lr=lr, encoder=encoder,
             text_encoder=text_encoder, patience=patience, finetune=finetune, finetune_lr=finetune_lr, device=device,
             text_finetune=text_finetune, text_finetune_lr=text_finetune_lr,
-            control=control, expand_k=expand_k, expand_weight=expand_weight,
+            control=control, expand_k=expand_k, expand_weight=expand_weight, querybank_beta=querybank_beta,
         ).report  # fmt: skip
     except _errors() as exc:
         _fail(exc)

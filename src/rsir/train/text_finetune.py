@@ -51,15 +51,26 @@ class TunedText:
         return self._forward(self.train_states[captions], self.train_mask[captions])
 
     @torch.inference_mode()
-    def encode_val(self, batch_size: int = 512) -> np.ndarray:
+    def _encode_all(self, states: torch.Tensor, mask: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        """[M, Dtext] float32 in inference mode; captions batched by length (less padding), rows in order."""
         self.layers.eval()
-        parts = [
-            self._forward(
-                self.val_states[s : s + batch_size].to(self.device), self.val_mask[s : s + batch_size].to(self.device)
-            )
-            for s in range(0, len(self.val_states), batch_size)
-        ]
-        return torch.cat(parts).float().cpu().numpy()
+        order = torch.argsort(mask.sum(1), stable=True)
+        out = torch.empty(len(states), states.shape[-1])
+        for s in range(0, len(order), batch_size):
+            rows = order[s : s + batch_size]
+            out[rows] = self._forward(states[rows].to(self.device), mask[rows].to(self.device)).float().cpu()
+        return out.numpy()
+
+    def encode_val(self) -> np.ndarray:
+        return self._encode_all(self.val_states, self.val_mask)
+
+    def encode_train(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Training captions (``rows``, default all) as the layers see them now (the querybank of
+        :mod:`rsir.text.querybank`)."""
+        if rows is None:
+            return self._encode_all(self.train_states, self.train_mask)
+        idx = torch.from_numpy(np.asarray(rows)).to(self.train_states.device)
+        return self._encode_all(self.train_states[idx], self.train_mask[idx])
 
     def val_features(self, val_feats):
         """The validation split's features with the caption vectors of the layers as they are now."""
