@@ -60,6 +60,8 @@ VARIANTS = {
     # -q: querybank normalisation by the distinct training captions, beta 10 (rsir.text.querybank)
     "ft1-aug-10ep-x-q": ({"finetune": 1, "epochs": 10}, AUG),
     "frozen-x-q": ({"finetune": 0}, {}),
+    "ft1-aug-20ep-x-q-lr5e-5": ({"finetune": 1, "epochs": 20, "finetune_lr": 5e-5}, AUG),
+    "ft1-aug-10ep-x-q-t2-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 1e-4}, AUG),
     "control-shuffled-train-x-q": ({"finetune": 0}, {"control": "shuffle-images"}),
 }
 # test-time controls of each trained run (rsir text eval --control): near chance for a model that reads both
