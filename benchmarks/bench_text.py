@@ -6,7 +6,7 @@ protocol (210 images, 1,050 caption queries; t2i hits only its own image, i2t hi
 in the top k; mR = mean of the six) plus duplicate-aware t2i, and prints a table (mean +- std over seeds;
 ``ensemble`` = the seeds' similarity matrices averaged). Re-running reuses finished runs.
 
-    .venv/bin/python benchmarks/bench_text.py                       # frozen + fine-tuned tail, 3 seeds
+    .venv/bin/python benchmarks/bench_text.py                       # frozen + the default (fine-tuned tail), 3 seeds
     .venv/bin/python benchmarks/bench_text.py --controls --ensemble # + controls, the six-model ensemble
     .venv/bin/python benchmarks/bench_text.py --variants frozen --seeds 0 --json
     .venv/bin/python benchmarks/bench_text.py --latency             # + text search latency at the service
@@ -84,7 +84,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--images", type=Path, default=shared / "ucmerced")
     p.add_argument("--work", type=Path, default=cache / "bench-text", help="checkpoints")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=["frozen-x", "ft1-aug-10ep-x"], choices=sorted(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=["frozen-x-q", "ft1-aug-10ep-x-q"], choices=sorted(VARIANTS))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
     p.add_argument("--latency", action="store_true", help="also time text queries at the search service")
