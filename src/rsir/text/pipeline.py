@@ -193,7 +193,8 @@ class _Bank:
     computed by validation, reused by the best-checkpoint save that follows it."""
 
     def __init__(self, bank_text) -> None:
-        self.bank_text, self.last = bank_text, None
+        self.bank_text = bank_text
+        self.last: np.ndarray | None = None
 
     def embed(self, model: ITSRModel) -> np.ndarray:
         import torch
@@ -203,8 +204,9 @@ class _Bank:
         text = torch.from_numpy(np.ascontiguousarray(self.bank_text())).to(device)
         with torch.inference_mode():
             parts = [model.encode_text(text[s : s + 4096]).float().cpu() for s in range(0, len(text), 4096)]
-        self.last = torch.cat(parts).numpy()
-        return self.last
+        bank = torch.cat(parts).numpy()
+        self.last = bank
+        return bank
 
 
 def _validate(model: ITSRModel, feats, device: str, expansion: Expansion, querybank: QueryBank, bank: _Bank) -> dict:
