@@ -114,3 +114,15 @@ def test_text_finetune_is_refused_where_it_would_do_nothing(tmp_path):
 
     with pytest.raises(ValueError, match="text-finetune"):
         train(tmp_path / "none", tmp_path / "out", ITSRTrainConfig(text_finetune=2), progress=False)
+
+
+def test_cli_refuses_more_text_layers_than_the_encoder_has(tiny_captions, tmp_path):
+    from typer.testing import CliRunner
+
+    from rsir.cli.main import app
+
+    captions, images = tiny_captions
+    args = ["text", "train", str(captions), "--images", str(images), "--out", str(tmp_path / "x")]
+    result = CliRunner().invoke(app, [*args, "--text-finetune", "7", "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "1..6 layers" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "c").exists()  # refused before any feature was computed

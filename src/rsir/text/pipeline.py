@@ -94,6 +94,8 @@ def train(
     archive = open_scene_captions(captions, images)
     cache_dir = Path(cache_dir) if cache_dir else default_cache()
     enc = Encoders(config.encoder, config.text_encoder, config.device)
+    if config.text_finetune:
+        enc.text.check_top(config.text_finetune)  # before minutes of image features
     feats = {
         s: scene_split_features(archive, s, enc, cache_dir, progress, images=not config.finetune)
         for s in ("train", "val")
