@@ -6,7 +6,7 @@ protocol (210 images, 1,050 caption queries; t2i hits only its own image, i2t hi
 in the top k; mR = mean of the six) plus duplicate-aware t2i, and prints a table (mean +- std over seeds;
 ``ensemble`` = the seeds' similarity matrices averaged). Re-running reuses finished runs.
 
-    .venv/bin/python benchmarks/bench_text.py                       # frozen + fine-tuned tail, 3 seeds
+    .venv/bin/python benchmarks/bench_text.py                       # frozen + the default (fine-tuned tail), 3 seeds
     .venv/bin/python benchmarks/bench_text.py --controls --ensemble # + controls, the six-model ensemble
     .venv/bin/python benchmarks/bench_text.py --variants frozen --seeds 0 --json
     .venv/bin/python benchmarks/bench_text.py --latency             # + text search latency at the service
@@ -24,11 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from rsir.text.expansion import OFF
+from rsir.text.querybank import OFF as QB_OFF
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("r@1", "r@5", "r@10")
 AUG = {"augment": True}
-NOX = {"expansion": OFF}  # rows published before gallery expansion became the default
+NOQ = {"querybank": QB_OFF}  # rows published before querybank normalisation became the default
+NOX = {"expansion": OFF, **NOQ}  # rows published before gallery expansion became the default
+AUG_X = {**AUG, **NOQ}
 # name -> (rsir text train settings, other arguments of rsir.text.pipeline.train)
 VARIANTS = {
     "frozen": ({"finetune": 0}, NOX),
@@ -43,12 +46,23 @@ VARIANTS = {
     "frozen-60ep-lr1e-3": ({"finetune": 0, "epochs": 60, "lr": 1e-3}, NOX),
     # control: the frozen-60ep training on a derangement of the train images (must score near chance)
     "control-shuffled-train": ({"finetune": 0, "epochs": 60}, {"control": "shuffle-images", **NOX}),
-    # `rsir text train`'s defaults: frozen, 30 epochs, gallery expansion k=3, weight 0.3
-    "frozen-x": ({"finetune": 0}, {}),
-    "frozen-60ep-x": ({"finetune": 0, "epochs": 60}, {}),
-    "ft1-aug-10ep-x": ({"finetune": 1, "epochs": 10}, AUG),
-    "ft2-aug-10ep-x": ({"finetune": 2, "epochs": 10}, AUG),
-    "control-shuffled-train-x": ({"finetune": 0}, {"control": "shuffle-images"}),
+    # with gallery expansion k=3, weight 0.3 (second pass)
+    "frozen-x": ({"finetune": 0}, NOQ),
+    "frozen-60ep-x": ({"finetune": 0, "epochs": 60}, NOQ),
+    "ft1-aug-10ep-x": ({"finetune": 1, "epochs": 10}, AUG_X),
+    "ft2-aug-10ep-x": ({"finetune": 2, "epochs": 10}, AUG_X),
+    "control-shuffled-train-x": ({"finetune": 0}, {"control": "shuffle-images", **NOQ}),
+    # third pass: the text encoder's last N layers fine-tuned too (-tN, lr of those layers in the name)
+    "ft1-aug-10ep-x-t2": ({"finetune": 1, "epochs": 10, "text_finetune": 2}, AUG_X),
+    "ft1-aug-10ep-x-t2-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 1e-4}, AUG_X),
+    "ft1-aug-10ep-x-t2-lr3e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 3e-4}, AUG_X),
+    "ft1-aug-10ep-x-t6-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 6, "text_finetune_lr": 1e-4}, AUG_X),
+    # -q: querybank normalisation by the distinct training captions, beta 10 (rsir.text.querybank)
+    "ft1-aug-10ep-x-q": ({"finetune": 1, "epochs": 10}, AUG),
+    "frozen-x-q": ({"finetune": 0}, {}),
+    "ft1-aug-20ep-x-q-lr5e-5": ({"finetune": 1, "epochs": 20, "finetune_lr": 5e-5}, AUG),
+    "ft1-aug-10ep-x-q-t2-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 1e-4}, AUG),
+    "control-shuffled-train-x-q": ({"finetune": 0}, {"control": "shuffle-images"}),
 }
 # test-time controls of each trained run (rsir text eval --control): near chance for a model that reads both
 EVAL_CONTROLS = ("shuffle-images", "constant-text")
@@ -70,7 +84,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--images", type=Path, default=shared / "ucmerced")
     p.add_argument("--work", type=Path, default=cache / "bench-text", help="checkpoints")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=["frozen-x", "ft1-aug-10ep-x"], choices=sorted(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=["frozen-x-q", "ft1-aug-10ep-x-q"], choices=sorted(VARIANTS))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
     p.add_argument("--latency", action="store_true", help="also time text queries at the search service")
@@ -88,6 +102,7 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
     """(test scores, similarity [M, N], caption->image, captions) of one trained variant and seed."""
     from rsir.text.expansion import expand_gallery, expansion_of
     from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, split_features_for, text_config, train
+    from rsir.text.querybank import offsets_for
 
     settings, extra = VARIANTS[name]
     out = args.work / name / f"seed{seed}"
@@ -98,6 +113,7 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
     feats = split_features_for(enc, args.captions, args.images, "test", None, progress=False)
     image_emb, text_emb = embed(model, feats)
     gallery = expand_gallery(image_emb, expansion_of(manifest))  # text queries' gallery (rsir.text.expansion)
+    offsets = offsets_for(out, manifest, gallery)  # querybank normalisation (rsir.text.querybank), or None
     scores = evaluate_checkpoint(out, args.captions, args.images, "test", progress=False)
     scores["train_seconds"] = summary["train_seconds"]
     scores["best_epoch"] = summary["best_epoch"]
@@ -109,7 +125,8 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
             )
             for c in EVAL_CONTROLS
         }
-    sims = (text_emb @ image_emb.T, text_emb @ gallery.T)  # (image queries', text queries') similarities
+    t2i = text_emb @ gallery.T if offsets is None else text_emb @ gallery.T - offsets[None, :]
+    sims = (text_emb @ image_emb.T, t2i)  # (image queries', text queries') similarities
     return scores, sims, np.asarray(feats.caption_pair), feats.captions
 
 

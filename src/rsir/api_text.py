@@ -38,15 +38,19 @@ def train_text(
     control: str | None = None,
     expand_k: int | None = None,
     expand_weight: float | None = None,
+    querybank_beta: float | None = None,
     **config: Any,
 ) -> ItsrTrainResult:
     """Train on the train split, keeping the best epoch on val (resumable); ``config``: the fields of
     :class:`rsir.train.itsr.ITSRTrainConfig` but ``fusion`` (``epochs``, ``dim``, ``finetune``, ``device``...);
     ``augment`` turns/flips the cached trunk maps of a fine-tuned run (default: when fine-tuning); ``control``
     (``shuffle-images``) trains on deranged images, a run that must score near chance; ``expand_k`` /
-    ``expand_weight``: gallery expansion saved in the checkpoint (default k=3, weight 0.3; ``expand_k=0``: off)."""
+    ``expand_weight``: gallery expansion saved in the checkpoint (default k=3, weight 0.3; ``expand_k=0``: off);
+    ``querybank_beta``: text -> scene scores normalised by the training captions (default 10; 0: off);
+    ``text_finetune`` N: the text encoder's last N layers learn too (``text_finetune_lr``)."""
     from rsir.text.expansion import Expansion
-    from rsir.text.pipeline import DEFAULT_EXPANSION, text_config, train
+    from rsir.text.pipeline import DEFAULT_EXPANSION, DEFAULT_QUERYBANK, text_config, train
+    from rsir.text.querybank import QueryBank
     from rsir.train.itsr import ITSRTrainConfig
 
     known = {f.name for f in fields(ITSRTrainConfig)} - {"fusion"}
@@ -59,8 +63,9 @@ def train_text(
         DEFAULT_EXPANSION.k if expand_k is None else expand_k,
         DEFAULT_EXPANSION.weight if expand_weight is None else expand_weight,
     )
+    querybank = DEFAULT_QUERYBANK if querybank_beta is None else QueryBank(querybank_beta)
     s = train(captions, images, out, cfg, cache, progress=progress, restart=restart, augment=augment,
-              control=control, expansion=expansion)  # fmt: skip
+              control=control, expansion=expansion, querybank=querybank)  # fmt: skip
     val = ItsrScores.from_dict(s["val"]) if s["val"] else None
     return ItsrTrainResult(Path(out), s["best_epoch"], val, s["epochs_run"], s["train_seconds"], s["history"], s)
 

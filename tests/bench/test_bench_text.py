@@ -12,7 +12,10 @@ def test_table_lists_published_rows_and_ours(benchmark_script):
     assert len(lines) == 2 + len(bench.PUBLISHED) + 1
     assert "RemoteCLIP" in table and "| 56.36 |" in table
     assert lines[-1].startswith("| rsir frozen (2 seeds) |") and "47.00 ± 1.00" in lines[-1]
-    assert bench._args(["--seeds", "0"]).variants == ["frozen-x", "ft1-aug-10ep-x"]
+    assert bench._args(["--seeds", "0"]).variants == ["frozen-x-q", "ft1-aug-10ep-x-q"]
+    # the default's row trains with `rsir text train`'s defaults; rows published before keep their settings
+    assert bench.VARIANTS["ft1-aug-10ep-x-q"] == ({"finetune": 1, "epochs": 10}, {"augment": True})
+    assert not bench.VARIANTS["ft1-aug-10ep-x"][1]["querybank"].active
 
 
 def test_ensemble_rows_and_zscore(benchmark_script):

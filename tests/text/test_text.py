@@ -125,7 +125,7 @@ def test_text_search_ranks_scenes_like_a_full_sort(tiny_index, tiny_model):
 
     search = SceneTextSearch(SearchIndex(tiny_index), tiny_model)
     q = search.text_vector("many airplanes are parked at the airport")
-    scores = search.image_emb @ q
+    scores = search.scores(q)  # cosine less the querybank offsets (tests/text/test_text_querybank.py)
     full = sorted(range(len(scores)), key=lambda r: (-scores[r], r))
     total, page = search.ranked(q, 3, 5)
     assert total == 32 and [r for r, _ in page] == full[3:8]
@@ -146,3 +146,19 @@ def test_text_search_ranks_scenes_like_a_full_sort(tiny_index, tiny_model):
     assert [h.id for h in hits] == [search.index.manifest.ids[r] for r in full if keep[r]][1:4]
     with pytest.raises(ValueError, match="blank"):
         search.text_vector("   ")
+
+
+def test_ranked_pages_break_ties_by_row_across_the_page_boundary():
+    """Equal scores straddling the last rank of a page: the lower row comes first, as the full sort says."""
+    from rsir.text.search import SceneTextSearch
+
+    rng = np.random.default_rng(0)
+    search = SceneTextSearch.__new__(SceneTextSearch)  # only the ranking: no model, no index
+    search.offsets = None
+    for _ in range(50):
+        levels = rng.integers(0, 4, size=40).astype(np.float32)  # many exact ties
+        search.image_emb = levels[:, None]
+        full = sorted(range(40), key=lambda r: (-levels[r], r))
+        for offset, k in ((0, 5), (3, 7), (10, 1)):
+            _, page = search.ranked(np.ones(1, dtype=np.float32), offset, k)
+            assert [r for r, _ in page] == full[offset : offset + k]

@@ -22,6 +22,7 @@ def test_eval_controls_against_a_naive_reference(tiny_captions, tiny_model):
     from rsir.text.controls import derangement
     from rsir.text.expansion import expand_gallery, expansion_of
     from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, scene_scores, split_features_for
+    from rsir.text.querybank import offsets_for
 
     captions, images = tiny_captions
     model, manifest, enc = open_model(tiny_model)
@@ -29,7 +30,8 @@ def test_eval_controls_against_a_naive_reference(tiny_captions, tiny_model):
     image_emb, text_emb = embed(model, feats)
     perm = derangement(len(feats.pairs), seed=3)
     gallery = expand_gallery(image_emb[perm], expansion_of(manifest))  # the model's expansion, after the move
-    naive = scene_scores(image_emb[perm], text_emb, feats.caption_pair, feats.captions, gallery)
+    offsets = offsets_for(tiny_model, manifest, gallery)  # the querybank's offsets follow the moved images
+    naive = scene_scores(image_emb[perm], text_emb, feats.caption_pair, feats.captions, gallery, offsets)
     got = evaluate_checkpoint(
         tiny_model, captions, images, "test", progress=False, control="shuffle-images", control_seed=3
     )

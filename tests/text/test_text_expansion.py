@@ -52,6 +52,7 @@ def test_expansion_is_saved_and_applied_by_eval(tiny_captions, tmp_path):
         text_config,
         train,
     )
+    from rsir.text.querybank import OFF as QB_OFF
 
     captions, images = tiny_captions
     out = tmp_path / "x"
@@ -62,6 +63,7 @@ def test_expansion_is_saved_and_applied_by_eval(tiny_captions, tmp_path):
         text_config(epochs=1, batch_size=8, finetune=0),
         progress=False,
         expansion=Expansion(2, 0.5),
+        querybank=QB_OFF,  # the expansion alone (tests/text/test_text_querybank.py covers the two together)
     )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["gallery_expansion"] == {"k": 2, "weight": 0.5}
@@ -76,7 +78,8 @@ def test_expansion_is_saved_and_applied_by_eval(tiny_captions, tmp_path):
     assert got["t2i_dup_aware"] == pytest.approx(expanded["t2i_dup_aware"])
     assert not np.allclose(expand_gallery(image_emb, Expansion(2, 0.5)), image_emb)
     with pytest.raises(ValueError, match="gallery_expansion"):  # a run continues only with its own expansion
-        train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=0), progress=False, expansion=OFF)
+        train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=0), progress=False, expansion=OFF,
+              querybank=QB_OFF)  # fmt: skip
 
 
 def test_defaults_fine_tune_the_last_block_with_turns(tiny_captions, tmp_path):

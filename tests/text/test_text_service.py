@@ -37,7 +37,7 @@ def test_text_queries_find_scenes_with_the_grid_of_image_queries(text_app):
     hit = body["hits"][0]
     assert hit["kind"] == "scene" and hit["rank"] == 3 and hit["thumbnails"][0].startswith("/api/thumbnails/scene")
     search = app.state.service.scene_text
-    scores = search.image_emb @ search.text_vector(q)
+    scores = search.scores(search.text_vector(q))
     ids = app.state.service.scenes.manifest.ids
     expected = [ids[r] for r in sorted(range(len(scores)), key=lambda r: (-scores[r], r))[2:7]]
     assert [h["id"] for h in body["hits"]] == expected

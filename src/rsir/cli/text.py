@@ -17,6 +17,7 @@ Images = Annotated[Path, typer.Option("--images", help="image folder (UCM: the U
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps")]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default $RSIR_CACHE or ~/.cache/rsir)")]
 DEFAULT_K, DEFAULT_W = 3, 0.3  # rsir.text.pipeline.DEFAULT_EXPANSION (a test keeps them equal; imports stay light)
+DEFAULT_QB = 10.0  # rsir.text.pipeline.DEFAULT_QUERYBANK.beta (likewise)
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
 
 
@@ -57,6 +58,10 @@ def train(
     text_encoder: Annotated[str, typer.Option(help="HF text model, or the offline default")] = "all-minilm-l6-v2",
     finetune: Annotated[int, typer.Option(min=0, help="also train the image encoder's last N blocks (0: frozen)")] = 1,
     finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
+    text_finetune: Annotated[
+        int, typer.Option(min=0, help="also train the text encoder's last N transformer layers (0: frozen)")
+    ] = 0,
+    text_finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned text layers")] = 2e-5,
     augment: Annotated[
         bool | None,
         typer.Option("--augment/--no-augment", help="turn/flip cached trunk maps (default: when fine-tuning)"),
@@ -71,6 +76,9 @@ def train(
     expand_weight: Annotated[
         float, typer.Option(min=0.0, help="gallery expansion: weight of each neighbour")
     ] = DEFAULT_W,
+    querybank_beta: Annotated[
+        float, typer.Option(min=0.0, help="text->scene scores normalised by the training captions, beta (0: off)")
+    ] = DEFAULT_QB,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     cache_dir: CacheDir = None,
@@ -84,7 +92,8 @@ def train(
             captions, images, out, cache_dir=cache_dir, augment=augment, restart=restart, progress=not json_out,
             epochs=epochs, seed=seed, dim=dim, batch_size=batch_size, lr=lr, encoder=encoder,
             text_encoder=text_encoder, patience=patience, finetune=finetune, finetune_lr=finetune_lr, device=device,
-            control=control, expand_k=expand_k, expand_weight=expand_weight,
+            text_finetune=text_finetune, text_finetune_lr=text_finetune_lr,
+            control=control, expand_k=expand_k, expand_weight=expand_weight, querybank_beta=querybank_beta,
         ).report  # fmt: skip
     except _errors() as exc:
         _fail(exc)

@@ -143,7 +143,8 @@ def trunk_features(
 
 def text_features(captions: list[str], encoders, cache_dir: Path, split: str, progress: bool = True) -> np.ndarray:
     """float32 [M, Dtext] caption embeddings, cached; the text model is only loaded on a cache miss."""
-    folder = Path(cache_dir) / "itsr" / f"text-{encoders.text_name.replace('/', '_')}-{encoders.text_hash}"
+    # fine-tuned text layers get their own key
+    folder = Path(cache_dir) / "itsr" / f"text-{encoders.text_name.replace('/', '_')}-{encoders.text_cache_key}"
     path = folder / f"{split}-{digest(captions)}.npy"
     if path.is_file():
         return np.load(path)

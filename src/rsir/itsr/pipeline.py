@@ -30,6 +30,13 @@ def _text_encoder(name: str, device: str):
 
 
 @cache
+def _tuned_text_encoder(name: str, weights: Path, device: str, stamp: int):
+    """The text encoder with a checkpoint's fine-tuned top layers; ``stamp``: as for the image encoder."""
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    return _text_encoder(name, device).with_top_layers(state).to(device)
+
+
+@cache
 def _finetuned_encoder(name: str, weights: Path, device: str, stamp: int):
     """``stamp`` (the file's mtime) makes a rewritten weights file load anew."""
     from rsir.models.encoders import load_encoder, load_finetuned_weights
@@ -40,11 +47,18 @@ def _finetuned_encoder(name: str, weights: Path, device: str, stamp: int):
 class Encoders:
     """The two pretrained encoders, loaded lazily and once per process (MiniLM takes seconds).
 
-    ``image_weights``: fine-tuned image-encoder weights (a checkpoint's ``encoder.pt``) to use instead.
+    ``image_weights``: fine-tuned image-encoder weights (a checkpoint's ``encoder.pt``) to use instead;
+    ``text_weights``: the text encoder's fine-tuned top layers (a checkpoint's ``text_encoder.pt``).
     """
 
     def __init__(
-        self, image: str, text: str, device: str = "cpu", image_weights: Path | None = None, runtime: str = "auto"
+        self,
+        image: str,
+        text: str,
+        device: str = "cpu",
+        image_weights: Path | None = None,
+        runtime: str = "auto",
+        text_weights: Path | None = None,
     ) -> None:
         from rsir.models.runtime import RUNTIMES
 
@@ -52,6 +66,7 @@ class Encoders:
             raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
         self.image_name, self.text_name, self.device, self.runtime = image, text, device, runtime
         self.image_weights = Path(image_weights).resolve() if image_weights else None
+        self.text_weights = Path(text_weights).resolve() if text_weights else None
 
     @property
     def image(self):
@@ -70,7 +85,19 @@ class Encoders:
 
     @property
     def text(self):
+        if self.text_weights is not None:
+            stamp = self.text_weights.stat().st_mtime_ns
+            return _tuned_text_encoder(self.text_name, self.text_weights, self.device, stamp)
         return _text_encoder(self.text_name, self.device)
+
+    @property
+    def text_cache_key(self) -> str:
+        """What caption features are cached under: the pretrained weights' hash, plus the tuned layers' digest."""
+        if self.text_weights is None:
+            return self.text_hash
+        import hashlib
+
+        return f"{self.text_hash}-tuned{hashlib.sha256(self.text_weights.read_bytes()).hexdigest()[:12]}"
 
     @property
     def text_hash(self) -> str:
@@ -99,6 +126,8 @@ def train(
     restart: bool = False,
 ) -> dict:
     """Train a text-ITSR model on DATASET's train split, selecting the best epoch on val."""
+    if config.text_finetune:
+        raise ValueError("--text-finetune is for `rsir text train` (single-date scenes) only")
     archive = open_change_captions(dataset)
     cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(out).resolve().parent)
     enc = Encoders(config.encoder, config.text_encoder, config.device, runtime=config.runtime)
@@ -180,10 +209,14 @@ def _tuned_tail(archive: ChangeCaptionArchive, enc: Encoders, config: ITSRTrainC
 
 
 def _checked_encoders(
-    manifest: dict, device: str, image_weights: Path | None = None, runtime: str = "auto"
+    manifest: dict,
+    device: str,
+    image_weights: Path | None = None,
+    runtime: str = "auto",
+    text_weights: Path | None = None,
 ) -> Encoders:
     cfg = manifest["config"]
-    enc = Encoders(cfg["encoder"], cfg["text_encoder"], device, image_weights, runtime)
+    enc = Encoders(cfg["encoder"], cfg["text_encoder"], device, image_weights, runtime, text_weights)
     for what, have, want in (
         ("image", enc.pretrained_image_hash, cfg["encoder_hash"]),
         ("text", enc.text_hash, cfg["text_hash"]),

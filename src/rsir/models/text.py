@@ -75,6 +75,20 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
 
 
+TEXT_WEIGHTS = "text_encoder.pt"  # a checkpoint's fine-tuned top layers of its text encoder
+
+
+def run_layers(layers: nn.ModuleList, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Transformer layers over hidden states [B, T, D] (padding masked out of attention), mean-pooled: [B, D].
+
+    ``TextEncoder.forward`` equals ``run_layers(top layers, lower_states(...))``: what fine-tuning the top
+    layers over cached lower states relies on (a test holds them equal)."""
+    additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+    for layer in layers:
+        hidden = layer(hidden, additive)
+    return mean_pool(hidden, mask)
+
+
 class TextEncoder(nn.Module):
     """``encode(list[str]) -> [N, D]`` (not normalised) and ``forward(batch)`` for fine-tuning."""
 
@@ -123,6 +137,45 @@ class TextEncoder(nn.Module):
         out = self.model(**batch)
         return mean_pool(out.last_hidden_state, batch["attention_mask"])
 
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The transformer's layers (BERT-style models: MiniLM, BERT, RoBERTa...); the split of fine-tuning."""
+        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
+        if not isinstance(layers, nn.ModuleList):
+            raise ValueError(f"text fine-tuning needs a BERT-style encoder (encoder.layer); {self.name!r} is not")
+        return layers
+
+    def check_top(self, n_top: int) -> None:
+        if not 1 <= n_top <= len(self.layers):
+            raise ValueError(f"--text-finetune takes 1..{len(self.layers)} layers of {self.name!r}, got {n_top}")
+
+    @torch.inference_mode()
+    def lower_states(
+        self, texts: Sequence[str], n_top: int, batch_size: int = 256
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hidden [M, T, D] float32 entering the last ``n_top`` layers, attention mask [M, T]) of ``texts``,
+        padded to the longest of them: the frozen part of a fine-tuned text encoder, computed once."""
+        self.check_top(n_top)
+        self.eval()
+        device = next(self.model.parameters()).device
+        tok = self.tokenize(texts)
+        at = len(self.layers) - n_top
+        parts = []
+        for s in range(0, len(texts), batch_size):
+            batch = {k: v[s : s + batch_size].to(device) for k, v in tok.items()}
+            parts.append(self.model(**batch, output_hidden_states=True).hidden_states[at].float().cpu())
+        return torch.cat(parts), tok["attention_mask"]
+
+    def with_top_layers(self, state: dict) -> TextEncoder:
+        """A copy of this encoder whose last layers carry fine-tuned weights (``state``: ``top_layers_state``)."""
+        import copy
+
+        tuned = copy.deepcopy(self)
+        n_top = int(state["n_top"])
+        tuned.check_top(n_top)
+        tuned.layers[len(tuned.layers) - n_top :].load_state_dict(state["layers"])
+        return tuned.eval()
+
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 128, progress: bool = False) -> torch.Tensor:
         from tqdm.auto import tqdm
@@ -135,6 +188,11 @@ class TextEncoder(nn.Module):
             batch = {k: v.to(device) for k, v in self.tokenize(texts[start : start + batch_size]).items()}
             parts.append(self(batch).float().cpu())
         return torch.cat(parts) if parts else torch.zeros(0, self.dim)
+
+
+def top_layers_state(layers: nn.ModuleList) -> dict:
+    """What a checkpoint keeps of a fine-tuned text encoder: its top layers (``TextEncoder.with_top_layers``)."""
+    return {"n_top": len(layers), "layers": {k: v.detach().cpu() for k, v in layers.state_dict().items()}}
 
 
 def load_text_encoder(name: str = DEFAULT_TEXT_ENCODER, device: str | torch.device = "cpu") -> nn.Module:

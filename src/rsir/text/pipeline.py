@@ -26,10 +26,13 @@ from rsir.metrics.retrieval import mean_recall, recall_at_k
 from rsir.text.controls import TRAIN_CONTROLS, apply_control, check_control
 from rsir.text.expansion import OFF, Expansion, expand_gallery, expansion_of
 from rsir.text.features import scene_split_features, scene_trunk_maps
+from rsir.text.querybank import OFF as QB_OFF
+from rsir.text.querybank import QueryBank, distinct_rows, gallery_offsets, offsets_for, save_bank
 from rsir.train.itsr import ITSRTrainConfig, train_itsr
 
 FUSION = "after"  # one date: the fusion that reads the (only) image
 DEFAULT_EXPANSION = Expansion(k=3, weight=0.3)  # chosen on UCM-Captions val (docs/benchmarks.md)
+DEFAULT_QUERYBANK = QueryBank(beta=10.0)  # chosen on UCM-Captions val (docs/benchmarks.md)
 DEFAULT_FINETUNE, FINETUNE_EPOCHS, FROZEN_EPOCHS = 1, 10, 30  # rsir text train's defaults (text_config)
 
 
@@ -61,12 +64,14 @@ def train(
     augment: bool | None = None,
     control: str | None = None,
     expansion: Expansion = DEFAULT_EXPANSION,
+    querybank: QueryBank = DEFAULT_QUERYBANK,
 ) -> dict:
     """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps
     (default: on when fine-tuning).
 
     ``expansion``: the gallery-side neighbour expansion (:mod:`rsir.text.expansion`) saved with the model;
-    validation (best epoch), `rsir text eval` and text search all score with it.
+    validation (best epoch), `rsir text eval` and text search all score with it; ``querybank`` likewise, the
+    text -> scene normalisation by the training captions (:mod:`rsir.text.querybank`).
 
     ``control="shuffle-images"`` trains on a seeded derangement of the train images (val stays true): the
     image-ignoring control of :mod:`rsir.text.controls`, which must score near chance.
@@ -79,11 +84,18 @@ def train(
     check_control(control, TRAIN_CONTROLS)
     if control and config.finetune:
         raise ValueError(f"the {control} control trains on frozen features: use --finetune 0")
-    settings = {"augment": bool(augment), "control": control, "gallery_expansion": expansion.to_dict()}
+    settings = {
+        "augment": bool(augment),
+        "control": control,
+        "gallery_expansion": expansion.to_dict(),
+        "querybank": querybank.to_dict(),
+    }
     _check_resume_extras(Path(out), settings, restart)
     archive = open_scene_captions(captions, images)
     cache_dir = Path(cache_dir) if cache_dir else default_cache()
     enc = Encoders(config.encoder, config.text_encoder, config.device)
+    if config.text_finetune:
+        enc.text.check_top(config.text_finetune)  # before minutes of image features
     feats = {
         s: scene_split_features(archive, s, enc, cache_dir, progress, images=not config.finetune)
         for s in ("train", "val")
@@ -96,6 +108,11 @@ def train(
         assert train_f.globals_ is not None  # frozen: the split's image globals were computed
         image_dim = token_dim = train_f.globals_.shape[-1]
         n_tokens = 1
+    texts = _tuned_text(enc, feats, config) if config.text_finetune else None
+    # the querybank: the distinct training captions as the text side sees them now (rsir.text.querybank)
+    rows = distinct_rows(feats["train"].captions)
+    bank_text = partial(texts.encode_train, rows) if texts is not None else (lambda: feats["train"].text[rows])
+    bank = _Bank(bank_text)
     model = new_model(config, enc, (image_dim, token_dim, n_tokens), train_f.text.shape[-1], fusion=FUSION)
     extra = {
         "dataset": {
@@ -106,11 +123,13 @@ def train(
             "val_images": len(feats["val"].pairs),
         },
         "finetuned_blocks": config.finetune,
+        "finetuned_text_layers": config.text_finetune,
         **settings,
     }
     return train_itsr(
-        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail,
-        evaluate=partial(_validate, expansion=expansion), save_best=save_best_checkpoint,
+        model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail, texts=texts,
+        evaluate=partial(_validate, expansion=expansion, querybank=querybank, bank=bank),
+        save_best=partial(_save_best, querybank=querybank, bank=bank),
     )  # fmt: skip
 
 
@@ -123,7 +142,7 @@ def _check_resume_extras(out: Path, settings: dict, restart: bool) -> None:
     if restart or not (out / "last.pt").is_file() or not manifest.is_file():
         return
     saved = json.loads(manifest.read_text())
-    defaults = {"augment": False, "gallery_expansion": OFF.to_dict()}  # runs saved before these settings
+    defaults = {"augment": False, "gallery_expansion": OFF.to_dict(), "querybank": QB_OFF.to_dict()}  # older runs
     for key, now in settings.items():
         before = saved.get(key, defaults.get(key))
         if before != now:
@@ -143,22 +162,68 @@ def _scene_tail(archive, config: ITSRTrainConfig, cache_dir: Path, progress: boo
     return SceneTail(encoder, config.finetune, maps["train"], maps["val"], config.device, augment, config.seed)
 
 
+def _tuned_text(enc: Encoders, feats: dict, config: ITSRTrainConfig):
+    """The text encoder's top layers, learning over the cached lower layers' states of the train/val captions."""
+    from rsir.train.text_finetune import TunedText
+
+    return TunedText(enc.text, config.text_finetune, feats["train"].captions, feats["val"].captions, config.device)
+
+
 def open_model(ckpt: str | Path, device: str = "cpu") -> tuple[ITSRModel, dict, Encoders]:
-    """(model, manifest, encoders) of a checkpoint; a fine-tuned image encoder is loaded from ``encoder.pt``."""
+    """(model, manifest, encoders) of a checkpoint; a fine-tuned image encoder is loaded from ``encoder.pt``,
+    fine-tuned text layers from ``text_encoder.pt`` (every text query then goes through them)."""
     from rsir.models.heads import ENCODER_WEIGHTS
+    from rsir.models.text import TEXT_WEIGHTS
 
     model, manifest = load_checkpoint(ckpt, device)
     if manifest["config"]["fusion"] != FUSION:
         raise ValueError(f"{ckpt} is a bitemporal text-ITSR model ({manifest['config']['fusion']}): use `rsir itsr`")
-    tuned = Path(ckpt) / ENCODER_WEIGHTS
-    return model, manifest, _checked_encoders(manifest, device, tuned if tuned.is_file() else None)
+    tuned, text = Path(ckpt) / ENCODER_WEIGHTS, Path(ckpt) / TEXT_WEIGHTS
+    if manifest.get("finetuned_text_layers") and not text.is_file():
+        raise FileNotFoundError(f"{ckpt} was trained with fine-tuned text layers but has no {TEXT_WEIGHTS}")
+    return (
+        model,
+        manifest,
+        _checked_encoders(
+            manifest, device, tuned if tuned.is_file() else None, text_weights=text if text.is_file() else None
+        ),
+    )
 
 
-def _validate(model: ITSRModel, feats, device: str, expansion: Expansion) -> dict:
-    """Training's validation: the split's scores as `rsir text eval` computes them (expansion included)."""
+class _Bank:
+    """The training captions in the shared space as the model is now (the querybank of :mod:`rsir.text.querybank`):
+    computed by validation, reused by the best-checkpoint save that follows it."""
+
+    def __init__(self, bank_text) -> None:
+        self.bank_text = bank_text
+        self.last: np.ndarray | None = None
+
+    def embed(self, model: ITSRModel) -> np.ndarray:
+        import torch
+
+        model.eval()
+        device = next(model.parameters()).device
+        text = torch.from_numpy(np.ascontiguousarray(self.bank_text())).to(device)
+        with torch.inference_mode():
+            parts = [model.encode_text(text[s : s + 4096]).float().cpu() for s in range(0, len(text), 4096)]
+        bank = torch.cat(parts).numpy()
+        self.last = bank
+        return bank
+
+
+def _validate(model: ITSRModel, feats, device: str, expansion: Expansion, querybank: QueryBank, bank: _Bank) -> dict:
+    """Training's validation: the split's scores as `rsir text eval` computes them (expansion and querybank
+    normalisation included)."""
     image_emb, text_emb = embed(model, feats, device)
     gallery = expand_gallery(image_emb, expansion)
-    return scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery)
+    offsets = gallery_offsets(bank.embed(model), gallery, querybank.beta) if querybank.active else None
+    return scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery, offsets)
+
+
+def _save_best(out: Path, model: ITSRModel, epoch: int, val: dict, extra: dict, querybank: QueryBank, bank: _Bank):
+    if querybank.active:  # before the manifest: a checkpoint with a manifest is complete
+        save_bank(out, bank.last if bank.last is not None else bank.embed(model))  # validation's, just computed
+    save_best_checkpoint(out, model, epoch, val, extra)
 
 
 def scene_scores(
@@ -167,13 +232,17 @@ def scene_scores(
     caption_image: np.ndarray,
     captions: list[str],
     gallery_emb: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
 ) -> dict:
     """{"t2i", "i2t", "mR", "gallery_size", "queries", "t2i_dup_aware"}: the published protocol + dup-aware t2i.
 
     ``gallery_emb``: the images as a text query's gallery sees them (expanded, :mod:`rsir.text.expansion`);
-    image queries (i2t) always use ``image_emb`` itself. Default: ``image_emb`` for both.
+    image queries (i2t) always use ``image_emb`` itself. Default: ``image_emb`` for both. ``offsets`` [N]:
+    subtracted from every text query's scores (querybank normalisation, :mod:`rsir.text.querybank`).
     """
     t2i_sim = None if gallery_emb is None else text_emb @ gallery_emb.T
+    if offsets is not None:
+        t2i_sim = (text_emb @ image_emb.T if t2i_sim is None else t2i_sim) - offsets[None, :]
     return similarity_scores(text_emb @ image_emb.T, caption_image, captions, t2i_sim)
 
 
@@ -230,5 +299,6 @@ def evaluate_checkpoint(
     feats = split_features_for(enc, captions, images, split, cache_dir, progress)
     image_emb, text_emb = embed(model, apply_control(feats, control, control_seed), device)
     gallery = expand_gallery(image_emb, expansion_of(manifest))  # text queries' gallery; image queries stay
-    scores = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery)
+    offsets = offsets_for(ckpt, manifest, gallery)
+    scores = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery, offsets)
     return {**scores, "control": control} if control else scores

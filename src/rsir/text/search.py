@@ -5,8 +5,9 @@ they are what the checkpoint's image side reads (same encoder and weights, no me
 fusion starts with a LayerNorm, so their L2 normalisation changes the result only through its epsilon:
 ~1e-4 per coordinate, no re-ranking in practice), else by encoding the
 index's files with the checkpoint's (possibly fine-tuned) encoder, cached like every other feature, then
-expanded over the whole index as the checkpoint says (:mod:`rsir.text.expansion`). A query
-then costs one text-encoder forward and one [N, d] product.
+expanded over the whole index as the checkpoint says (:mod:`rsir.text.expansion`), with the checkpoint's
+querybank offsets (:mod:`rsir.text.querybank`). A query then costs one text-encoder forward and one [N, d]
+product.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rsir.data.changecap import ChangePair
 from rsir.text.expansion import expand_gallery, expansion_of
 from rsir.text.features import scene_globals
 from rsir.text.pipeline import default_cache, open_model
+from rsir.text.querybank import offsets_for
 
 
 def index_globals(index, manifest: dict, enc, cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
@@ -50,6 +52,8 @@ class SceneTextSearch:
             ]
         # [N, d], L2-normalised; the checkpoint's gallery expansion over the whole index, once
         self.image_emb = expand_gallery(torch.cat(parts).numpy(), expansion_of(self.manifest))
+        # [N] or None: the checkpoint's querybank normalisation, one offset per scene (rsir.text.querybank)
+        self.offsets = offsets_for(ckpt, self.manifest, self.image_emb)
         self._lock = threading.Lock()  # one text forward at a time: torch already uses every core
 
     def __len__(self) -> int:
@@ -63,17 +67,24 @@ class SceneTextSearch:
             t = self.enc.text.encode([text]).to(self.device)
             return self.model.encode_text(t).float().cpu().numpy()[0]
 
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """[N] scores of every scene for a query vector: cosine, less the querybank offsets when the model has them."""
+        scores = self.image_emb @ query
+        return scores if self.offsets is None else scores - self.offsets
+
     def ranked(
         self, query: np.ndarray, offset: int, k: int, mask: np.ndarray | None = None
     ) -> tuple[int, list[tuple[int, float]]]:
         """(rows passing ``mask``, [(row, score)] of ranks offset+1 .. offset+k), ties by row."""
-        scores = self.image_emb @ query
+        scores = self.scores(query)
         rows = np.arange(len(scores)) if mask is None else np.flatnonzero(mask)
         need = min(len(rows), offset + k)
         if need <= 0:
             return len(rows), []
         s = scores[rows]
-        top = np.argpartition(-s, need - 1)[:need] if need < len(rows) else np.arange(len(rows))
+        top = np.arange(len(rows))
+        if need < len(rows):  # the need best, and every row tied with the last of them (ties go by row)
+            top = np.flatnonzero(s >= s[np.argpartition(-s, need - 1)[need - 1]])
         top = top[np.lexsort((rows[top], -s[top]))]  # score desc, then row asc: a stable order
         return len(rows), [(int(rows[i]), float(s[i])) for i in top[offset : offset + k]]
 

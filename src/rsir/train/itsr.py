@@ -52,6 +52,8 @@ class ITSRTrainConfig(Optimisation):
     patience: int | None = None  # stop after this many epochs without a better val mR
     finetune: int = 0  # train the image encoder's last N blocks too (0 = frozen encoders, cached features)
     finetune_lr: float = 1e-4
+    text_finetune: int = 0  # train the text encoder's last N layers too (0 = frozen, cached caption features)
+    text_finetune_lr: float = 2e-5
     device: str = "cpu"
     token_stage: int = 0  # tokens from the map after all but the encoder's last N blocks (0: final tokens)
     runtime: str = "auto"  # frozen image passes (features, trunk maps): auto, onnx or torch (rsir.models.runtime)
@@ -129,6 +131,19 @@ class ImageInputs(Protocol):
     def save(self, out: Path) -> None: ...
 
 
+class TextInputs(Protocol):
+    """Where a training step's text side comes from (cached caption features, or learning top layers)."""
+
+    trainable: torch.nn.Module | None
+
+    def param_groups(self, config: ITSRTrainConfig) -> list[dict]: ...
+    def batch(self, captions: torch.Tensor) -> torch.Tensor: ...
+    def val_features(self, val_feats): ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+    def save(self, out: Path) -> None: ...
+
+
 class FrozenImages:
     """Image inputs from the frozen encoder's cached features (the default)."""
 
@@ -162,27 +177,30 @@ class FrozenImages:
 class _Step(torch.nn.Module):
     """One forward pass of a batch as a module (model + trainable image tail), so DDP can wrap it."""
 
-    def __init__(self, model, images) -> None:
+    def __init__(self, model, images, texts) -> None:
         super().__init__()
-        self.model, self.images = model, images
-        self.trainable = images.trainable  # registered as a submodule: DDP averages its gradients too
+        self.model, self.images, self.texts = model, images, texts
+        self.trainable = images.trainable  # registered as submodules: DDP averages their gradients too
+        self.text_trainable = texts.trainable
 
-    def forward(self, pairs: torch.Tensor, text: torch.Tensor):
-        return self.model.encode_pairs(*self.images.batch(pairs)), self.model.encode_text(text), self.model.scale()
+    def forward(self, pairs: torch.Tensor, captions: torch.Tensor):
+        img = self.model.encode_pairs(*self.images.batch(pairs))
+        return img, self.model.encode_text(self.texts.batch(captions)), self.model.scale()
 
 
 class _Trainer:
-    def __init__(self, model, train_feats, images, config: ITSRTrainConfig, manifest_extra: dict):
-        self.model, self.train, self.images = model, train_feats, images
-        self.step = distributed.wrap(_Step(model, images))
+    def __init__(self, model, train_feats, images, texts, config: ITSRTrainConfig, manifest_extra: dict):
+        self.model, self.train, self.images, self.texts = model, train_feats, images, texts
+        self.step = distributed.wrap(_Step(model, images, texts))
         self.config, self.extra = config, manifest_extra
         dev = config.device
-        self.text = torch.from_numpy(train_feats.text).to(dev)
         self.keys = torch.from_numpy(_text_keys(train_feats.captions)).to(dev)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n and "time" not in n]
         other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n and "time" not in n)]
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
-        groups = [{**g, "base_lr": config.lr} for g in groups] + images.param_groups(config)
+        groups = (
+            [{**g, "base_lr": config.lr} for g in groups] + images.param_groups(config) + texts.param_groups(config)
+        )
         self.optim = config.adamw(groups)  # each group carries its own weight decay
         self.steps_per_epoch = len(distributed.shard(self.batches(0)))
 
@@ -196,9 +214,9 @@ class _Trainer:
     def loss(self, batch: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
         """The objective's loss for :func:`rsir.train.loop.fit` (one InfoNCE step)."""
         pairs, caps = batch
-        p = torch.from_numpy(pairs).to(self.text.device)
-        c = torch.from_numpy(caps).to(self.text.device)
-        img, txt, scale = self.step(p, self.text[c])
+        p = torch.from_numpy(pairs).to(self.keys.device)
+        c = torch.from_numpy(caps).to(self.keys.device)
+        img, txt, scale = self.step(p, c)
         return info_nce(img, txt, scale, pair_ids=p, text_keys=self.keys[c])
 
 
@@ -212,6 +230,7 @@ def train_itsr(
     progress: bool = True,
     restart: bool = False,
     images: ImageInputs | None = None,
+    texts: TextInputs | None = None,
     *,
     evaluate: Callable[[Any, Any, str], dict],
     save_best: Callable[[Path, Any, int, dict, dict], None],
@@ -219,7 +238,9 @@ def train_itsr(
     """Train ``model`` in place; writes the best checkpoint to ``out`` and returns a summary.
 
     ``images`` supplies the image side (default :class:`FrozenImages`; fine-tuning passes
-    :class:`rsir.train.itsr_finetune.TunedTail`, which also saves the encoder with each best checkpoint).
+    :class:`rsir.train.itsr_finetune.TunedTail`, which also saves the encoder with each best checkpoint);
+    ``texts`` the text side (default the cached caption features; :class:`rsir.train.text_finetune.TunedText`
+    fine-tunes the text encoder's top layers and saves them with each best checkpoint).
     The ITSR workflow supplies ``evaluate(model, val_features, device) -> scores`` (with ``mR``) and
     ``save_best(out, model, epoch, val_scores, manifest_extra)``: training knows no checkpoint format.
     """
@@ -230,13 +251,18 @@ def train_itsr(
     torch.manual_seed(config.seed)
     images = images if images is not None else FrozenImages(model, train_feats, config.device)
     assert images is not None
-    trainer = _Trainer(model, train_feats, images, config, manifest_extra or {})
+    if texts is None:
+        from rsir.train.text_finetune import FrozenText
+
+        texts = FrozenText(train_feats, config.device)
+    trainer = _Trainer(model, train_feats, images, texts, config, manifest_extra or {})
     state = FitState()
     if (out / LAST).is_file() and not restart:
         saved = torch.load(out / LAST, map_location=config.device, weights_only=False)
         _check_resume(saved, config, out)
         model.load_state_dict(saved["model"])
         images.load_state_dict(saved.get("images", {}))
+        texts.load_state_dict(saved.get("texts", {}))
         trainer.optim.load_state_dict(saved["optim"])
         for group in trainer.optim.param_groups:  # runs saved before per-group base rates
             group.setdefault("base_lr", config.lr)
@@ -247,16 +273,17 @@ def train_itsr(
     schedule = lambda_schedule(trainer.optim, factor, done_steps=(state.epoch + 1) * spe)
 
     def validate(epoch: int) -> dict:
-        return evaluate(model, images.val_features(val_feats), config.device)
+        return evaluate(model, texts.val_features(images.val_features(val_feats)), config.device)
 
     def on_epoch(st: FitState, improved: bool) -> None:
         assert st.best is not None  # validated every epoch
         if main and improved:
             images.save(out)  # before the manifest: a checkpoint with a manifest is complete
+            texts.save(out)
             extra = {"train": config.to_dict(), **trainer.extra}
             save_best(out, model, st.epoch + 1, st.best["val"], extra)
         if main:
-            _save_last(out, config, model, images, trainer.optim, st.to_dict())
+            _save_last(out, config, model, (images, texts), trainer.optim, st.to_dict())
         if progress and main:
             row, best = st.history[-1], st.best["val"]["mR"]
             print(f"epoch {st.epoch + 1}: loss {row['loss']:.3f}  val mR {row['val_mR']:.2f}  (best {best:.2f})")
@@ -279,14 +306,15 @@ def train_itsr(
     return summary
 
 
-def _save_last(out: Path, config: ITSRTrainConfig, model, images, optim, state: dict) -> None:
+def _save_last(out: Path, config: ITSRTrainConfig, model, inputs: tuple, optim, state: dict) -> None:
     """``last.pt``, atomically: a crash while writing leaves the previous one whole."""
     tmp = out / f".{LAST}.tmp{os.getpid()}"
     torch.save(
         {
             "train_config": config.to_dict(),
             "model": model.state_dict(),
-            "images": images.state_dict(),
+            "images": inputs[0].state_dict(),
+            "texts": inputs[1].state_dict(),
             "optim": optim.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "state": state,
