@@ -6,7 +6,8 @@ few hundred answers from wrecking the pretrained space) lives in :mod:`rsir.trai
 
 Each round warm-starts from the previous round's head and takes a fixed number of optimiser steps
 over all answers so far, so a round costs the same however many answers there are. Each step also
-sees a batch of the pairs the answers imply by transitivity (``closure``, weighted below direct answers).
+sees a batch of the pairs the answers imply by transitivity (``closure``, weighted below direct answers) and,
+with ``groups`` > 0, a class batch of the groups the answers join, under the all-labels reference head's loss.
 """
 
 from __future__ import annotations
