@@ -61,7 +61,7 @@ class CampaignSettings:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         # a campaign stored before implied pairs (or the group objective) existed keeps its learner
-        kwargs["train"] = PairTraining(**{"closure": 0.0, "groups": 0.0, **kwargs.get("train", {})})
+        kwargs["train"] = PairTraining(**{"closure": 0.0, "groups": 0.0, "preserve": 10.0, **kwargs.get("train", {})})
         return cls(**kwargs)
 
 

@@ -31,6 +31,10 @@ class PairTraining(PairObjective, HeadTraining):
     lr: float = 3e-4
     hidden: int = 256
     warm_start: bool = True
+    # the pull towards the pretrained geometry (PairObjective's default 10 for `rsir train cbir --pairs`):
+    # 3 lets the answers move the space further; with `closure-mgue-reach` it is what beats `neighbours`
+    # by >= 3 points on UC Merced, SIRI-WHU and the Sentinel-2 tiles (docs/benchmarks.md, issue 17)
+    preserve: float = 3.0
     # weight of the pairs the answers imply by transitivity (rsir.active.closure) against direct answers;
     # 0 = train on direct answers only. One batch of implied pairs (half similar) joins every step. Below 1:
     # people err, and "similar" is not transitive for every archive (multi-label share-any). docs/benchmarks.md
