@@ -267,6 +267,7 @@ def open_campaign(
     encoder: str | None = None,
     steps: int | None = None,
     closure: float | None = None,
+    groups: float | None = None,
     annotator: str = "notebook",
     k: int = 20,
     embeddings: Any = None,
@@ -282,7 +283,7 @@ def open_campaign(
     head is scored on the test queries, and pairs come from the train part. ``embeddings`` (ids matching the
     archive's) skip embedding it; ``annotator`` names the answers of :meth:`Campaign.run`."""
     options = CampaignOptions(strategy=strategy, seed=seed, initial=initial, per_round=per_round, rounds=rounds,
-                              steps=steps, closure=closure, split=split, encoder=encoder)  # fmt: skip
+                              steps=steps, closure=closure, groups=groups, split=split, encoder=encoder)  # fmt: skip
     return _open(archive, db, name, options, annotator=annotator, k=k, embeddings=embeddings, runtime=runtime,
                  progress=progress, claim_seconds=claim_seconds, created_by=created_by)  # fmt: skip
 
@@ -326,6 +327,9 @@ def _open(
     return Campaign(loop, items, Path(archive.root), annotator, k, claim_seconds)
 
 
+LEARNER_OPTIONS = ("steps", "closure", "groups")  # campaign options that are learner (PairTraining) settings
+
+
 def _given_value(given: CampaignOptions, name: str):
     from rsir.active.strategies import resolve
 
@@ -334,7 +338,7 @@ def _given_value(given: CampaignOptions, name: str):
 
 
 def _stored_value(settings, name: str):
-    if name in ("steps", "closure"):
+    if name in LEARNER_OPTIONS:
         return getattr(settings.train, name)
     if name in ("split", "encoder"):
         return settings.extra.get(name)
@@ -363,7 +367,7 @@ def _settings(stored, given: CampaignOptions, archive: Archive, encoder: str, cr
     return CampaignSettings(
         strategy=resolve(str(o.strategy)),  # stored resolved: a later change of `default` does not alter it
         seed=int(o.seed or 0), initial=int(o.initial or 0), per_round=int(o.per_round or 0), rounds=int(o.rounds or 0),
-        train=PairTraining(**{n: getattr(o, n) for n in ("steps", "closure") if getattr(o, n) is not None}),
+        train=PairTraining(**{n: getattr(o, n) for n in LEARNER_OPTIONS if getattr(o, n) is not None}),
         extra={"archive": str(archive.root), "encoder": encoder, "split": split, "app": created_by},
     )  # fmt: skip
 

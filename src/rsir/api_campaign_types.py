@@ -36,6 +36,7 @@ class CampaignOptions:
     rounds: int | None = None
     steps: int | None = None  # optimiser steps per round (None: the learner's default)
     closure: float | None = None  # weight of the pairs answers imply (None: the learner's default)
+    groups: float | None = None  # weight of the group objective (None: the learner's default)
     split: str | None = None  # "none": no test queries (no mAP curve)
     encoder: str | None = None
 

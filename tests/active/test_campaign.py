@@ -153,3 +153,10 @@ def test_a_campaign_stored_before_implied_pairs_keeps_its_learner():
     assert CampaignSettings.from_dict(stored).train.closure == 0.7
     del stored["train"]["closure"]  # as written before the option existed
     assert CampaignSettings.from_dict(stored).train.closure == 0.0
+    grouped = CampaignSettings(strategy="mgue", train=PairTraining(groups=0.3)).to_dict()
+    assert CampaignSettings.from_dict(grouped).train.groups == 0.3
+    del grouped["train"]["groups"]  # stored before the group objective existed
+    assert CampaignSettings.from_dict(grouped).train.groups == 0.0
+    assert CampaignSettings.from_dict(grouped).train.preserve == PairTraining().preserve == 3.0  # stored: kept
+    del grouped["train"]["preserve"]
+    assert CampaignSettings.from_dict(grouped).train.preserve == 10.0  # the learner's default before issue 17

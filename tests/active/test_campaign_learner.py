@@ -99,3 +99,38 @@ def test_implied_pairs_teach_what_the_answers_only_imply():
     direct = train_head(x, i, j, y, replace(loose, closure=0.0), seed=1)
     closed = train_head(x, i, j, y, replace(loose, closure=1.0), seed=1)
     assert separation(apply_head(x, closed), cls) > separation(apply_head(x, direct), cls) + 0.05
+
+
+def test_group_batches_mark_same_group_and_groups_apart_like_the_closure():
+    """Naive reference: a batch pair is relevant iff the closure implies it similar, known iff it implies
+    anything; every batch item is in a group of >= 2 or in a group with an "apart" answer."""
+    from rsir.active.closure import closure_of
+    from rsir.active.learner import _group_batches
+    from rsir.active.pool import Pairs
+
+    i, j, y = np.array([0, 1, 4, 5, 0, 7, 9]), np.array([1, 2, 5, 6, 4, 8, 3]), np.array([1, 1, 1, 1, 0, 0, 1])
+    closure = closure_of(12, i, j, y)
+    batches = _group_batches(closure, 5, PairTraining(batch_size=6), seed=0)
+    assert len(batches) == 5
+    for items, relevant, known in batches:
+        items = items.numpy()
+        assert set(items) <= {0, 1, 2, 4, 5, 6, 7, 8, 3, 9}  # 10, 11: alone and never answered apart
+        a, b = np.meshgrid(items, items, indexing="ij")
+        implied = closure.implied(Pairs(a.ravel(), b.ravel())).reshape(a.shape)
+        assert np.array_equal(relevant.numpy(), implied == 1)
+        assert np.array_equal(known.numpy(), implied >= 0)
+    assert _group_batches(closure_of(12, i[:4], j[:4], y[:4]), 5, PairTraining(), seed=0) is None  # none apart
+
+
+def test_group_objective_teaches_the_groups_the_answers_join():
+    """Chains of similar answers within each class, one dissimilar answer between each two: the group
+    objective (the all-labels head's loss on the groups) separates the classes more than the pairs alone."""
+    x, cls = two_views()
+    firsts = [np.flatnonzero(cls == c)[0] for c in range(3)]
+    i = np.concatenate([np.flatnonzero(cls == c)[:-1] for c in range(3)] + [np.array(firsts[:2] + firsts[:1])])
+    j = np.concatenate([np.flatnonzero(cls == c)[1:] for c in range(3)] + [np.array(firsts[1:] + firsts[2:])])
+    y = (cls[i] == cls[j]).astype(np.int8)
+    loose = PairTraining(steps=60, hidden=32, n_anchors=64, lr=3e-3, preserve=1.0, closure=0.0, batch_size=24)
+    pairs_only = train_head(x, i, j, y, loose, seed=1)
+    grouped = train_head(x, i, j, y, replace(loose, groups=1.0), seed=1)
+    assert separation(apply_head(x, grouped), cls) > separation(apply_head(x, pairs_only), cls) + 0.05

@@ -119,7 +119,9 @@ def grouped_context(n_labelled: int = 60) -> SelectionContext:
     return SelectionContext(emb, labelled, y, n_neighbours=5, n_random=200)
 
 
-@pytest.mark.parametrize("name", ["closure-likely", "closure-mgue", "closure-anneal", "closure-reach"])
+@pytest.mark.parametrize(
+    "name", ["closure-likely", "closure-mgue", "closure-anneal", "closure-reach", "closure-mgue-reach"]
+)
 def test_closure_strategies_never_ask_what_the_answers_imply(name):
     ctx = grouped_context()
     picks = get_strategy(name).select(ctx, 20, np.random.default_rng(0))
@@ -137,6 +139,29 @@ def test_pick_spread_takes_one_pair_per_smaller_component_first():
     items = np.concatenate([pool.i[picked], pool.j[picked]])
     small = np.minimum(pool.i[picked], pool.j[picked])  # all singletons: ties go to the smaller id
     assert len(np.unique(small)) == 30 and len(items) == 60
+
+
+def test_mgue_reach_picks_among_the_most_uncertain_the_pairs_that_imply_most():
+    """Naive reference: the closure pool's pairs sorted by MGUE score; `closure-mgue-reach` picks only from
+    the best 3 x budget of them (ties included), and its picks imply more pairs (|A| x |B|) than `closure-mgue`'s."""
+    from rsir.active.strategies import mgue
+
+    budget = 8
+    reach = {}
+    for name in ("closure-mgue", "closure-mgue-reach"):
+        ctx = grouped_context(n_labelled=120)
+        picks = get_strategy(name).select(ctx, budget, np.random.default_rng(0))
+        closure, pool = ctx.closure(), ctx.pool()  # the closure pool the strategy scored
+        sizes = closure.sizes[closure.component[picks.i]] * closure.sizes[closure.component[picks.j]]
+        reach[name] = float(sizes.mean())
+        if name == "closure-mgue-reach":
+            scores = mgue(ctx)
+            cut = np.sort(scores)[::-1][3 * budget - 1]  # ties with the 3 x budget-th score count as top
+            best = set(zip(pool.i[scores >= cut], pool.j[scores >= cut], strict=True))
+            from_top = np.array([(a, b) in best for a, b in zip(picks.i, picks.j, strict=True)])
+            # the best ones first; spreading (one per smaller-side group) may reach past them
+            assert from_top.mean() >= 0.5
+    assert reach["closure-mgue-reach"] > reach["closure-mgue"]
 
 
 def test_default_resolves_to_a_registered_strategy():

@@ -200,3 +200,15 @@ def test_serve_closure_option_reaches_the_learner_and_must_agree_on_resume(demo_
     )  # the learner's default
     with pytest.raises(CampaignMismatch, match="--closure 1.0"):
         _settings(off, ServeOptions(closure=1.0), demo_archive, "x", "rsir anneal serve")
+
+
+def test_serve_groups_option_reaches_the_learner_and_must_agree_on_resume(demo_archive):  # noqa: F811
+    from rsir.active.store import CampaignMismatch
+    from rsir.api_campaign import CampaignOptions as ServeOptions
+    from rsir.api_campaign import _settings
+
+    grouped = _settings(None, ServeOptions(groups=0.25), demo_archive, "x", "rsir anneal serve")
+    assert grouped.train.groups == 0.25
+    assert _settings(grouped, ServeOptions(groups=0.25), demo_archive, "x", "rsir anneal serve") is grouped
+    with pytest.raises(CampaignMismatch, match="--groups 1.0"):
+        _settings(grouped, ServeOptions(groups=1.0), demo_archive, "x", "rsir anneal serve")

@@ -104,7 +104,7 @@ def test_default_strategy_rows_carry_the_name_it_resolves_to(demo_archive, tmp_p
 
     args = ["anneal", "simulate", str(demo_archive.root), "--out", str(tmp_path / "run"), "--strategies",
             "neighbours,default", "--initial", "20", "--per-round", "10", "--rounds", "1", "--seeds", "1",
-            "--steps", "5", "--closure", "0.25", "--no-full-labels", "--json"]  # fmt: skip
+            "--steps", "5", "--closure", "0.25", "--groups", "0.5", "--no-full-labels", "--json"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["rounds"]
@@ -115,4 +115,5 @@ def test_default_strategy_rows_carry_the_name_it_resolves_to(demo_archive, tmp_p
     store = Store(tmp_path / "run" / "campaigns.db")
     row = store.campaign_by_name("sim/default/seed0")
     assert row.strategy == resolve("default") and row.settings["train"]["closure"] == 0.25  # --closure reached it
+    assert row.settings["train"]["groups"] == 0.5  # --groups too
     store.dispose()

@@ -24,6 +24,10 @@ def test_pair_tuple_matches_naive() -> None:
     neg = {(i, j) for i in range(3) for j in range(3) if i != j and not rel[i, j]}
     assert set(zip(a1.tolist(), p.tolist(), strict=True)) == pos
     assert set(zip(a2.tolist(), n.tolist(), strict=True)) == neg
+    known = torch.tensor([[1, 1, 1], [1, 1, 1], [0, 1, 1]], dtype=torch.bool)  # ANNEAL's groups: (2, 0) unknown
+    a1, p, a2, n = _pair_tuple(rel, known)
+    assert set(zip(a1.tolist(), p.tolist(), strict=True)) == pos
+    assert set(zip(a2.tolist(), n.tolist(), strict=True)) == neg - {(2, 0)}
 
 
 def test_label_training_improves_retrieval() -> None:

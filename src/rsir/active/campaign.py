@@ -60,8 +60,8 @@ class CampaignSettings:
     def from_dict(cls, data: dict) -> CampaignSettings:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        # a campaign stored before implied pairs existed keeps training on direct answers only
-        kwargs["train"] = PairTraining(**{"closure": 0.0, **kwargs.get("train", {})})
+        # a campaign stored before implied pairs (or the group objective) existed keeps its learner
+        kwargs["train"] = PairTraining(**{"closure": 0.0, "groups": 0.0, "preserve": 10.0, **kwargs.get("train", {})})
         return cls(**kwargs)
 
 

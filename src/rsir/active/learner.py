@@ -6,7 +6,8 @@ few hundred answers from wrecking the pretrained space) lives in :mod:`rsir.trai
 
 Each round warm-starts from the previous round's head and takes a fixed number of optimiser steps
 over all answers so far, so a round costs the same however many answers there are. Each step also
-sees a batch of the pairs the answers imply by transitivity (``closure``, weighted below direct answers).
+sees a batch of the pairs the answers imply by transitivity (``closure``, weighted below direct answers) and,
+with ``groups`` > 0, a class batch of the groups the answers join, under the all-labels reference head's loss.
 """
 
 from __future__ import annotations
@@ -30,10 +31,18 @@ class PairTraining(PairObjective, HeadTraining):
     lr: float = 3e-4
     hidden: int = 256
     warm_start: bool = True
+    # the pull towards the pretrained geometry (PairObjective's default 10 for `rsir train cbir --pairs`):
+    # 3 lets the answers move the space further; with `closure-mgue-reach` it is what beats `neighbours`
+    # by >= 3 points on UC Merced, SIRI-WHU and the Sentinel-2 tiles (docs/benchmarks.md, issue 17)
+    preserve: float = 3.0
     # weight of the pairs the answers imply by transitivity (rsir.active.closure) against direct answers;
     # 0 = train on direct answers only. One batch of implied pairs (half similar) joins every step. Below 1:
     # people err, and "similar" is not transitive for every archive (multi-label share-any). docs/benchmarks.md
     closure: float = 0.5
+    # weight of the group objective: the items the answers join into groups (closure components), trained
+    # with the all-labels reference head's loss (multi-similarity over class batches, rsir.train.metric_head)
+    # with the groups as classes, negatives only between groups an answer declared apart; 0 = off
+    groups: float = 0.0
 
 
 def _batches(n: int, config: PairTraining, gen) -> list:
@@ -49,7 +58,7 @@ def _batches(n: int, config: PairTraining, gen) -> list:
     return list(stream[: total * size].view(total, size))
 
 
-def _implied_batches(features, pair_i, pair_j, y, config: PairTraining, n_steps: int, seed: int):
+def _implied_batches(features, pair_i, pair_j, y, config: PairTraining, n_steps: int, seed: int, closure=None):
     """``(i, j, similar, weights)`` tensors of ``n_steps`` batches of implied pairs, or None (closure off or
     nothing implied beyond the answers)."""
     if config.closure <= 0 or n_steps == 0:
@@ -58,7 +67,7 @@ def _implied_batches(features, pair_i, pair_j, y, config: PairTraining, n_steps:
 
     from rsir.active.closure import closure_of, implied_pairs
 
-    closure = closure_of(len(features), pair_i, pair_j, y)
+    closure = closure_of(len(features), pair_i, pair_j, y) if closure is None else closure
     size = min(config.batch_size, max(len(y), 2))
     pairs, labels = implied_pairs(closure, n_steps * size, np.random.default_rng([seed, 7]))
     if not len(pairs):
@@ -68,6 +77,44 @@ def _implied_batches(features, pair_i, pair_j, y, config: PairTraining, n_steps:
     n_neg = int((closure.sizes[ca] * closure.sizes[cb]).sum())
     to = [torch.from_numpy(np.ascontiguousarray(a)) for a in (pairs.i, pairs.j)]
     return (*to, torch.from_numpy(labels == 1), evidence_weights(n_pos, n_neg, config.evidence), size)
+
+
+def _group_batches(closure, n_steps: int, config: PairTraining, seed: int):
+    """``n_steps`` ``(items, relevant, known)`` batches for the group objective, or None (no two groups
+    apart). Items come from groups with a member count >= 2 or an "apart" answer, a few per group, as
+    the reference head's class batches; ``relevant``: same group, ``known``: same group or groups apart."""
+    import torch
+
+    from rsir.train.metric_head import TrainConfig, _class_batches
+
+    if not len(closure.apart) or n_steps == 0:
+        return None
+    comp, apart = closure.component, closure.apart
+    linked = np.zeros(closure.n_components, bool)
+    linked[apart >> 32] = linked[apart & ((1 << 32) - 1)] = True
+    useful = np.flatnonzero(linked | (closure.sizes >= 2))
+    items = np.flatnonzero(np.isin(comp, useful))
+    hot = np.zeros((len(items), len(useful)), np.float32)
+    hot[np.arange(len(items)), np.searchsorted(useful, comp[items])] = 1
+    rng, sampling = np.random.default_rng([seed, 11]), TrainConfig(batch_size=config.batch_size)
+    out: list = []
+    while len(out) < n_steps:
+        out += [items[b] for b in _class_batches(hot, sampling, rng) if len(b) > 1]
+    batches = []
+    for b in out[:n_steps]:
+        c = comp[b]
+        lo, hi = np.minimum.outer(c, c), np.maximum.outer(c, c)
+        same = c[:, None] == c[None, :]
+        known = same | np.isin((lo << 32) | hi, apart)
+        batches.append(tuple(torch.from_numpy(a) for a in (b, same, known)))
+    return batches
+
+
+def _group_loss(head, x, batch, loss_fn):
+    from rsir.train.metric_head import _pair_tuple
+
+    items, relevant, known = batch
+    return loss_fn(head(x[items]), indices_tuple=_pair_tuple(relevant, known))
 
 
 def _implied_loss(head, x, implied, step: int, config: PairTraining):
@@ -118,13 +165,25 @@ def train_head(
     weights = evidence_weights(n_pos, len(sim) - n_pos, config.evidence)
     head.train()
     batches = _batches(len(sim), config, gen)  # one "epoch" of exactly the round's steps
-    implied = _implied_batches(features, pair_i, pair_j, y, config, len(batches), seed)
+    closure = None
+    if config.closure > 0 or config.groups > 0:
+        from rsir.active.closure import closure_of
+
+        closure = closure_of(len(features), pair_i, pair_j, y)
+    implied = _implied_batches(features, pair_i, pair_j, y, config, len(batches), seed, closure)
+    groups = _group_batches(closure, len(batches), config, seed) if config.groups > 0 else None
+    if groups is not None:
+        from rsir.train.metric_head import make_loss
+
+        group_loss_fn = make_loss("multisimilarity")
 
     def loss(step_batch):
         step, b = step_batch
         total = objective_loss(head, x, pi[b], pj[b], sim[b], config, weights, gen)
         if implied is not None:
             total = total + config.closure * _implied_loss(head, x, implied, step, config)
+        if groups is not None:
+            total = total + config.groups * _group_loss(head, x, groups[step], group_loss_fn)
         return total
 
     objective = FnObjective(lambda _: list(enumerate(batches)), loss)

@@ -22,7 +22,7 @@ A pool strategy is ``scorer(ctx) -> scores over ctx.pool()`` followed by
 | `closure-neighbours` | top-10 pairs, undecided | none | uniform (fill: `closure-mgue`) |
 | `closure-top-mix` | half `closure-top`, half `closure-mgue`                      |
 | `closure-neighbours-mix` | half `closure-neighbours`, half `closure-mgue`        |
-| `default`      | the best measured: `closure-mgue` (:data:`DEFAULT`)               |
+| `default`      | the best measured: `closure-mgue-reach` (:data:`DEFAULT`)         |
 
 The closure pool is the candidate pool minus every pair whose answer the answers already imply
 (:mod:`rsir.active.closure`), plus each item's pairs with the representatives of its nearest answered
@@ -341,7 +341,7 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 # What `default` selects (CLI, API, `rsir anneal serve`); the measurements behind it: docs/benchmarks.md.
-DEFAULT = "closure-mgue"
+DEFAULT = "closure-mgue-reach"
 
 
 def resolve(name: str) -> str:

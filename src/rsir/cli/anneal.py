@@ -43,6 +43,12 @@ def simulate(
             min=0.0, help="Weight of the pairs answers imply by transitivity (0: off; default: the learner's)."
         ),
     ] = None,
+    groups: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Weight of the group objective on the groups answers join (0: off; default: the learner's)."
+        ),
+    ] = None,
     full_labels: Annotated[bool, typer.Option(help="Also train the all-class-labels reference head.")] = True,
     name: Annotated[str, typer.Option(help="Campaign name prefix in the store.")] = "sim",
     threads: Annotated[int, typer.Option(min=1, help="Torch threads (1 is fastest on a busy machine).")] = 1,
@@ -64,7 +70,7 @@ def simulate(
             strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()), db=db, progress=True,
             seeds=seeds, initial=initial, initial_strategy=initial_strategy, per_round=per_round, rounds=rounds,
             split=split, k=k, encoder=encoder, runtime=runtime, rule=rule, n_neighbours=n_neighbours,
-            n_random=n_random, train=_training(steps, closure), full_labels=full_labels, name=name,
+            n_random=n_random, train=_training(steps, closure, groups), full_labels=full_labels, name=name,
             threads=threads, workers=workers,
         )  # fmt: skip
     report = result.report
@@ -75,10 +81,11 @@ def simulate(
     emit(public, as_json, lambda r: _human(result, out, f"map@{k}"))
 
 
-def _training(steps: int, closure: float | None):
+def _training(steps: int, closure: float | None, groups: float | None = None):
     from rsir import api
 
-    return api.PairTraining(steps=steps, **({} if closure is None else {"closure": closure}))
+    given = {"closure": closure, "groups": groups}
+    return api.PairTraining(steps=steps, **{k: v for k, v in given.items() if v is not None})
 
 
 def _check_options(strategies: str, initial_strategy: str, rule: str, split: str, encoder: str | None) -> None:

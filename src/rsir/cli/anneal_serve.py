@@ -37,6 +37,12 @@ def serve(
             min=0.0, help="weight of the pairs answers imply by transitivity (0: off; default: the learner's)"
         ),
     ] = None,
+    groups: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="weight of the group objective on the groups answers join (0: off; default: the learner's)"
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the split and the selection (default 0)")] = None,
     split: Annotated[
         str | None, typer.Option(help="test queries for the mAP curve, e.g. holdout:0.2 (labelled archives)")

@@ -70,11 +70,14 @@ def multi_hot(labels: Sequence[Sequence[str]]) -> np.ndarray:
     return out
 
 
-def _pair_tuple(relevant: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """All in-batch positive and negative pairs of a boolean relevance matrix, as a PML indices tuple."""
+def _pair_tuple(relevant: torch.Tensor, known: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """All in-batch positive and negative pairs of a boolean relevance matrix, as a PML indices tuple;
+    with ``known`` (boolean, same shape) only the irrelevant pairs it marks are negatives (ANNEAL's groups:
+    two groups are apart only where an answer says so)."""
     off_diag = ~torch.eye(len(relevant), dtype=torch.bool, device=relevant.device)
     a1, p = torch.nonzero(relevant & off_diag, as_tuple=True)
-    a2, n = torch.nonzero(~relevant & off_diag, as_tuple=True)
+    negative = ~relevant & off_diag if known is None else ~relevant & known & off_diag
+    a2, n = torch.nonzero(negative, as_tuple=True)
     return a1, p, a2, n
 
 
