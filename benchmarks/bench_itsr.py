@@ -9,6 +9,7 @@ text->pair on the queries about CHANGED pairs. Re-running reuses finished runs (
     .venv/bin/python benchmarks/bench_itsr.py                # the default fusions x 3 seeds
     .venv/bin/python benchmarks/bench_itsr.py --json --fusions tff gff-concat+diff --seeds 0
     .venv/bin/python benchmarks/bench_itsr.py --synth-version 1  # the easy v1 set
+    .venv/bin/python benchmarks/bench_itsr.py --train-pairs 7000 --fusions gate-sharp8 --token-stage 5  # more pairs
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--sibling-batches", action="store_true", help="pairs sharing a before scene in one batch (hard negatives)"
+    )
+    p.add_argument(
+        "--train-pairs",
+        type=int,
+        default=None,
+        help="train on a bigger synth draw of N pairs from the same scenes (made if missing) and score on the "
+        "--pairs set's test gallery (the same as --eval-dataset on that set)",
     )
     p.add_argument(
         "--eval-dataset",
@@ -274,6 +282,15 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     data = _dataset(args)
+    if args.train_pairs:
+        if args.dataset or args.eval_dataset:
+            print(
+                "error: --train-pairs draws synth sets; it does not combine with --dataset/--eval-dataset",
+                file=sys.stderr,
+            )
+            return 2
+        args.eval_dataset = data  # the --pairs set's gallery is scored; training uses the bigger draw
+        data = _dataset(argparse.Namespace(**{**vars(args), "pairs": args.train_pairs}))
     synth = data / "synth_manifest.json"
     manifest = json.loads(synth.read_text()) if synth.is_file() else {"pairs": None, "duplicate_rate": None}
     if args.eval_dataset:

@@ -78,3 +78,9 @@ def test_eval_dataset_must_come_from_the_same_scene_split(benchmark_script):
     assert not bench.same_scene_split({**bigger, "seed": 1}, base)
     assert not bench.same_scene_split({**bigger, "dedup_bits": -1}, base)
     assert not bench.same_scene_split({**bigger, "source_archive": "/data/s2"}, base)
+
+
+def test_train_pairs_refuses_a_given_dataset(benchmark_script, tmp_path, capsys):
+    bench = benchmark_script("bench_itsr")
+    assert bench.main(["--train-pairs", "7000", "--dataset", str(tmp_path), "--threads", "0"]) == 2
+    assert "--train-pairs" in capsys.readouterr().err
