@@ -182,7 +182,9 @@ def _one_pair(rng, cache, group, before_scene, changed, n_caps, held_out, real, 
     content = cache[before_scene.id]
     record: dict = {"before_scene": before_scene.id, "before_class": before_scene.label}
     if changed:
-        donor = rng.choice([s for s in group if s.label != before_scene.label and s.label not in avoid])
+        others = [s for s in group if s.label != before_scene.label]
+        fresh = [s for s in others if s.label not in avoid]  # a sibling pastes new content of another class
+        donor = rng.choice(fresh or others)  # (too few classes for a third one: a class may repeat)
         mask, shape = change_mask(rng, SIZE, real)
         sigma = rng.uniform(1.0, 3.0)
         content = blend(content, harmonise(cache[donor.id], content, HARMONISE), feather(mask, sigma))
