@@ -9,6 +9,7 @@ text->pair on the queries about CHANGED pairs. Re-running reuses finished runs (
     .venv/bin/python benchmarks/bench_itsr.py                # the default fusions x 3 seeds
     .venv/bin/python benchmarks/bench_itsr.py --json --fusions tff gff-concat+diff --seeds 0
     .venv/bin/python benchmarks/bench_itsr.py --synth-version 1  # the easy v1 set
+    .venv/bin/python benchmarks/bench_itsr.py --train-pairs 7000 --fusions gate-sharp8 --token-stage 5  # more pairs
 """
 
 from __future__ import annotations
@@ -58,6 +59,23 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--token-stage", type=int, default=0, help="tokens from the map after all but the last N blocks (5: 14x14)"
     )
+    p.add_argument(
+        "--sibling-batches", action="store_true", help="pairs sharing a before scene in one batch (hard negatives)"
+    )
+    p.add_argument(
+        "--train-pairs",
+        type=int,
+        default=None,
+        help="train on a bigger synth draw of N pairs from the same scenes (made if missing) and score on the "
+        "--pairs set's test gallery (the same as --eval-dataset on that set)",
+    )
+    p.add_argument(
+        "--eval-dataset",
+        type=Path,
+        default=None,
+        help="score on this set's test split instead (e.g. the 2,500-pair set's gallery after training on a bigger "
+        "draw); it must come from the same scenes, seed and scene split",
+    )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--tff-epochs", type=int, default=None, help="epochs for tff (default --epochs)")
     p.add_argument("--device", default="cpu")
@@ -99,7 +117,7 @@ def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> di
 
     is_tff = fusion.startswith("tff")
     epochs = args.tff_epochs if is_tff and args.tff_epochs else args.epochs
-    tuned = (f"-ft{args.finetune}" if args.finetune else "") + (f"-t{args.token_stage}" if args.token_stage else "")
+    tuned = _tag(args)
     ckpt = args.work / "runs" / data.name / f"{fusion}{tuned}-s{seed}-e{epochs}"
     tff = TFFConfig(**VARIANTS.get(fusion, {})).to_dict()
     names = {k: v for k, v in (("encoder", args.encoder), ("text_encoder", args.text_encoder)) if v}
@@ -111,14 +129,16 @@ def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> di
         tff=tff,
         finetune=args.finetune,
         token_stage=args.token_stage,
+        sibling_batches=args.sibling_batches,
         device=args.device,
         **names,
     )
     summary = train(data, ckpt, config, progress=False)
-    test = evaluate_checkpoint(ckpt, data, "test", args.device, detail=True, progress=False)
+    scored = args.eval_dataset or data
+    test = evaluate_checkpoint(ckpt, scored, "test", args.device, detail=True, progress=False)
     if fusion != "after":  # the control: each pair's before image replaced by another pair's
         test["shuffled"] = evaluate_checkpoint(
-            ckpt, data, "test", args.device, detail=True, progress=False, shuffle_seed=seed
+            ckpt, scored, "test", args.device, detail=True, progress=False, shuffle_seed=seed
         )
     return {
         "fusion": fusion + tuned,
@@ -129,6 +149,22 @@ def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> di
         "val_mR": summary["val"]["mR"],
         **test,
     }
+
+
+def _tag(args: argparse.Namespace) -> str:
+    """The run options that change a checkpoint, as a name suffix."""
+    return (
+        (f"-ft{args.finetune}" if args.finetune else "")
+        + (f"-t{args.token_stage}" if args.token_stage else "")
+        + ("-sib" if args.sibling_batches else "")
+    )
+
+
+def same_scene_split(train_manifest: dict, eval_manifest: dict) -> bool:
+    """True when two synth sets drew their pairs from the same scenes and per-split scene lists (same archive,
+    seed, near-duplicate removal and version), so one's test scenes never appear in the other's train split."""
+    keys = ("source_archive", "seed", "synth_version", "scenes", "near_duplicates_removed", "dedup_bits")
+    return all(train_manifest.get(k) == eval_manifest.get(k) for k in keys)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -246,8 +282,22 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     data = _dataset(args)
+    if args.train_pairs:
+        if args.dataset or args.eval_dataset:
+            print(
+                "error: --train-pairs draws synth sets; it does not combine with --dataset/--eval-dataset",
+                file=sys.stderr,
+            )
+            return 2
+        args.eval_dataset = data  # the --pairs set's gallery is scored; training uses the bigger draw
+        data = _dataset(argparse.Namespace(**{**vars(args), "pairs": args.train_pairs}))
     synth = data / "synth_manifest.json"
     manifest = json.loads(synth.read_text()) if synth.is_file() else {"pairs": None, "duplicate_rate": None}
+    if args.eval_dataset:
+        other = args.eval_dataset / "synth_manifest.json"
+        if not other.is_file() or not synth.is_file() or not same_scene_split(manifest, json.loads(other.read_text())):
+            print(f"error: {args.eval_dataset} is not a synth set from the same scene split as {data}", file=sys.stderr)
+            return 2
     runs, t0 = [], time.perf_counter()
     for fusion in args.fusions + (list(VARIANTS) if args.ablations else []):
         for seed in args.seeds:
@@ -265,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     agg = aggregate(runs)
     result = {
         "dataset": str(data),
+        "eval_dataset": str(args.eval_dataset or data),
         "gallery_size": runs[0]["gallery_size"],
         "pairs": manifest["pairs"],
         "duplicate_rate": manifest["duplicate_rate"],
@@ -275,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
-    tag = (f"-ft{args.finetune}" if args.finetune else "") + (f"-t{args.token_stage}" if args.token_stage else "")
+    tag = _tag(args) + (f"-on-{args.eval_dataset.name}" if args.eval_dataset else "")
     tag += f"-seeds{''.join(map(str, args.seeds))}" + ("" if args.fusions == FUSIONS else "-" + "_".join(args.fusions))
     (args.work / f"results-{data.name}{tag}.json").write_text(json.dumps(result, indent=2))
     if args.json:

@@ -96,6 +96,7 @@ def make_change_set(
     masks: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    siblings: float = 0.0,
 ) -> dict:
     """A SEMI-SYNTHETIC change-caption set (LEVIR-CC layout) from a scene archive; returns its manifest
     (`rsir itsr synth`)."""
@@ -103,7 +104,7 @@ def make_change_set(
 
     return make_synthetic(
         archive, out, pairs=pairs, seed=seed, no_change_fraction=no_change_fraction, progress=progress,
-        overwrite=overwrite, version=version, masks=Path(masks) if masks is not None else None,
+        overwrite=overwrite, version=version, masks=Path(masks) if masks is not None else None, siblings=siblings,
     )  # fmt: skip
 
 

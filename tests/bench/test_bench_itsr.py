@@ -60,3 +60,27 @@ def test_targets_compare_the_change_gate_with_the_best_gff_too(benchmark_script)
     t = bench.targets(bench.aggregate(runs), gallery=500)
     assert t["best"] == "gate" and t["shuffle_drop"] == pytest.approx(36.0)
     assert t["gate_minus_gff-concat+diff_changed_mR"] == pytest.approx(6.0)
+
+
+def test_eval_dataset_must_come_from_the_same_scene_split(benchmark_script):
+    bench = benchmark_script("bench_itsr")
+    base = {
+        "source_archive": "/data/ucmerced",
+        "seed": 0,
+        "synth_version": 2,
+        "scenes": {"train": 1452, "val": 208, "test": 416},
+        "near_duplicates_removed": [{"scene": "forest/3", "label": "forest"}],
+        "dedup_bits": 4,
+        "pairs": {"train": 1750, "val": 250, "test": 500},
+    }
+    bigger = {**base, "pairs": {"train": 4900, "val": 700, "test": 1400}, "siblings": {"share": 0.5}}
+    assert bench.same_scene_split(bigger, base)  # more pairs / siblings: the same scenes per split
+    assert not bench.same_scene_split({**bigger, "seed": 1}, base)
+    assert not bench.same_scene_split({**bigger, "dedup_bits": -1}, base)
+    assert not bench.same_scene_split({**bigger, "source_archive": "/data/s2"}, base)
+
+
+def test_train_pairs_refuses_a_given_dataset(benchmark_script, tmp_path, capsys):
+    bench = benchmark_script("bench_itsr")
+    assert bench.main(["--train-pairs", "7000", "--dataset", str(tmp_path), "--threads", "0"]) == 2
+    assert "--train-pairs" in capsys.readouterr().err

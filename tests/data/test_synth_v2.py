@@ -31,7 +31,7 @@ from rsir.data.synth_shapes import (
     load_real_masks,
     place_of,
 )
-from rsir.data.synth_v2 import dhash, near_duplicates
+from rsir.data.synth_v2 import dhash, near_duplicates, sibling_plan
 
 CLASSES = ("agricultural", "buildings", "forest", "parkinglot", "river", "denseresidential")
 PER_CLASS = 12
@@ -96,7 +96,10 @@ def _names_place(caption: str) -> bool:
 
 
 def test_v2_must_stay_hard(v2):
-    out, manifest = v2
+    _assert_hard(*v2)
+
+
+def _assert_hard(out: Path, manifest: dict) -> None:
     entries = _entries(out)
     assert manifest["synth_version"] == 2
     # >= 50% unchanged, in every split
@@ -272,3 +275,57 @@ def test_pasted_content_moves_half_way_to_the_scene_colours():
     assert np.allclose(out.std(0), (d.std(0) + s.std(0)) / 2, rtol=1e-3)
     assert np.corrcoef(out[:, 0], d[:, 0])[0, 1] > 0.999  # the texture stays the donor's
     assert np.allclose(harmonise(donor, scene, 0.0), donor, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def v2_siblings(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("synth2sib")
+    scenes = _ucm_subset(tmp / "scenes")
+    return tmp / "out", make_synthetic(scenes, tmp / "out", pairs=100, seed=5, masks=_masks(), siblings=0.6)
+
+
+def test_sibling_pairs_share_the_scene_not_the_change_and_stay_hard(v2_siblings):
+    out, manifest = v2_siblings
+    _assert_hard(out, manifest)  # every "v2 must stay hard" check holds with siblings too
+    entries = _entries(out)
+    groups: dict[int, list[dict]] = {}
+    for e in entries:
+        if "sibling_group" in e["synth"]:
+            assert e["split"] == "train" and e["changeflag"]  # only the train split's changed pairs
+            groups.setdefault(e["synth"]["sibling_group"], []).append(e["synth"])
+    assert manifest["siblings"]["groups"] >= 5
+    for members in groups.values():
+        assert 1 <= len(members) <= 3
+        assert len({m["before_scene"] for m in members}) == 1  # the same before scene ...
+        assert len({m["donor_class"] for m in members}) == len(members)  # ... with different new content
+    changed_train = sum(e["changeflag"] for e in entries if e["split"] == "train")
+    in_groups = sum(len(m) for m in groups.values() if len(m) > 1)
+    assert 0.3 <= in_groups / changed_train <= 0.9  # about the share asked for (0.6)
+    # splits stay clean: no before scene of train is a scene of val or test
+    scenes = {s: {e["synth"]["before_scene"] for e in entries if e["split"] == s} for s in ("train", "val", "test")}
+    assert not scenes["train"] & (scenes["val"] | scenes["test"])
+    # the training loader sees the before scene of each pair (the sibling batches group by it)
+    train = open_change_captions(out, "train").pairs
+    assert all(p.meta["scene"] for p in train)
+
+
+def test_sibling_plan_without_siblings_makes_no_draw_and_cycles_the_order():
+    rng = random.Random(3)
+    state = rng.getstate()
+    order = list("abc")
+    plan = sibling_plan(order, [True, False, True, True, False], 0.0, rng)
+    assert plan == [(o, None) for o in "abcab"]
+    assert rng.getstate() == state  # siblings=0 draws exactly as generator 4 did
+
+
+def test_sibling_plan_groups_changed_pairs_only():
+    flags = [True, False] * 200
+    plan = sibling_plan(list(range(1000)), flags, 0.6, random.Random(0))
+    grouped = [(s, g) for (s, g), c in zip(plan, flags, strict=True) if g is not None]
+    assert all(c for (_, g), c in zip(plan, flags, strict=True) if g is not None)
+    by_group: dict[int, set] = {}
+    for scene, g in grouped:
+        by_group.setdefault(g, set()).add(scene)
+    assert all(len(v) == 1 for v in by_group.values())  # one scene per group
+    ungrouped = [s for (s, g) in plan if g is None]
+    assert len(set(ungrouped)) == len(ungrouped)  # other pairs take fresh scenes

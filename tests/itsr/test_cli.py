@@ -241,3 +241,16 @@ def test_finer_tokens_from_an_earlier_stage_through_train_eval_and_search(datase
     for extra, message in refused.items():
         bad = runner.invoke(app, ["itsr", *args[:3], str(tmp_path / "bad"), "--token-stage", *extra.split()])
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+def test_sibling_pairs_through_synth_and_train(tmp_path: Path):
+    out = tmp_path / "sib"
+    scenes = _scenes(tmp_path / "scenes", seed=1)
+    manifest = json.loads(_run("synth", str(scenes), "--out", str(out), "--pairs", "30", "--siblings", "0.8", "--json"))
+    assert manifest["siblings"]["groups"] >= 1  # three classes: a third sibling may repeat a class, not crash
+    ckpt = tmp_path / "ckpt"
+    args = ("train", str(out), "--out", str(ckpt), "--fusion", "gff-concat+diff", "--dim", "32", "--epochs", "1")
+    assert json.loads(_run(*args, "--sibling-batches", "--threads", "1", "--json"))["epochs_run"] == 1
+    assert torch.load(ckpt / "last.pt", weights_only=False)["train_config"]["sibling_batches"] is True
+    bad = runner.invoke(app, ["itsr", "synth", str(scenes), "--out", str(tmp_path / "x"), "--siblings", "1.5"])
+    assert bad.exit_code == 2 and "siblings" in bad.output

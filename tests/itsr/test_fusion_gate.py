@@ -52,6 +52,16 @@ def test_gate_matches_the_naive_reference():
     assert torch.allclose(fast, gate_reference(tokens, gate), atol=1e-5)
 
 
+def test_gate_with_a_token_mlp_pools_the_mapped_after_tokens_with_the_raw_change_weights():
+    gate = _trained_like(ChangeGate(DT, GateConfig(heads=2, hidden=5, token_mlp=6, pool_diff=False), global_dim=D))
+    g, tokens = _pair(b=3, changed=4, seed=3)
+    ref = gate_reference(tokens, gate)  # [B, K, 6]: the MLP of each after token, weighted by the raw change
+    assert ref.shape == (3, 2, 6)
+    out = gate(g, tokens)
+    assert out.shape == (3, gate.out_dim) and gate.out_dim == 2 * 6 + gate.skip.out_dim
+    assert torch.allclose(out[:, :12], gate.norm_out(ref).flatten(1), atol=1e-5)
+
+
 def test_gate_output_reads_the_true_before_image_and_the_globals():
     gate = _trained_like(build_fusion("gate", D, DT, L))
     g, tokens = _pair()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from rsir.train.itsr import caption_batches, info_nce
+from rsir.train.itsr import caption_batches, info_nce, scene_groups
 
 
 def _naive(logits: torch.Tensor, drop: set[tuple[int, int]]) -> torch.Tensor:
@@ -72,6 +74,40 @@ def test_last_batch_of_one_is_merged():
     offsets = np.arange(0, 5 * 5, 5)  # 4 pairs
     batches = caption_batches(offsets, batch_size=3, rng=np.random.default_rng(1))
     assert [len(p) for p, _ in batches] == [4]
+
+
+def test_sibling_batches_keep_each_scene_group_in_one_batch():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 6, size=50)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    groups = rng.integers(0, 20, size=50)  # groups of 0-7 pairs
+    groups[groups == 3] = 4  # one larger group
+    for epoch in range(10):
+        batches = caption_batches(offsets, batch_size=8, rng=np.random.default_rng(epoch), groups=groups)
+        pairs = np.concatenate([p for p, _ in batches])
+        assert sorted(pairs.tolist()) == list(range(50))  # every pair exactly once
+        for p, c in batches:
+            assert len(p) <= 8 + 1 and len(p) >= 2
+            assert ((c >= offsets[p]) & (c < offsets[p + 1])).all()
+        where = {int(i): b for b, (p, _) in enumerate(batches) for i in p}
+        for g in np.unique(groups):
+            members = np.flatnonzero(groups == g)
+            if len(members) <= 8:  # a group that fits a batch is never cut
+                assert len({where[int(i)] for i in members}) == 1
+    # naive reference: a group larger than the batch is cut into full batches
+    big = caption_batches(np.arange(0, 11 * 2, 2), batch_size=4, rng=np.random.default_rng(0), groups=np.zeros(10))
+    assert [len(p) for p, _ in big] == [4, 4, 2]
+
+
+def test_scene_groups_read_the_before_scene_and_leave_other_pairs_alone():
+    from rsir.data.changecap import ChangePair
+
+    def pair(i: int, scene: str | None) -> ChangePair:
+        meta = {"scene": scene} if scene else {}
+        return ChangePair(f"train/{i}", Path("a"), Path("b"), ("x",), True, "train", meta)
+
+    g = scene_groups([pair(0, "forest/1"), pair(1, None), pair(2, "forest/1"), pair(3, None), pair(4, "river/2")])
+    assert g[0] == g[2] and len(set(g.tolist())) == 4
 
 
 def test_resume_accepts_runs_saved_before_new_settings_existed(tmp_path):

@@ -17,7 +17,7 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 FUSION_HELP = (
     "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|gate|after|before"
-    " (gate variants: gate-1, gate-4, gate-mag, gate-nodiff, gate-sharp8)"
+    " (gate variants: gate-1, gate-4, gate-mag, gate-nodiff, gate-sharp8, gate-sharp8-mlp)"
 )
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps", callback=validate.device)]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default DATASET/.rsir_cache, else next to CKPT)")]
@@ -40,6 +40,13 @@ def synth(
     ] = None,
     version: Annotated[int, typer.Option(help="2: irregular changes, hard to shortcut; 1: the easy grid set")] = 2,
     masks: Annotated[Path | None, typer.Option(help="version 2: folder of real change masks (**/label/*.png)")] = None,
+    siblings: Annotated[
+        float,
+        typer.Option(
+            help="version 2: share of the train split's changed pairs made in groups of 2-3 from the same before "
+            "scene with different changes (hard negatives for `itsr train --sibling-batches`)"
+        ),
+    ] = 0.0,
     json_out: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
 ) -> None:
     """Make a SEMI-SYNTHETIC change-caption set: real scenes, synthetic changes, template captions."""
@@ -48,7 +55,7 @@ def synth(
     try:
         manifest = api.make_change_set(
             archive, out, pairs=pairs, seed=seed, no_change_fraction=no_change, progress=not json_out,
-            overwrite=overwrite, version=version, masks=masks,
+            overwrite=overwrite, version=version, masks=masks, siblings=siblings,
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         _fail(str(exc))
@@ -109,6 +116,13 @@ def train(
             min=0,
         ),
     ] = 0,
+    sibling_batches: Annotated[
+        bool,
+        typer.Option(
+            help="put pairs that share a before scene (synth sets record it) in one batch: each is the other's "
+            "hard negative, told apart only by the change"
+        ),
+    ] = False,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
@@ -154,6 +168,7 @@ def train(
         finetune=finetune,
         finetune_lr=finetune_lr,
         token_stage=token_stage,
+        sibling_batches=sibling_batches,
         device=device,
         runtime=runtime,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +191,13 @@ def _make_pair(
     return ChangePair(pair_id, before, after, captions, changed, split)
 
 
+def _with_scene(pair: ChangePair, entry: dict) -> ChangePair:
+    """The synth sets record each pair's before scene: pairs sharing one are siblings (hard negatives)."""
+    synth = entry.get("synth")
+    scene = synth.get("before_scene") if isinstance(synth, dict) else None
+    return replace(pair, meta={"scene": scene}) if isinstance(scene, str) else pair
+
+
 def _change_flag(flag: object) -> bool | None:
     """LEVIR-CC's ``changeflag`` (0 / 1, as a number or a string); ``None`` for anything else (missing, empty,
     unknown), so the captions decide, as for Dubai-CC."""
@@ -223,7 +230,7 @@ def _read_levir(root: Path) -> ChangeCaptionArchive:
         changed = _change_flag(entry.get("changeflag"))
         pair = _make_pair(pair_id, folder / "A" / name, folder / "B" / name, captions, split, changed, skipped)
         if pair:
-            pairs.append(pair)
+            pairs.append(_with_scene(pair, entry))
     return ChangeCaptionArchive(root, "levir-cc", pairs, skipped)
 
 

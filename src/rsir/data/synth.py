@@ -188,6 +188,7 @@ def make_synthetic(
     overwrite: bool = False,
     version: int = 2,
     masks: str | Path | None = None,
+    siblings: float = 0.0,
 ) -> dict:
     """Write the semi-synthetic set to ``out`` (LEVIR-CC layout) and return its manifest.
 
@@ -197,18 +198,23 @@ def make_synthetic(
     ``version`` 2 (default): rsir.data.synth_v2 (irregular changes, misregistration, one jitter
     distribution, content-free no-change captions; ``no_change_fraction`` default 0.5). ``version`` 1: the
     original easy set described above (grid regions; ``no_change_fraction`` default 0.25).
+    ``siblings`` (version 2): share of the train split's changed pairs in groups sharing a before scene.
     """
     if version not in (1, 2):
         raise ValueError(f"synth version must be 1 or 2, got {version}")
     if masks is not None and version == 1:
         raise ValueError("real change masks (masks=...) are a version 2 option")
+    if siblings and version == 1:
+        raise ValueError("sibling pairs (siblings=...) are a version 2 option")
     _check_pairs(pairs)
     _prepare_out(Path(out), overwrite)
     if version == 2:
         from rsir.data.synth_v2 import make_synthetic_v2
 
         frac = 0.5 if no_change_fraction is None else no_change_fraction
-        return make_synthetic_v2(archive, out, pairs, seed, frac, captions_per_pair, masks, progress=progress)
+        return make_synthetic_v2(
+            archive, out, pairs, seed, frac, captions_per_pair, masks, progress=progress, siblings=siblings
+        )
     return _make_v1(
         archive,
         out,

@@ -90,14 +90,21 @@ def make_synthetic_v2(
     masks: str | Path | None = None,
     dedup_bits: int = 4,
     progress: bool = False,
+    siblings: float = 0.0,
 ) -> dict:
     """Write the v2 set to ``out`` (LEVIR-CC layout) and return its manifest.
+
+    ``siblings``: share of the TRAIN split's changed pairs that come in groups of 2-3 with the same before
+    scene and different new content (hard negatives for ``--sibling-batches``); val/test are unaffected in
+    kind. 0 (the default) draws exactly as before.
 
     ``masks``: a folder of real binary change masks (``**/label/*.png``) to draw shapes from, besides the
     procedural ones. ``dedup_bits``: near-duplicate threshold of the scene hash (-1 keeps every scene).
     """
     from tqdm.auto import tqdm
 
+    if not 0.0 <= siblings < 1:
+        raise ValueError("siblings must be in [0, 1)")
     if not 0.0 <= no_change_fraction < 1:
         raise ValueError("no_change_fraction must be in [0, 1)")
     if captions_per_pair > len(NO_CHANGE_POOL):
@@ -118,12 +125,18 @@ def make_synthetic_v2(
         group = splits[split]
         order, flags = split_plan(out, split, group, counts[split], no_change_fraction, rng)
         held_out = P_HELD_OUT if split != "train" else 0.0
+        befores = sibling_plan(order, flags, siblings if split == "train" else 0.0, rng)
+        used: dict[int, set[str]] = {}  # sibling group -> new-content classes already pasted
         for i, changed in enumerate(flags):
-            before_scene = order[i % len(order)]
+            before_scene, sib = befores[i]
             name = f"{split}_{i:06d}.png"
+            avoid = used.setdefault(sib, set()) if sib is not None else set()
             before, after, record, caps = _one_pair(
-                rng, cache, group, before_scene, changed, captions_per_pair, held_out, real
+                rng, cache, group, before_scene, changed, captions_per_pair, held_out, real, avoid
             )
+            if sib is not None:
+                avoid.add(record["donor_class"])
+                record["sibling_group"] = sib
             _save_png(out / "images" / split / "A" / name, before)
             _save_png(out / "images" / split / "B" / name, after)
             entries.append(_entry(split, name, changed, len(entries), sum(map(len, all_caps)), caps, record))
@@ -133,16 +146,45 @@ def make_synthetic_v2(
     (out / LEVIR_JSON).write_text(json.dumps({"dataset": "rsir-synth-change-v2", "images": entries}))
     manifest = _manifest(archive, splits, entries, all_caps, seed, no_change_fraction, captions_per_pair)
     manifest |= {"skipped_scenes": skipped, "near_duplicates_removed": removed, "dedup_bits": dedup_bits}
+    manifest["siblings"] = _sibling_summary(entries, siblings)
     manifest["real_masks"] = {"folder": str(Path(masks).resolve()), "count": len(real)} if real and masks else None
     (out / "synth_manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
 
 
-def _one_pair(rng, cache, group, before_scene, changed, n_caps, held_out, real):
+def sibling_plan(
+    order: list[Scene], flags: list[bool], share: float, rng: random.Random
+) -> list[tuple[Scene, int | None]]:
+    """(before scene, sibling group or None) per pair. Without siblings, pair i takes ``order[i % len]`` and
+    no random draw is made (the generator-4 stream). Otherwise about ``share`` of the changed pairs come in
+    groups of 2-3 sharing a before scene (unchanged pairs and the rest take the next scene in order)."""
+    if share <= 0:
+        return [(order[i % len(order)], None) for i in range(len(flags))]
+    start = share / (2.5 - 1.5 * share)  # P(a new changed pair opens a group): groups average 2.5 pairs
+    plan: list[tuple[Scene, int | None]] = []
+    cursor, groups, open_scene, left = 0, 0, None, 0
+    for changed in flags:
+        if changed and left > 0:
+            plan.append((open_scene, groups - 1))
+            left -= 1
+            continue
+        scene = order[cursor % len(order)]
+        cursor += 1
+        if changed and rng.random() < start:
+            open_scene, left, groups = scene, rng.choice((2, 3)) - 1, groups + 1
+            plan.append((scene, groups - 1))
+        else:
+            plan.append((scene, None))
+    return plan
+
+
+def _one_pair(rng, cache, group, before_scene, changed, n_caps, held_out, real, avoid=frozenset()):
     content = cache[before_scene.id]
     record: dict = {"before_scene": before_scene.id, "before_class": before_scene.label}
     if changed:
-        donor = rng.choice([s for s in group if s.label != before_scene.label])
+        others = [s for s in group if s.label != before_scene.label]
+        fresh = [s for s in others if s.label not in avoid]  # a sibling pastes new content of another class
+        donor = rng.choice(fresh or others)  # (too few classes for a third one: a class may repeat)
         mask, shape = change_mask(rng, SIZE, real)
         sigma = rng.uniform(1.0, 3.0)
         content = blend(content, harmonise(cache[donor.id], content, HARMONISE), feather(mask, sigma))
@@ -169,6 +211,11 @@ def _one_pair(rng, cache, group, before_scene, changed, n_caps, held_out, real):
     before = acquire(cache[before_scene.id], dates[0], rng.getrandbits(32))
     after = acquire(content, dates[1], rng.getrandbits(32))
     return before, after, record, caps
+
+
+def _sibling_summary(entries: list[dict], share: float) -> dict:
+    groups = Counter(e["synth"]["sibling_group"] for e in entries if "sibling_group" in e["synth"])
+    return {"share": share, "groups": sum(n > 1 for n in groups.values()), "pairs": sum(groups.values())}
 
 
 def _entry(split: str, name: str, changed: bool, img_id: int, first_sent: int, caps: list[str], record: dict):

@@ -33,6 +33,7 @@ class GateConfig:
     pool_diff: bool = True  # also pool the gated differences (after - before): what changed into what
     global_skip: bool = True  # GFF concat+diff of the globals beside the pooled tokens
     sharpness: float = 2.0  # initial s_k (> 1): higher pools fewer, more changed tokens
+    token_mlp: int = 0  # width of a per-token MLP applied to both dates before pooling (0 = pool raw tokens)
     eps: float = 1e-6
 
     def to_dict(self) -> dict:
@@ -47,6 +48,9 @@ GATE_FUSIONS: dict[str, dict] = {
     "gate-1": {"heads": 1},
     "gate-4": {"heads": 4},
     "gate-sharp8": {"sharpness": 8.0},
+    # the pooled content passes a per-token MLP first (the weights still come from the raw change): early,
+    # fine maps (--token-stage) are little semantic, a learned per-token map can make them more so
+    "gate-sharp8-mlp": {"sharpness": 8.0, "token_mlp": 256},
 }
 
 
@@ -72,7 +76,12 @@ class ChangeGate(nn.Module):
             nn.init.zeros_(last.weight)  # g starts at zero: the gate starts as the pure change magnitude
             nn.init.zeros_(last.bias)
             self.score = nn.Sequential(first, nn.GELU(), last)
-        per_head = token_dim * (2 if cfg.pool_diff else 1)
+        self.token_mlp = None
+        if cfg.token_mlp:
+            self.token_mlp = nn.Sequential(
+                nn.Linear(token_dim, cfg.token_mlp), nn.GELU(), nn.Linear(cfg.token_mlp, cfg.token_mlp)
+            )
+        per_head = (cfg.token_mlp or token_dim) * (2 if cfg.pool_diff else 1)
         self.norm_out = nn.LayerNorm(per_head)
         self.skip = GFF(global_dim or token_dim, "concat+diff") if cfg.global_skip else None
         self.out_dim = cfg.heads * per_head + (self.skip.out_dim if self.skip is not None else 0)
@@ -93,8 +102,10 @@ class ChangeGate(nn.Module):
         if tokens.dim() != 4 or tokens.shape[1] != 2:
             raise ValueError(f"the change gate expects tokens [B, 2, L, D], got {tuple(tokens.shape)}")
         t = self.norm_in(tokens.float())
+        w = self._weights(t[:, 1] - t[:, 0])  # [B, L, K], from the raw change
+        if self.token_mlp is not None:
+            t = self.token_mlp(t)
         after, d = t[:, 1], t[:, 1] - t[:, 0]
-        w = self._weights(d)  # [B, L, K]
         pooled = torch.einsum("blk,bld->bkd", w, after)
         if self.config.pool_diff:
             pooled = torch.cat([pooled, torch.einsum("blk,bld->bkd", w, d)], dim=-1)
@@ -121,6 +132,7 @@ def gate_reference(tokens: torch.Tensor, gate: ChangeGate) -> torch.Tensor:
                 extra = gate.score(d)[k] if gate.score is not None else 0.0
                 scores.append(s * torch.log(torch.sqrt((d * d).sum()) + gate.config.eps) + extra)
             w = torch.softmax(torch.stack(scores), dim=0)
-            heads.append(sum(w[j] * t[i, 1, j] for j in range(n)))
+            content = [gate.token_mlp(t[i, 1, j]) if gate.token_mlp is not None else t[i, 1, j] for j in range(n)]
+            heads.append(sum(w[j] * content[j] for j in range(n)))
         out.append(torch.stack(heads))
     return torch.stack(out)

@@ -56,6 +56,7 @@ class ITSRTrainConfig(Optimisation):
     text_finetune_lr: float = 2e-5
     device: str = "cpu"
     token_stage: int = 0  # tokens from the map after all but the encoder's last N blocks (0: final tokens)
+    sibling_batches: bool = False  # pairs sharing a before scene in one batch (hard negatives; synth sets)
     runtime: str = "auto"  # frozen image passes (features, trunk maps): auto, onnx or torch (rsir.models.runtime)
 
     def to_dict(self) -> dict:
@@ -87,18 +88,51 @@ def info_nce(
 
 
 def caption_batches(
-    offsets: np.ndarray, batch_size: int, rng: np.random.Generator
+    offsets: np.ndarray, batch_size: int, rng: np.random.Generator, groups: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One epoch: (pair indices, caption indices) per batch; each pair once, with one of its captions."""
+    """One epoch: (pair indices, caption indices) per batch; each pair once, with one of its captions.
+
+    ``groups`` (int [N], optional): pairs with the same value (siblings: the same before scene with
+    different changes) go into one batch, so each is the other's hard negative; groups are shuffled and
+    packed whole (a group larger than the batch is cut), batches may then be a little smaller.
+    """
     n = len(offsets) - 1
-    order = rng.permutation(n)
     counts = offsets[1:] - offsets[:-1]
+    if groups is None:
+        order = rng.permutation(n)
+        batches = [order[s : s + batch_size] for s in range(0, n, batch_size)]
+    else:
+        batches = _group_batches(np.asarray(groups), batch_size, rng)
     caption = offsets[:-1] + np.floor(rng.random(n) * counts).astype(np.int64)
-    batches = [order[s : s + batch_size] for s in range(0, n, batch_size)]
     if len(batches) > 1 and len(batches[-1]) < 2:  # a batch of one has no negatives
         last = batches.pop()
         batches[-1] = np.concatenate([batches[-1], last])
     return [(b, caption[b]) for b in batches]
+
+
+def _group_batches(groups: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of pair indices holding each group whole (in a random order of groups and of members)."""
+    members: dict[int, list[int]] = {}
+    for i in rng.permutation(len(groups)):
+        members.setdefault(int(groups[i]), []).append(int(i))
+    batches: list[list[int]] = [[]]
+    for g in rng.permutation(np.array(list(members), dtype=np.int64)):
+        group = members[int(g)]
+        while group:
+            if len(batches[-1]) + min(len(group), batch_size) > batch_size:
+                batches.append([])
+            take = batch_size - len(batches[-1])
+            batches[-1] += group[:take]
+            group = group[take:]
+    return [np.array(b, dtype=np.int64) for b in batches if b]
+
+
+def scene_groups(pairs) -> np.ndarray:
+    """int [N]: one id per before scene (``pair.meta["scene"]``, synth sets); a pair without one is alone."""
+    ids: dict[object, int] = {}
+    return np.array(
+        [ids.setdefault(p.meta.get("scene", ("pair", i)), len(ids)) for i, p in enumerate(pairs)], dtype=np.int64
+    )
 
 
 def _text_keys(captions: list[str]) -> np.ndarray:
@@ -209,7 +243,8 @@ class _Trainer:
         of each epoch: back to training mode after the previous epoch's validation."""
         self.model.train()
         rng = np.random.default_rng([self.config.seed, epoch])
-        return caption_batches(self.train.caption_offsets, self.config.batch_size, rng)
+        groups = scene_groups(self.train.pairs) if self.config.sibling_batches else None
+        return caption_batches(self.train.caption_offsets, self.config.batch_size, rng, groups)
 
     def loss(self, batch: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
         """The objective's loss for :func:`rsir.train.loop.fit` (one InfoNCE step)."""
