@@ -162,9 +162,9 @@ def sibling_plan(
         return [(order[i % len(order)], None) for i in range(len(flags))]
     start = share / (2.5 - 1.5 * share)  # P(a new changed pair opens a group): groups average 2.5 pairs
     plan: list[tuple[Scene, int | None]] = []
-    cursor, groups, open_scene, left = 0, 0, None, 0
+    cursor, groups, open_scene, left = 0, 0, order[0], 0
     for changed in flags:
-        if changed and left > 0:
+        if changed and left > 0:  # left > 0 only after a group opened, so open_scene is that group's
             plan.append((open_scene, groups - 1))
             left -= 1
             continue
