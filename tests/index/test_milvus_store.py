@@ -125,3 +125,19 @@ def test_bad_store_specs_are_refused(tmp_path: Path):
         out = CliRunner().invoke(app, ["index", archive, "--out", str(tmp_path / "x"), "--store", spec])
         assert out.exit_code == 2 and words in out.output and "Traceback" not in out.output, out.output
         assert not (tmp_path / "x").exists()
+
+
+def test_a_client_loads_scipy_sparse_before_request_threads_can_race_on_it(tmp_path: Path):
+    """pymilvus re-executes scipy.sparse, unlocked, on a request's first use: two first searches at once in the
+    service deadlocked on its submodules' import locks (seen in CI). A fresh process, as a service worker is."""
+    import subprocess
+
+    milvus_lite_or_skip(tmp_path / "probe.db")
+    code = (
+        "import sys; from rsir.index.milvus_client import client; "
+        "client(sys.argv[1]).list_collections(); print('scipy.sparse._bsr' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "m.db")], capture_output=True, text=True, timeout=120
+    )
+    assert run.stdout.strip().splitlines()[-1:] == ["True"], run.stderr[-2000:]

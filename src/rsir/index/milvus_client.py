@@ -45,11 +45,20 @@ def client(uri: str):
                 from pymilvus import MilvusClient
             except ImportError:
                 raise MilvusUnavailable(f"the milvus store needs pymilvus and milvus-lite: {EXTRA}") from None
+            _import_scipy_sparse()
             try:
                 _clients[key] = MilvusClient(uri=uri, token=token or "")
             except Exception as err:
                 raise MilvusUnavailable(f"cannot reach Milvus at {uri}: {err}") from None
         return _clients[key]
+
+
+def _import_scipy_sparse() -> None:
+    """pymilvus re-executes ``scipy.sparse`` on a request's first use, unlocked; two first searches at once (the
+    service's request threads) then deadlock on its submodules' import locks. Imported whole here, under the
+    client lock, its submodules are already loaded when that happens."""
+    with contextlib.suppress(ImportError):
+        import scipy.sparse  # noqa: F401
 
 
 def release(uri: str) -> None:
