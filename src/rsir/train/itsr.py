@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from rsir.models.fusion import TFFConfig
 from rsir.train import distributed
 from rsir.train.config import Optimisation
+from rsir.train.inputs import NothingLearns, TrainingInputs
 from rsir.train.loop import FitState, Validation, fit, lambda_schedule, warmup_cosine
 
 LAST = "last.pt"
@@ -152,36 +153,20 @@ def _check_resume(state: dict, config: ITSRTrainConfig, out: Path) -> None:
         )
 
 
-class ImageInputs(Protocol):
+class ImageInputs(TrainingInputs, Protocol):
     """Where a training step's image side comes from (frozen cached features, or a learning encoder tail)."""
 
-    trainable: torch.nn.Module | None  # the image-side weights that learn (DDP averages their gradients)
-
-    def param_groups(self, config: ITSRTrainConfig) -> list[dict]: ...
     def batch(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
-    def val_features(self, val_feats): ...
-    def state_dict(self) -> dict: ...
-    def load_state_dict(self, state: dict) -> None: ...
-    def save(self, out: Path) -> None: ...
 
 
-class TextInputs(Protocol):
+class TextInputs(TrainingInputs, Protocol):
     """Where a training step's text side comes from (cached caption features, or learning top layers)."""
 
-    trainable: torch.nn.Module | None
-
-    def param_groups(self, config: ITSRTrainConfig) -> list[dict]: ...
     def batch(self, captions: torch.Tensor) -> torch.Tensor: ...
-    def val_features(self, val_feats): ...
-    def state_dict(self) -> dict: ...
-    def load_state_dict(self, state: dict) -> None: ...
-    def save(self, out: Path) -> None: ...
 
 
-class FrozenImages:
+class FrozenImages(NothingLearns):
     """Image inputs from the frozen encoder's cached features (the default)."""
-
-    trainable: torch.nn.Module | None = None
 
     def __init__(self, model, train_feats, device: str) -> None:
         self.glob = torch.from_numpy(np.ascontiguousarray(train_feats.globals_)).to(device)
@@ -189,23 +174,8 @@ class FrozenImages:
         if model.needs_tokens:  # float16 in memory; cast per batch
             self.tokens = model.reduce_tokens(torch.from_numpy(np.array(train_feats.tokens))).to(device)
 
-    def param_groups(self, config: ITSRTrainConfig) -> list[dict]:
-        return []
-
     def batch(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.glob[pairs], self.tokens[pairs].float() if self.tokens is not None else None
-
-    def val_features(self, val_feats):
-        return val_feats
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def save(self, out: Path) -> None:
-        pass
 
 
 class _Step(torch.nn.Module):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rsir.models.text import TEXT_WEIGHTS, run_layers, top_layers_state
+from rsir.train.inputs import NothingLearns
 
 
 class TunedText:
@@ -89,28 +90,11 @@ class TunedText:
         os.replace(tmp, Path(out) / TEXT_WEIGHTS)
 
 
-class FrozenText:
+class FrozenText(NothingLearns):
     """Text inputs from the frozen encoder's cached caption features (the default)."""
-
-    trainable: torch.nn.Module | None = None
 
     def __init__(self, train_feats, device: str) -> None:
         self.text = torch.from_numpy(train_feats.text).to(device)
 
-    def param_groups(self, config) -> list[dict]:
-        return []
-
     def batch(self, captions: torch.Tensor) -> torch.Tensor:
         return self.text[captions]
-
-    def val_features(self, val_feats):
-        return val_feats
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def save(self, out: Path) -> None:
-        pass
