@@ -65,6 +65,13 @@ class ItsrTrainResult:
     history: list[dict]
     report: dict = field(default_factory=dict, compare=False, repr=False)  # train_summary.json
 
+    @classmethod
+    def from_summary(cls, out: str | Path, summary: dict) -> ItsrTrainResult:
+        """The result of a run from its ``train_summary.json`` (pair and one-date training write the same one)."""
+        val = ItsrScores.from_dict(summary["val"]) if summary["val"] else None
+        s = summary
+        return cls(Path(out), s["best_epoch"], val, s["epochs_run"], s["train_seconds"], s["history"], s)
+
 
 @dataclass(frozen=True)
 class PairHit:
@@ -137,8 +144,7 @@ def train_itsr(
     cfg = ITSRTrainConfig(**config)
     build_fusion(cfg.fusion, 8, 8, 4)  # an unknown fusion fails before any feature is computed
     s = train(dataset, out, cfg, Path(cache_dir) if cache_dir else None, progress=progress, restart=restart)
-    val = ItsrScores.from_dict(s["val"]) if s["val"] else None
-    return ItsrTrainResult(Path(out), s["best_epoch"], val, s["epochs_run"], s["train_seconds"], s["history"], s)
+    return ItsrTrainResult.from_summary(out, s)
 
 
 def evaluate_itsr(

@@ -66,8 +66,7 @@ def train_text(
     querybank = DEFAULT_QUERYBANK if querybank_beta is None else QueryBank(querybank_beta)
     s = train(captions, images, out, cfg, cache, progress=progress, restart=restart, augment=augment,
               control=control, expansion=expansion, querybank=querybank)  # fmt: skip
-    val = ItsrScores.from_dict(s["val"]) if s["val"] else None
-    return ItsrTrainResult(Path(out), s["best_epoch"], val, s["epochs_run"], s["train_seconds"], s["history"], s)
+    return ItsrTrainResult.from_summary(out, s)
 
 
 def evaluate_text(
