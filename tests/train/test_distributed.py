@@ -8,7 +8,7 @@ from rsir.cbir.evaluation import evaluate_vectors
 from rsir.embed.features import apply_head
 from rsir.embed.local import normalise
 from rsir.train import distributed
-from rsir.train.metric_head import TrainConfig, _pair_tuple, make_loss, train_on_labels, train_on_pairs
+from rsir.train.metric_head import TrainConfig, make_loss, pair_tuple, train_on_labels, train_on_pairs
 
 
 def _toy(seed: int, n_per: int, classes: int = 6, dim: int = 32):
@@ -93,8 +93,8 @@ def test_loss_decreases_under_ddp_and_history_records_it(runs) -> None:
     relevant = torch.tensor([[a == b for b in labels] for a in labels])
     loss_fn = make_loss(MANY.loss)
     with torch.no_grad():
-        start = loss_fn(xt, indices_tuple=_pair_tuple(relevant)).item()  # the head starts as the identity
-        end = loss_fn(labels_head(xt), indices_tuple=_pair_tuple(relevant)).item()
+        start = loss_fn(xt, indices_tuple=pair_tuple(relevant)).item()  # the head starts as the identity
+        end = loss_fn(labels_head(xt), indices_tuple=pair_tuple(relevant)).item()
     assert end < 0.9 * start
     history: list[float] = []
     train_on_labels(x, labels, MANY, progress=False, history=history)

@@ -4,7 +4,7 @@ import torch
 from rsir.cbir.evaluation import evaluate_vectors
 from rsir.embed.features import apply_head
 from rsir.embed.local import normalise
-from rsir.train.metric_head import TrainConfig, _pair_tuple, train_on_labels, train_on_pairs
+from rsir.train.metric_head import TrainConfig, pair_tuple, train_on_labels, train_on_pairs
 
 
 def _toy(seed: int = 0, n_per: int = 30, classes: int = 6, dim: int = 32):
@@ -19,13 +19,13 @@ def _toy(seed: int = 0, n_per: int = 30, classes: int = 6, dim: int = 32):
 
 def test_pair_tuple_matches_naive() -> None:
     rel = torch.tensor([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=torch.bool)
-    a1, p, a2, n = _pair_tuple(rel)
+    a1, p, a2, n = pair_tuple(rel)
     pos = {(i, j) for i in range(3) for j in range(3) if i != j and rel[i, j]}
     neg = {(i, j) for i in range(3) for j in range(3) if i != j and not rel[i, j]}
     assert set(zip(a1.tolist(), p.tolist(), strict=True)) == pos
     assert set(zip(a2.tolist(), n.tolist(), strict=True)) == neg
     known = torch.tensor([[1, 1, 1], [1, 1, 1], [0, 1, 1]], dtype=torch.bool)  # ANNEAL's groups: (2, 0) unknown
-    a1, p, a2, n = _pair_tuple(rel, known)
+    a1, p, a2, n = pair_tuple(rel, known)
     assert set(zip(a1.tolist(), p.tolist(), strict=True)) == pos
     assert set(zip(a2.tolist(), n.tolist(), strict=True)) == neg - {(2, 0)}
 

@@ -58,17 +58,16 @@ def _batches(n: int, config: PairTraining, gen) -> list:
     return list(stream[: total * size].view(total, size))
 
 
-def _implied_batches(features, pair_i, pair_j, y, config: PairTraining, n_steps: int, seed: int, closure=None):
-    """``(i, j, similar, weights)`` tensors of ``n_steps`` batches of implied pairs, or None (closure off or
-    nothing implied beyond the answers)."""
+def _implied_batches(closure, n_answers: int, config: PairTraining, n_steps: int, seed: int):
+    """``(i, j, similar, weights)`` tensors of ``n_steps`` batches of the pairs ``closure`` implies, or None
+    (closure off or nothing implied beyond the answers)."""
     if config.closure <= 0 or n_steps == 0:
         return None
     import torch
 
-    from rsir.active.closure import closure_of, implied_pairs
+    from rsir.active.closure import implied_pairs
 
-    closure = closure_of(len(features), pair_i, pair_j, y) if closure is None else closure
-    size = min(config.batch_size, max(len(y), 2))
+    size = min(config.batch_size, max(n_answers, 2))
     pairs, labels = implied_pairs(closure, n_steps * size, np.random.default_rng([seed, 7]))
     if not len(pairs):
         return None
@@ -85,7 +84,7 @@ def _group_batches(closure, n_steps: int, config: PairTraining, seed: int):
     the reference head's class batches; ``relevant``: same group, ``known``: same group or groups apart."""
     import torch
 
-    from rsir.train.metric_head import TrainConfig, _class_batches
+    from rsir.train.metric_head import TrainConfig, class_batches
 
     if not len(closure.apart) or n_steps == 0:
         return None
@@ -99,7 +98,7 @@ def _group_batches(closure, n_steps: int, config: PairTraining, seed: int):
     rng, sampling = np.random.default_rng([seed, 11]), TrainConfig(batch_size=config.batch_size)
     out: list = []
     while len(out) < n_steps:
-        out += [items[b] for b in _class_batches(hot, sampling, rng) if len(b) > 1]
+        out += [items[b] for b in class_batches(hot, sampling, rng) if len(b) > 1]
     batches = []
     for b in out[:n_steps]:
         c = comp[b]
@@ -111,10 +110,10 @@ def _group_batches(closure, n_steps: int, config: PairTraining, seed: int):
 
 
 def _group_loss(head, x, batch, loss_fn):
-    from rsir.train.metric_head import _pair_tuple
+    from rsir.train.metric_head import pair_tuple
 
     items, relevant, known = batch
-    return loss_fn(head(x[items]), indices_tuple=_pair_tuple(relevant, known))
+    return loss_fn(head(x[items]), indices_tuple=pair_tuple(relevant, known))
 
 
 def _implied_loss(head, x, implied, step: int, config: PairTraining):
@@ -170,7 +169,7 @@ def train_head(
         from rsir.active.closure import closure_of
 
         closure = closure_of(len(features), pair_i, pair_j, y)
-    implied = _implied_batches(features, pair_i, pair_j, y, config, len(batches), seed, closure)
+    implied = _implied_batches(closure, len(y), config, len(batches), seed) if closure is not None else None
     groups = _group_batches(closure, len(batches), config, seed) if config.groups > 0 else None
     if groups is not None:
         from rsir.train.metric_head import make_loss

@@ -19,7 +19,7 @@ from rsir.embed.local import ArchiveImages
 from rsir.models.encoders import ImageEncoder
 from rsir.models.heads import ResidualHead
 from rsir.train.loop import FnObjective, fit
-from rsir.train.metric_head import TrainConfig, _class_batches, _new_head, _pair_tuple, make_loss, multi_hot
+from rsir.train.metric_head import TrainConfig, _new_head, class_batches, make_loss, multi_hot, pair_tuple
 
 
 def trunk_outputs(
@@ -95,11 +95,11 @@ def finetune_on_maps(
     def loss_of(batch: np.ndarray) -> torch.Tensor:
         b = torch.from_numpy(batch)
         feats = F.normalize(tail(_dihedral(fmaps[b], gen)).mean(dim=1), dim=-1)
-        return loss_fn(head(feats), indices_tuple=_pair_tuple((hot_t[b] @ hot_t[b].T) > 0))
+        return loss_fn(head(feats), indices_tuple=pair_tuple((hot_t[b] @ hot_t[b].T) > 0))
 
     head.train()
     tail.eval()  # frozen batch-norm statistics: small CPU batches would make them noisy
-    objective = FnObjective(lambda _: _class_batches(hot, config, rng), loss_of)
+    objective = FnObjective(lambda _: class_batches(hot, config, rng), loss_of)
     fit(objective, opt, epochs=config.epochs, shard=False, progress=progress, desc="fine-tuning")
     encoder.eval()
     return head.eval()

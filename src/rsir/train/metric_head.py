@@ -70,7 +70,7 @@ def multi_hot(labels: Sequence[Sequence[str]]) -> np.ndarray:
     return out
 
 
-def _pair_tuple(relevant: torch.Tensor, known: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+def pair_tuple(relevant: torch.Tensor, known: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """All in-batch positive and negative pairs of a boolean relevance matrix, as a PML indices tuple;
     with ``known`` (boolean, same shape) only the irrelevant pairs it marks are negatives (ANNEAL's groups:
     two groups are apart only where an answer says so)."""
@@ -81,7 +81,7 @@ def _pair_tuple(relevant: torch.Tensor, known: torch.Tensor | None = None) -> tu
     return a1, p, a2, n
 
 
-def _class_batches(hot: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> list[np.ndarray]:
+def class_batches(hot: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> list[np.ndarray]:
     """Batches of `per_class` items from each of several classes (single-label: M-per-class sampling)."""
     first = hot.argmax(1)
     by_class = [np.flatnonzero(first == c) for c in range(hot.shape[1])]
@@ -138,10 +138,10 @@ def train_on_labels(
     def loss_of(batch: np.ndarray) -> torch.Tensor:
         b = torch.from_numpy(batch).to(device)
         relevant = (hot_t[b] @ hot_t[b].T) > 0
-        return loss_fn(model(x[b]), indices_tuple=_pair_tuple(relevant))
+        return loss_fn(model(x[b]), indices_tuple=pair_tuple(relevant))
 
     head.train()
-    _fit_head(FnObjective(lambda _: _class_batches(hot, config, rng), loss_of), head, config, progress, history)
+    _fit_head(FnObjective(lambda _: class_batches(hot, config, rng), loss_of), head, config, progress, history)
     return head.cpu().eval()
 
 
