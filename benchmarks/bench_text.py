@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rsir.text.bridge import OFF as BRIDGE_OFF
+from rsir.text.bridge import Bridge
 from rsir.text.expansion import OFF
 from rsir.text.querybank import OFF as QB_OFF
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("r@1", "r@5", "r@10")
 AUG = {"augment": True}
-NOB = {"bridge": BRIDGE_OFF}  # rows published before the training-memory bridge became the default
-NOQ = {"querybank": QB_OFF, **NOB}  # rows published before querybank normalisation became the default
+BRIDGE = {"bridge": Bridge()}  # the training-memory bridge (rsir.text.bridge), off by default
+NOQ = {"querybank": QB_OFF}  # rows published before querybank normalisation became the default
 NOX = {"expansion": OFF, **NOQ}  # rows published before gallery expansion became the default
 AUG_X = {**AUG, **NOQ}
 # name -> (rsir text train settings, other arguments of rsir.text.pipeline.train)
@@ -60,18 +60,15 @@ VARIANTS = {
     "ft1-aug-10ep-x-t2-lr3e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 3e-4}, AUG_X),
     "ft1-aug-10ep-x-t6-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 6, "text_finetune_lr": 1e-4}, AUG_X),
     # -q: querybank normalisation by the distinct training captions, beta 10 (rsir.text.querybank)
-    "ft1-aug-10ep-x-q": ({"finetune": 1, "epochs": 10}, {**AUG, **NOB}),
-    "frozen-x-q": ({"finetune": 0}, NOB),
-    "ft1-aug-20ep-x-q-lr5e-5": ({"finetune": 1, "epochs": 20, "finetune_lr": 5e-5}, {**AUG, **NOB}),
-    "ft1-aug-10ep-x-q-t2-lr1e-4": (
-        {"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 1e-4},
-        {**AUG, **NOB},
-    ),  # fmt: skip
-    "control-shuffled-train-x-q": ({"finetune": 0}, {"control": "shuffle-images", **NOB}),
-    # -b: the training-memory bridge (rsir.text.bridge; k=10, tau 0.02, temperature 0.05, weights 8 / 0.2)
-    "ft1-aug-10ep-x-q-b": ({"finetune": 1, "epochs": 10}, AUG),
-    "frozen-x-q-b": ({"finetune": 0}, {}),
-    "control-shuffled-train-x-q-b": ({"finetune": 0}, {"control": "shuffle-images"}),
+    "ft1-aug-10ep-x-q": ({"finetune": 1, "epochs": 10}, AUG),
+    "frozen-x-q": ({"finetune": 0}, {}),
+    "ft1-aug-20ep-x-q-lr5e-5": ({"finetune": 1, "epochs": 20, "finetune_lr": 5e-5}, AUG),
+    "ft1-aug-10ep-x-q-t2-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 1e-4}, AUG),
+    "control-shuffled-train-x-q": ({"finetune": 0}, {"control": "shuffle-images"}),
+    # -b: + the training-memory bridge (rsir.text.bridge; k=10, tau 0.02, temperature 0.05, weights 8 / 0.2)
+    "ft1-aug-10ep-x-q-b": ({"finetune": 1, "epochs": 10}, {**AUG, **BRIDGE}),
+    "frozen-x-q-b": ({"finetune": 0}, BRIDGE),
+    "control-shuffled-train-x-q-b": ({"finetune": 0}, {"control": "shuffle-images", **BRIDGE}),
 }
 # test-time controls of each trained run (rsir text eval --control): near chance for a model that reads both
 EVAL_CONTROLS = ("shuffle-images", "constant-text")
@@ -93,7 +90,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--images", type=Path, default=shared / "ucmerced")
     p.add_argument("--work", type=Path, default=cache / "bench-text", help="checkpoints")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=["frozen-x-q-b", "ft1-aug-10ep-x-q-b"], choices=sorted(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=["frozen-x-q", "ft1-aug-10ep-x-q"], choices=sorted(VARIANTS))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy box)")
     p.add_argument("--latency", action="store_true", help="also time text queries at the search service")

@@ -59,7 +59,6 @@ def test_querybank_is_saved_and_applied_by_eval_and_search(tiny_captions, tiny_i
 
     from rsir.data.captions import open_scene_captions
     from rsir.index.faiss_index import SearchIndex
-    from rsir.text.bridge import gallery_bridge_for
     from rsir.text.expansion import expand_gallery, expansion_of
     from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, scene_scores, split_features_for
     from rsir.text.querybank import BANK_FILE, distinct_rows, querybank_of
@@ -80,9 +79,8 @@ def test_querybank_is_saved_and_applied_by_eval_and_search(tiny_captions, tiny_i
     feats = split_features_for(enc, captions, images, "test", None, False)
     image_emb, text_emb = embed(model, feats)
     gallery = expand_gallery(image_emb, expansion_of(manifest))
-    bridge = gallery_bridge_for(tiny_model, manifest, image_emb)  # the default bridge (tests/text/test_text_bridge.py)
     naive = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery,
-                         _naive_offsets(bank, gallery, qb.beta), bridge)  # fmt: skip
+                         _naive_offsets(bank, gallery, qb.beta))  # fmt: skip
     scores = evaluate_checkpoint(tiny_model, captions, images, "test", progress=False)
     for key in ("t2i", "i2t", "t2i_dup_aware"):
         assert scores[key] == pytest.approx(naive[key])
@@ -90,8 +88,8 @@ def test_querybank_is_saved_and_applied_by_eval_and_search(tiny_captions, tiny_i
 
     search = SceneTextSearch(SearchIndex(tiny_index), tiny_model)
     q = search.text_vector("a beach with blue sea")
-    plain = search.image_emb @ q - _naive_offsets(bank, search.image_emb, qb.beta)
-    assert np.allclose(search.scores(q), plain + search.bridge.t2i(q[None])[0], atol=1e-4)
+    assert np.allclose(search.scores(q), search.image_emb @ q - _naive_offsets(bank, search.image_emb, qb.beta),
+                       atol=1e-4)  # fmt: skip
     _, hits = search.search("a beach with blue sea", k=3)
     assert [h.score for h in hits] == pytest.approx(sorted(search.scores(q), reverse=True)[:3], abs=1e-6)
 

@@ -18,7 +18,7 @@ Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps"
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default $RSIR_CACHE or ~/.cache/rsir)")]
 DEFAULT_K, DEFAULT_W = 3, 0.3  # rsir.text.pipeline.DEFAULT_EXPANSION (a test keeps them equal; imports stay light)
 DEFAULT_QB = 10.0  # rsir.text.pipeline.DEFAULT_QUERYBANK.beta (likewise)
-DEFAULT_BK, DEFAULT_BW, DEFAULT_BI = 10, 8.0, 0.2  # rsir.text.pipeline.DEFAULT_BRIDGE's k, weight, i2t_weight
+DEFAULT_BK, DEFAULT_BW, DEFAULT_BI = 0, 8.0, 0.2  # DEFAULT_BRIDGE.k (off); rsir.text.bridge.Bridge's weights
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
 
 
@@ -81,7 +81,8 @@ def train(
         float, typer.Option(min=0.0, help="text->scene scores normalised by the training captions, beta (0: off)")
     ] = DEFAULT_QB,
     bridge_k: Annotated[
-        int, typer.Option(min=0, help="training-memory bridge: training neighbours of each scene (0: off)")
+        int,
+        typer.Option(min=0, help="training-memory bridge: training neighbours per scene (0: off; 10 measured)"),
     ] = DEFAULT_BK,
     bridge_weight: Annotated[
         float, typer.Option(min=0.0, help="training-memory bridge: its weight in text->scene scores")

