@@ -74,6 +74,8 @@ def train_text(
     querybank = DEFAULT_QUERYBANK if querybank_beta is None else QueryBank(querybank_beta)
     on = Bridge()  # the settings chosen on UCM-Captions val, when turned on
     k = DEFAULT_BRIDGE.k if bridge_k is None else bridge_k
+    if k == 0 and (bridge_weight is not None or bridge_i2t_weight is not None):
+        raise ValueError("--bridge-weight / --bridge-i2t-weight need the bridge on: --bridge-k N (N >= 1)")
     bw = on.weight if bridge_weight is None else bridge_weight
     bi = on.i2t_weight if bridge_i2t_weight is None else bridge_i2t_weight
     bridge = Bridge(k, on.tau, on.temperature, bw, bi) if k > 0 else BRIDGE_OFF

@@ -66,12 +66,12 @@ def test_carries_link_each_bank_caption_to_every_image_that_has_it():
 
 def test_cli_defaults_are_the_pipeline_default():
     """Off by default (its val gain did not hold on test); turned on, the weights are the ones measured."""
-    from rsir.cli.text import DEFAULT_BI, DEFAULT_BK, DEFAULT_BW
+    from rsir.cli.text import DEFAULT_BK
     from rsir.text.bridge import OFF, Bridge
     from rsir.text.pipeline import DEFAULT_BRIDGE
 
     assert DEFAULT_BRIDGE == OFF and DEFAULT_BRIDGE.k == DEFAULT_BK
-    assert (Bridge().weight, Bridge().i2t_weight) == (DEFAULT_BW, DEFAULT_BI)
+    assert (Bridge().k, Bridge().weight, Bridge().i2t_weight) == (10, 8.0, 0.2)  # what docs/text.md says
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +171,6 @@ def test_bridge_options_reach_the_checkpoint_and_off_writes_no_memory(tiny_capti
     assert json.loads((off / "manifest.json").read_text())["bridge"]["k"] == 0 and not (off / MEMORY_FILE).is_file()
     again = CliRunner().invoke(app, [*base, "--finetune", "0", "--epochs", "2", "--out", str(off), "--bridge-k", "10"])
     assert again.exit_code == 2 and "bridge" in again.output  # a run continues only with its own setting
+    ignored = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "w"), "--bridge-weight", "4"])
+    assert ignored.exit_code == 2 and "--bridge-k" in ignored.output  # a weight without the bridge is refused
+    assert not (tmp_path / "w").exists()

@@ -18,7 +18,7 @@ Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps"
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default $RSIR_CACHE or ~/.cache/rsir)")]
 DEFAULT_K, DEFAULT_W = 3, 0.3  # rsir.text.pipeline.DEFAULT_EXPANSION (a test keeps them equal; imports stay light)
 DEFAULT_QB = 10.0  # rsir.text.pipeline.DEFAULT_QUERYBANK.beta (likewise)
-DEFAULT_BK, DEFAULT_BW, DEFAULT_BI = 0, 8.0, 0.2  # DEFAULT_BRIDGE.k (off); rsir.text.bridge.Bridge's weights
+DEFAULT_BK = 0  # rsir.text.pipeline.DEFAULT_BRIDGE.k: the training-memory bridge is off (likewise)
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
 
 
@@ -85,11 +85,11 @@ def train(
         typer.Option(min=0, help="training-memory bridge: training neighbours per scene (0: off; 10 measured)"),
     ] = DEFAULT_BK,
     bridge_weight: Annotated[
-        float, typer.Option(min=0.0, help="training-memory bridge: its weight in text->scene scores")
-    ] = DEFAULT_BW,
+        float | None, typer.Option(min=0.0, help="training-memory bridge: its weight in text->scene scores (8)")
+    ] = None,
     bridge_i2t_weight: Annotated[
-        float, typer.Option(min=0.0, help="training-memory bridge: its weight in scene->text scores")
-    ] = DEFAULT_BI,
+        float | None, typer.Option(min=0.0, help="training-memory bridge: its weight in scene->text scores (0.2)")
+    ] = None,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     cache_dir: CacheDir = None,
