@@ -23,12 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rsir.text.bridge import Bridge
 from rsir.text.expansion import OFF
 from rsir.text.querybank import OFF as QB_OFF
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("r@1", "r@5", "r@10")
 AUG = {"augment": True}
+BRIDGE = {"bridge": Bridge()}  # the training-memory bridge (rsir.text.bridge), off by default
 NOQ = {"querybank": QB_OFF}  # rows published before querybank normalisation became the default
 NOX = {"expansion": OFF, **NOQ}  # rows published before gallery expansion became the default
 AUG_X = {**AUG, **NOQ}
@@ -63,6 +65,10 @@ VARIANTS = {
     "ft1-aug-20ep-x-q-lr5e-5": ({"finetune": 1, "epochs": 20, "finetune_lr": 5e-5}, AUG),
     "ft1-aug-10ep-x-q-t2-lr1e-4": ({"finetune": 1, "epochs": 10, "text_finetune": 2, "text_finetune_lr": 1e-4}, AUG),
     "control-shuffled-train-x-q": ({"finetune": 0}, {"control": "shuffle-images"}),
+    # -b: + the training-memory bridge (rsir.text.bridge; k=10, tau 0.02, temperature 0.05, weights 8 / 0.2)
+    "ft1-aug-10ep-x-q-b": ({"finetune": 1, "epochs": 10}, {**AUG, **BRIDGE}),
+    "frozen-x-q-b": ({"finetune": 0}, BRIDGE),
+    "control-shuffled-train-x-q-b": ({"finetune": 0}, {"control": "shuffle-images", **BRIDGE}),
 }
 # test-time controls of each trained run (rsir text eval --control): near chance for a model that reads both
 EVAL_CONTROLS = ("shuffle-images", "constant-text")
@@ -100,8 +106,17 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
     """(test scores, similarity [M, N], caption->image, captions) of one trained variant and seed."""
+    from rsir.text.bridge import gallery_bridge_for
     from rsir.text.expansion import expand_gallery, expansion_of
-    from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, split_features_for, text_config, train
+    from rsir.text.pipeline import (
+        embed,
+        evaluate_checkpoint,
+        open_model,
+        score_matrices,
+        split_features_for,
+        text_config,
+        train,
+    )
     from rsir.text.querybank import offsets_for
 
     settings, extra = VARIANTS[name]
@@ -125,8 +140,8 @@ def _run(args, name: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray, list
             )
             for c in EVAL_CONTROLS
         }
-    t2i = text_emb @ gallery.T if offsets is None else text_emb @ gallery.T - offsets[None, :]
-    sims = (text_emb @ image_emb.T, t2i)  # (image queries', text queries') similarities
+    bridge = gallery_bridge_for(out, manifest, image_emb)  # training-memory bridge (rsir.text.bridge), or None
+    sims = score_matrices(image_emb, text_emb, gallery, offsets, bridge)  # (image queries', text queries') scores
     return scores, sims, np.asarray(feats.caption_pair), feats.captions
 
 

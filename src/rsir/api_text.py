@@ -39,6 +39,9 @@ def train_text(
     expand_k: int | None = None,
     expand_weight: float | None = None,
     querybank_beta: float | None = None,
+    bridge_k: int | None = None,
+    bridge_weight: float | None = None,
+    bridge_i2t_weight: float | None = None,
     **config: Any,
 ) -> ItsrTrainResult:
     """Train on the train split, keeping the best epoch on val (resumable); ``config``: the fields of
@@ -47,9 +50,14 @@ def train_text(
     (``shuffle-images``) trains on deranged images, a run that must score near chance; ``expand_k`` /
     ``expand_weight``: gallery expansion saved in the checkpoint (default k=3, weight 0.3; ``expand_k=0``: off);
     ``querybank_beta``: text -> scene scores normalised by the training captions (default 10; 0: off);
+    ``bridge_k`` / ``bridge_weight`` / ``bridge_i2t_weight``: the training-memory bridge saved in the checkpoint
+    (rsir.text.bridge; default off; ``bridge_k=10`` turns it on with weights 8 (text -> scene) and 0.2 (scene
+    -> text));
     ``text_finetune`` N: the text encoder's last N layers learn too (``text_finetune_lr``)."""
+    from rsir.text.bridge import OFF as BRIDGE_OFF
+    from rsir.text.bridge import Bridge
     from rsir.text.expansion import Expansion
-    from rsir.text.pipeline import DEFAULT_EXPANSION, DEFAULT_QUERYBANK, text_config, train
+    from rsir.text.pipeline import DEFAULT_BRIDGE, DEFAULT_EXPANSION, DEFAULT_QUERYBANK, text_config, train
     from rsir.text.querybank import QueryBank
     from rsir.train.itsr import ITSRTrainConfig
 
@@ -64,8 +72,15 @@ def train_text(
         DEFAULT_EXPANSION.weight if expand_weight is None else expand_weight,
     )
     querybank = DEFAULT_QUERYBANK if querybank_beta is None else QueryBank(querybank_beta)
+    on = Bridge()  # the settings chosen on UCM-Captions val, when turned on
+    k = DEFAULT_BRIDGE.k if bridge_k is None else bridge_k
+    if k == 0 and (bridge_weight is not None or bridge_i2t_weight is not None):
+        raise ValueError("--bridge-weight / --bridge-i2t-weight need the bridge on: --bridge-k N (N >= 1)")
+    bw = on.weight if bridge_weight is None else bridge_weight
+    bi = on.i2t_weight if bridge_i2t_weight is None else bridge_i2t_weight
+    bridge = Bridge(k, on.tau, on.temperature, bw, bi) if k > 0 else BRIDGE_OFF
     s = train(captions, images, out, cfg, cache, progress=progress, restart=restart, augment=augment,
-              control=control, expansion=expansion, querybank=querybank)  # fmt: skip
+              control=control, expansion=expansion, querybank=querybank, bridge=bridge)  # fmt: skip
     return ItsrTrainResult.from_summary(out, s)
 
 

@@ -16,6 +16,8 @@ def test_table_lists_published_rows_and_ours(benchmark_script):
     # the default's row trains with `rsir text train`'s defaults; rows published before keep their settings
     assert bench.VARIANTS["ft1-aug-10ep-x-q"] == ({"finetune": 1, "epochs": 10}, {"augment": True})
     assert not bench.VARIANTS["ft1-aug-10ep-x"][1]["querybank"].active
+    # -b rows turn the training-memory bridge on (off by default: docs/benchmarks.md, fourth pass)
+    assert bench.VARIANTS["ft1-aug-10ep-x-q-b"][1]["bridge"].active and "bridge" not in bench.VARIANTS["frozen-x-q"][1]
 
 
 def test_ensemble_rows_and_zscore(benchmark_script):

@@ -154,7 +154,7 @@ def test_ranked_pages_break_ties_by_row_across_the_page_boundary():
 
     rng = np.random.default_rng(0)
     search = SceneTextSearch.__new__(SceneTextSearch)  # only the ranking: no model, no index
-    search.offsets = None
+    search.offsets = search.bridge = None
     for _ in range(50):
         levels = rng.integers(0, 4, size=40).astype(np.float32)  # many exact ties
         search.image_emb = levels[:, None]

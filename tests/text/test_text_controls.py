@@ -19,6 +19,7 @@ def test_derangement_moves_every_index():
 
 
 def test_eval_controls_against_a_naive_reference(tiny_captions, tiny_model):
+    from rsir.text.bridge import gallery_bridge_for
     from rsir.text.controls import derangement
     from rsir.text.expansion import expand_gallery, expansion_of
     from rsir.text.pipeline import embed, evaluate_checkpoint, open_model, scene_scores, split_features_for
@@ -31,7 +32,8 @@ def test_eval_controls_against_a_naive_reference(tiny_captions, tiny_model):
     perm = derangement(len(feats.pairs), seed=3)
     gallery = expand_gallery(image_emb[perm], expansion_of(manifest))  # the model's expansion, after the move
     offsets = offsets_for(tiny_model, manifest, gallery)  # the querybank's offsets follow the moved images
-    naive = scene_scores(image_emb[perm], text_emb, feats.caption_pair, feats.captions, gallery, offsets)
+    bridge = gallery_bridge_for(tiny_model, manifest, image_emb[perm])  # the training-memory bridge likewise
+    naive = scene_scores(image_emb[perm], text_emb, feats.caption_pair, feats.captions, gallery, offsets, bridge)
     got = evaluate_checkpoint(
         tiny_model, captions, images, "test", progress=False, control="shuffle-images", control_seed=3
     )

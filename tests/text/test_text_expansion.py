@@ -42,6 +42,7 @@ def test_cli_defaults_are_the_pipeline_default():
 
 def test_expansion_is_saved_and_applied_by_eval(tiny_captions, tmp_path):
     """A checkpoint's expansion drives `rsir text eval` as the naive expansion of its embeddings predicts."""
+    from rsir.text.bridge import OFF as BRIDGE_OFF
     from rsir.text.expansion import OFF, Expansion, expand_gallery
     from rsir.text.pipeline import (
         embed,
@@ -64,6 +65,7 @@ def test_expansion_is_saved_and_applied_by_eval(tiny_captions, tmp_path):
         progress=False,
         expansion=Expansion(2, 0.5),
         querybank=QB_OFF,  # the expansion alone (tests/text/test_text_querybank.py covers the two together)
+        bridge=BRIDGE_OFF,
     )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["gallery_expansion"] == {"k": 2, "weight": 0.5}
@@ -79,7 +81,7 @@ def test_expansion_is_saved_and_applied_by_eval(tiny_captions, tmp_path):
     assert not np.allclose(expand_gallery(image_emb, Expansion(2, 0.5)), image_emb)
     with pytest.raises(ValueError, match="gallery_expansion"):  # a run continues only with its own expansion
         train(captions, images, out, text_config(epochs=2, batch_size=8, finetune=0), progress=False, expansion=OFF,
-              querybank=QB_OFF)  # fmt: skip
+              querybank=QB_OFF, bridge=BRIDGE_OFF)  # fmt: skip
 
 
 def test_defaults_fine_tune_the_last_block_with_turns(tiny_captions, tmp_path):

@@ -18,6 +18,7 @@ Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps"
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default $RSIR_CACHE or ~/.cache/rsir)")]
 DEFAULT_K, DEFAULT_W = 3, 0.3  # rsir.text.pipeline.DEFAULT_EXPANSION (a test keeps them equal; imports stay light)
 DEFAULT_QB = 10.0  # rsir.text.pipeline.DEFAULT_QUERYBANK.beta (likewise)
+DEFAULT_BK = 0  # rsir.text.pipeline.DEFAULT_BRIDGE.k: the training-memory bridge is off (likewise)
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
 
 
@@ -79,6 +80,16 @@ def train(
     querybank_beta: Annotated[
         float, typer.Option(min=0.0, help="text->scene scores normalised by the training captions, beta (0: off)")
     ] = DEFAULT_QB,
+    bridge_k: Annotated[
+        int,
+        typer.Option(min=0, help="training-memory bridge: training neighbours per scene (0: off; 10 measured)"),
+    ] = DEFAULT_BK,
+    bridge_weight: Annotated[
+        float | None, typer.Option(min=0.0, help="training-memory bridge: its weight in text->scene scores (8)")
+    ] = None,
+    bridge_i2t_weight: Annotated[
+        float | None, typer.Option(min=0.0, help="training-memory bridge: its weight in scene->text scores (0.2)")
+    ] = None,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     cache_dir: CacheDir = None,
@@ -94,6 +105,7 @@ def train(
             text_encoder=text_encoder, patience=patience, finetune=finetune, finetune_lr=finetune_lr, device=device,
             text_finetune=text_finetune, text_finetune_lr=text_finetune_lr,
             control=control, expand_k=expand_k, expand_weight=expand_weight, querybank_beta=querybank_beta,
+            bridge_k=bridge_k, bridge_weight=bridge_weight, bridge_i2t_weight=bridge_i2t_weight,
         ).report  # fmt: skip
     except _errors() as exc:
         _fail(exc)

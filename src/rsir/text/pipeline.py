@@ -23,6 +23,8 @@ from rsir.data.captions import open_scene_captions
 from rsir.itsr.model import ITSRModel, load_checkpoint
 from rsir.itsr.pipeline import Encoders, _checked_encoders, new_model, save_best_checkpoint
 from rsir.metrics.retrieval import mean_recall, recall_at_k
+from rsir.text.bridge import OFF as BRIDGE_OFF
+from rsir.text.bridge import Bridge, GalleryBridge, Memory, carries_of, gallery_bridge_for
 from rsir.text.controls import TRAIN_CONTROLS, apply_control, check_control
 from rsir.text.expansion import OFF, Expansion, expand_gallery, expansion_of
 from rsir.text.features import scene_split_features, scene_trunk_maps
@@ -33,6 +35,7 @@ from rsir.train.itsr import ITSRTrainConfig, train_itsr
 FUSION = "after"  # one date: the fusion that reads the (only) image
 DEFAULT_EXPANSION = Expansion(k=3, weight=0.3)  # chosen on UCM-Captions val (docs/benchmarks.md)
 DEFAULT_QUERYBANK = QueryBank(beta=10.0)  # chosen on UCM-Captions val (docs/benchmarks.md)
+DEFAULT_BRIDGE = BRIDGE_OFF  # off: its val gain did not hold on test (docs/benchmarks.md, fourth pass)
 DEFAULT_FINETUNE, FINETUNE_EPOCHS, FROZEN_EPOCHS = 1, 10, 30  # rsir text train's defaults (text_config)
 
 
@@ -65,13 +68,15 @@ def train(
     control: str | None = None,
     expansion: Expansion = DEFAULT_EXPANSION,
     querybank: QueryBank = DEFAULT_QUERYBANK,
+    bridge: Bridge = DEFAULT_BRIDGE,
 ) -> dict:
     """Train on the train split, keep the best epoch on val; ``augment`` turns/flips fine-tuned trunk maps
     (default: on when fine-tuning).
 
     ``expansion``: the gallery-side neighbour expansion (:mod:`rsir.text.expansion`) saved with the model;
     validation (best epoch), `rsir text eval` and text search all score with it; ``querybank`` likewise, the
-    text -> scene normalisation by the training captions (:mod:`rsir.text.querybank`).
+    text -> scene normalisation by the training captions (:mod:`rsir.text.querybank`); ``bridge`` likewise,
+    the training-memory bridge (:mod:`rsir.text.bridge`).
 
     ``control="shuffle-images"`` trains on a seeded derangement of the train images (val stays true): the
     image-ignoring control of :mod:`rsir.text.controls`, which must score near chance.
@@ -89,6 +94,7 @@ def train(
         "control": control,
         "gallery_expansion": expansion.to_dict(),
         "querybank": querybank.to_dict(),
+        "bridge": bridge.to_dict(),
     }
     _check_resume_extras(Path(out), settings, restart)
     archive = open_scene_captions(captions, images)
@@ -112,7 +118,9 @@ def train(
     # the querybank: the distinct training captions as the text side sees them now (rsir.text.querybank)
     rows = distinct_rows(feats["train"].captions)
     bank_text = partial(texts.encode_train, rows) if texts is not None else (lambda: feats["train"].text[rows])
-    bank = _Bank(bank_text)
+    carries = carries_of(feats["train"].captions, feats["train"].caption_pair, rows)
+    train_globals = tail.train_globals if tail is not None else (lambda: train_f.globals_)
+    bank = _Bank(bank_text, train_globals, carries)
     model = new_model(config, enc, (image_dim, token_dim, n_tokens), train_f.text.shape[-1], fusion=FUSION)
     extra = {
         "dataset": {
@@ -128,8 +136,8 @@ def train(
     }
     return train_itsr(
         model, train_f, feats["val"], config, out, extra, progress=progress, restart=restart, images=tail, texts=texts,
-        evaluate=partial(_validate, expansion=expansion, querybank=querybank, bank=bank),
-        save_best=partial(_save_best, querybank=querybank, bank=bank),
+        evaluate=partial(_validate, expansion=expansion, querybank=querybank, bridge=bridge, bank=bank),
+        save_best=partial(_save_best, querybank=querybank, bridge=bridge, bank=bank),
     )  # fmt: skip
 
 
@@ -142,7 +150,12 @@ def _check_resume_extras(out: Path, settings: dict, restart: bool) -> None:
     if restart or not (out / "last.pt").is_file() or not manifest.is_file():
         return
     saved = json.loads(manifest.read_text())
-    defaults = {"augment": False, "gallery_expansion": OFF.to_dict(), "querybank": QB_OFF.to_dict()}  # older runs
+    defaults = {  # of older runs
+        "augment": False,
+        "gallery_expansion": OFF.to_dict(),
+        "querybank": QB_OFF.to_dict(),
+        "bridge": BRIDGE_OFF.to_dict(),
+    }
     for key, now in settings.items():
         before = saved.get(key, defaults.get(key))
         if before != now:
@@ -191,12 +204,14 @@ def open_model(ckpt: str | Path, device: str = "cpu") -> tuple[ITSRModel, dict, 
 
 
 class _Bank:
-    """The training captions in the shared space as the model is now (the querybank of :mod:`rsir.text.querybank`):
-    computed by validation, reused by the best-checkpoint save that follows it."""
+    """The training set in the shared space as the model is now: its distinct captions (the querybank of
+    :mod:`rsir.text.querybank`) and, for the bridge (:mod:`rsir.text.bridge`), its images; computed by
+    validation, reused by the best-checkpoint save that follows it."""
 
-    def __init__(self, bank_text) -> None:
-        self.bank_text = bank_text
+    def __init__(self, bank_text, train_globals=None, carries: np.ndarray | None = None) -> None:
+        self.bank_text, self.train_globals, self.carries = bank_text, train_globals, carries
         self.last: np.ndarray | None = None
+        self.last_memory: Memory | None = None
 
     def embed(self, model: ITSRModel) -> np.ndarray:
         import torch
@@ -210,20 +225,65 @@ class _Bank:
         self.last = bank
         return bank
 
+    def memory(self, model: ITSRModel) -> Memory:
+        """The bridge's memory: the bank (just embedded) and the training images through the model as it is now."""
+        import torch
 
-def _validate(model: ITSRModel, feats, device: str, expansion: Expansion, querybank: QueryBank, bank: _Bank) -> dict:
-    """Training's validation: the split's scores as `rsir text eval` computes them (expansion and querybank
-    normalisation included)."""
+        assert self.train_globals is not None and self.carries is not None
+        device = next(model.parameters()).device
+        glob = torch.from_numpy(np.ascontiguousarray(self.train_globals(), dtype=np.float32))  # [T, 2, D]
+        with torch.inference_mode():
+            images = torch.cat([model.encode_pairs(g.to(device), None).float().cpu() for g in glob.split(512)])
+        text = self.last if self.last is not None else self.embed(model)
+        self.last_memory = Memory(text, images.numpy(), self.carries)
+        return self.last_memory
+
+
+def _validate(
+    model: ITSRModel, feats, device: str, expansion: Expansion, querybank: QueryBank, bridge: Bridge, bank: _Bank
+) -> dict:
+    """Training's validation: the split's scores as `rsir text eval` computes them (expansion, querybank
+    normalisation and bridge included)."""
     image_emb, text_emb = embed(model, feats, device)
     gallery = expand_gallery(image_emb, expansion)
+    bank.last = bank.last_memory = None
     offsets = gallery_offsets(bank.embed(model), gallery, querybank.beta) if querybank.active else None
-    return scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery, offsets)
+    over = GalleryBridge(bridge, bank.memory(model), image_emb) if bridge.active else None
+    return scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery, offsets, over)
 
 
-def _save_best(out: Path, model: ITSRModel, epoch: int, val: dict, extra: dict, querybank: QueryBank, bank: _Bank):
-    if querybank.active:  # before the manifest: a checkpoint with a manifest is complete
-        save_bank(out, bank.last if bank.last is not None else bank.embed(model))  # validation's, just computed
+def _save_best(
+    out: Path, model: ITSRModel, epoch: int, val: dict, extra: dict, querybank: QueryBank, bridge: Bridge, bank: _Bank
+):
+    # before the manifest: a checkpoint with a manifest is complete; validation's bank and memory, just computed
+    if querybank.active:
+        save_bank(out, bank.last if bank.last is not None else bank.embed(model))
+    if bridge.active:
+        (bank.last_memory or bank.memory(model)).save(out)
     save_best_checkpoint(out, model, epoch, val, extra)
+
+
+def score_matrices(
+    image_emb: np.ndarray,
+    text_emb: np.ndarray,
+    gallery_emb: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
+    bridge: GalleryBridge | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image queries' caption x image scores, text queries' caption x image scores), both [M, N].
+
+    ``gallery_emb``: the images as a text query's gallery sees them (expanded, :mod:`rsir.text.expansion`);
+    image queries always use ``image_emb`` itself. ``offsets`` [N]: subtracted from every text query's scores
+    (querybank normalisation, :mod:`rsir.text.querybank`). ``bridge``: the training-memory bridge over this
+    gallery (:mod:`rsir.text.bridge`), added to both.
+    """
+    plain = text_emb @ image_emb.T
+    t2i = plain if gallery_emb is None else text_emb @ gallery_emb.T
+    if offsets is not None:
+        t2i = t2i - offsets[None, :]
+    if bridge is None:
+        return plain, t2i
+    return plain + bridge.i2t(text_emb), t2i + bridge.t2i(text_emb)
 
 
 def scene_scores(
@@ -233,17 +293,12 @@ def scene_scores(
     captions: list[str],
     gallery_emb: np.ndarray | None = None,
     offsets: np.ndarray | None = None,
+    bridge: GalleryBridge | None = None,
 ) -> dict:
-    """{"t2i", "i2t", "mR", "gallery_size", "queries", "t2i_dup_aware"}: the published protocol + dup-aware t2i.
-
-    ``gallery_emb``: the images as a text query's gallery sees them (expanded, :mod:`rsir.text.expansion`);
-    image queries (i2t) always use ``image_emb`` itself. Default: ``image_emb`` for both. ``offsets`` [N]:
-    subtracted from every text query's scores (querybank normalisation, :mod:`rsir.text.querybank`).
-    """
-    t2i_sim = None if gallery_emb is None else text_emb @ gallery_emb.T
-    if offsets is not None:
-        t2i_sim = (text_emb @ image_emb.T if t2i_sim is None else t2i_sim) - offsets[None, :]
-    return similarity_scores(text_emb @ image_emb.T, caption_image, captions, t2i_sim)
+    """{"t2i", "i2t", "mR", "gallery_size", "queries", "t2i_dup_aware"}: the published protocol + dup-aware t2i,
+    of the scores of :func:`score_matrices`."""
+    i2t_sim, t2i_sim = score_matrices(image_emb, text_emb, gallery_emb, offsets, bridge)
+    return similarity_scores(i2t_sim, caption_image, captions, t2i_sim)
 
 
 def similarity_scores(
@@ -300,5 +355,6 @@ def evaluate_checkpoint(
     image_emb, text_emb = embed(model, apply_control(feats, control, control_seed), device)
     gallery = expand_gallery(image_emb, expansion_of(manifest))  # text queries' gallery; image queries stay
     offsets = offsets_for(ckpt, manifest, gallery)
-    scores = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery, offsets)
+    bridge = gallery_bridge_for(ckpt, manifest, image_emb)
+    scores = scene_scores(image_emb, text_emb, feats.caption_pair, feats.captions, gallery, offsets, bridge)
     return {**scores, "control": control} if control else scores

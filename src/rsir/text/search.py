@@ -6,8 +6,9 @@ fusion starts with a LayerNorm, so their L2 normalisation changes the result onl
 ~1e-4 per coordinate, no re-ranking in practice), else by encoding the
 index's files with the checkpoint's (possibly fine-tuned) encoder, cached like every other feature, then
 expanded over the whole index as the checkpoint says (:mod:`rsir.text.expansion`), with the checkpoint's
-querybank offsets (:mod:`rsir.text.querybank`). A query then costs one text-encoder forward and one [N, d]
-product.
+querybank offsets (:mod:`rsir.text.querybank`) and its training-memory bridge (:mod:`rsir.text.bridge`: each
+scene's training neighbours, once). A query then costs one text-encoder forward, one [N, d] product and, with
+the bridge, one product over the training captions and an [N, k] gather.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from rsir.data.changecap import ChangePair
+from rsir.text.bridge import gallery_bridge_for
 from rsir.text.expansion import expand_gallery, expansion_of
 from rsir.text.features import scene_globals
 from rsir.text.pipeline import default_cache, open_model
@@ -50,8 +52,11 @@ class SceneTextSearch:
                 self.model.encode_pairs(g[:, None].expand(-1, 2, -1).to(device), None).float().cpu()
                 for g in glob.split(4096)
             ]
-        # [N, d], L2-normalised; the checkpoint's gallery expansion over the whole index, once
-        self.image_emb = expand_gallery(torch.cat(parts).numpy(), expansion_of(self.manifest))
+        plain = torch.cat(parts).numpy()  # [N, d], L2-normalised
+        # the checkpoint's training-memory bridge over the index (or None): each scene's training neighbours, once
+        self.bridge = gallery_bridge_for(ckpt, self.manifest, plain)
+        # the checkpoint's gallery expansion over the whole index, once
+        self.image_emb = expand_gallery(plain, expansion_of(self.manifest))
         # [N] or None: the checkpoint's querybank normalisation, one offset per scene (rsir.text.querybank)
         self.offsets = offsets_for(ckpt, self.manifest, self.image_emb)
         self._lock = threading.Lock()  # one text forward at a time: torch already uses every core
@@ -68,9 +73,12 @@ class SceneTextSearch:
             return self.model.encode_text(t).float().cpu().numpy()[0]
 
     def scores(self, query: np.ndarray) -> np.ndarray:
-        """[N] scores of every scene for a query vector: cosine, less the querybank offsets when the model has them."""
+        """[N] scores of every scene for a query vector: cosine, less the querybank offsets, plus the training-memory
+        bridge, when the model has them (:func:`rsir.text.pipeline.score_matrices`, one query)."""
         scores = self.image_emb @ query
-        return scores if self.offsets is None else scores - self.offsets
+        if self.offsets is not None:
+            scores = scores - self.offsets
+        return scores if self.bridge is None else scores + self.bridge.t2i(query[None])[0]
 
     def ranked(
         self, query: np.ndarray, offset: int, k: int, mask: np.ndarray | None = None

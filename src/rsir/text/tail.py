@@ -8,6 +8,7 @@ scenes have no up, and turning the cached map costs nothing, unlike re-encoding 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from rsir.train.itsr_finetune import TunedTail
@@ -47,6 +48,14 @@ class SceneTail(TunedTail):
             which = torch.randint(0, 8, (len(pairs),), generator=self.rng).to(maps.device)
             maps = dihedral(maps, which)
         return self._forward(maps)
+
+    @torch.inference_mode()
+    def train_globals(self, batch_size: int = 64) -> np.ndarray:
+        """float32 [N, 2, Dt]: the training images' globals through the tail as it is now, unturned (the
+        training-memory bridge's images, :mod:`rsir.text.bridge`)."""
+        parts = [self._forward(self.train_maps[s : s + batch_size])[0].float().cpu()
+                 for s in range(0, len(self.train_maps), batch_size)]  # fmt: skip
+        return torch.cat(parts).numpy()
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "rng": self.rng.get_state()}
