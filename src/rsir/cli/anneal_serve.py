@@ -58,10 +58,10 @@ def serve(
     """Serve campaign NAME on ARCHIVE: people answer "are these two images similar?" in the browser;
     each complete round trains the model and selects the next in the background. Options left out
     on a resumed campaign keep its stored values; ones given must agree with them."""
-    from rsir.cli.serve import _port_or_exit, _serving_or_exit
+    from rsir.cli.serve import port_or_exit, serving_or_exit
 
-    _serving_or_exit(host, token, runtime)
-    _port_or_exit(host, port)  # before the archive is embedded
+    serving_or_exit(host, token, runtime)
+    port_or_exit(host, port)  # before the archive is embedded
     _check_options(strategy, split, encoder)
     app = _build_app(archive, campaign, db, token, cache_dir, claim_minutes, locals())
     import logging

@@ -42,14 +42,14 @@ def serve(
     runtime: Runtime = "auto",
 ) -> None:
     """Serve INDEX_DIR over HTTP: search by image, item id, text or before/after pair; web page at /."""
-    _serving_or_exit(host, token, runtime)
+    serving_or_exit(host, token, runtime)
     if not (Path(index_dir) / "manifest.json").is_file():
         typer.echo(f"error: {index_dir} is not an rsir index (no manifest.json); build one with `rsir index`", err=True)
         raise typer.Exit(2)
     if itsr is not None and not Path(itsr).is_dir():
         typer.echo(f"error: ITSR checkpoint not found: {itsr}", err=True)
         raise typer.Exit(2)
-    _port_or_exit(host, port)
+    port_or_exit(host, port)
     if text_model is not None and not (Path(text_model) / "manifest.json").is_file():
         typer.echo(f"error: text model not found: {text_model} (a `rsir text train` checkpoint folder)", err=True)
         raise typer.Exit(2)
@@ -105,7 +105,7 @@ def _run(uvicorn, host: str, port: int, workers: int, log_level: str) -> None:
     )
 
 
-def _serving_or_exit(host: str, token: str | None, runtime: str) -> None:
+def serving_or_exit(host: str, token: str | None, runtime: str) -> None:
     """An unknown runtime, or a bind beyond loopback without a good token, is one line and exit 2, before
     anything loads (both web apps)."""
     from rsir.app.common import BindError, check_bind
@@ -119,7 +119,7 @@ def _serving_or_exit(host: str, token: str | None, runtime: str) -> None:
         raise typer.Exit(2) from None
 
 
-def _port_or_exit(host: str, port: int) -> None:
+def port_or_exit(host: str, port: int) -> None:
     """A busy port is one line and exit 2, before the URL is announced (not uvicorn's errno and exit 3)."""
     from rsir.cli.validate import port_free
 

@@ -19,7 +19,7 @@ from rsir.embed.local import ArchiveImages
 from rsir.models.encoders import ImageEncoder
 from rsir.models.heads import ResidualHead
 from rsir.train.loop import FnObjective, fit
-from rsir.train.metric_head import TrainConfig, _new_head, class_batches, make_loss, multi_hot, pair_tuple
+from rsir.train.metric_head import TrainConfig, class_batches, make_loss, multi_hot, new_head, pair_tuple
 
 
 def trunk_outputs(
@@ -87,7 +87,7 @@ def finetune_on_maps(
     _, tail = encoder.split(n_tail)
     hot = multi_hot(labels)
     hot_t = torch.from_numpy(hot)
-    head = _new_head(encoder.config.dim, config, None, head_meta or {})
+    head = new_head(encoder.config.dim, config, None, head_meta or {})
     opt = config.adamw([{"params": tail.parameters(), "lr": tail_lr}, {"params": head.parameters()}])
     loss_fn, rng = make_loss(config.loss), np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)

@@ -95,7 +95,8 @@ def class_batches(hot: np.ndarray, config: TrainConfig, rng: np.random.Generator
     return [np.concatenate([chunks[o] for o in order[s : s + per_batch]]) for s in range(0, len(order), per_batch)]
 
 
-def _new_head(dim: int, config: TrainConfig, init: ResidualHead | None, meta: dict) -> ResidualHead:
+def new_head(dim: int, config: TrainConfig, init: ResidualHead | None, meta: dict) -> ResidualHead:
+    """A seeded residual head over ``dim`` features, or ``init``'s copy to continue from (shared with finetune)."""
     torch.manual_seed(config.seed)
     head = ResidualHead(HeadConfig(in_dim=dim, hidden=config.hidden, **meta))
     if init is not None:
@@ -131,7 +132,7 @@ def train_on_labels(
     device = distributed.setup()
     hot = multi_hot(labels)
     x, hot_t = torch.from_numpy(features).to(device), torch.from_numpy(hot).to(device)
-    head = _new_head(features.shape[1], config, None, head_meta or {}).to(device)
+    head = new_head(features.shape[1], config, None, head_meta or {}).to(device)
     model, loss_fn = distributed.wrap(head), make_loss(config.loss)
     rng = np.random.default_rng(config.seed)
 
@@ -168,7 +169,7 @@ def train_on_pairs(
     keep = (similar == 0) | (similar == 1)
     pi, pj, y = (torch.from_numpy(np.asarray(a)[keep]).to(device) for a in (pair_i, pair_j, similar))
     x = torch.from_numpy(features).to(device)
-    head = _new_head(features.shape[1], config, init, head_meta or {}).to(device)
+    head = new_head(features.shape[1], config, init, head_meta or {}).to(device)
     model = distributed.wrap(head)
     step = _balanced_step(objective, y) if config.loss == "balanced" else _pml_step(make_loss(config.loss))
     gen = torch.Generator().manual_seed(config.seed)
