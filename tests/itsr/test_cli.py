@@ -254,3 +254,17 @@ def test_sibling_pairs_through_synth_and_train(tmp_path: Path):
     assert torch.load(ckpt / "last.pt", weights_only=False)["train_config"]["sibling_batches"] is True
     bad = runner.invoke(app, ["itsr", "synth", str(scenes), "--out", str(tmp_path / "x"), "--siblings", "1.5"])
     assert bad.exit_code == 2 and "siblings" in bad.output
+
+
+def test_gate_tff_with_changed_weight_through_train_eval_search(dataset: Path, tmp_path: Path):
+    ckpt = tmp_path / "gtff"
+    args = ("train", str(dataset), "--out", str(ckpt), "--fusion", "gate-tff", "--dim", "32", "--epochs", "1")
+    assert json.loads(_run(*args, "--changed-weight", "2", "--threads", "1", "--json"))["epochs_run"] == 1
+    assert torch.load(ckpt / "last.pt", weights_only=False)["train_config"]["changed_weight"] == 2.0
+    assert json.loads((ckpt / "manifest.json").read_text())["config"]["fusion"] == "gate-tff"
+    scores = json.loads(_run("eval", str(ckpt), str(dataset), "--json", "--shuffle-before"))
+    assert scores["gallery_size"] == 2 and "changed" in scores
+    found = json.loads(_run("search", str(ckpt), str(dataset), "--text", "new forest appeared", "-k", "2", "--json"))
+    assert len(found["results"]) == 2
+    bad = runner.invoke(app, ["itsr", *args[:3], str(tmp_path / "bad"), "--changed-weight", "0"])
+    assert bad.exit_code == 2 and "changed-weight" in bad.output

@@ -124,6 +124,10 @@ def train(
             "hard negative, told apart only by the change"
         ),
     ] = False,
+    changed_weight: Annotated[
+        float,
+        typer.Option(help="loss weight of a changed pair against an unchanged pair's 1 (needs changeflag)", min=0.01),
+    ] = 1.0,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
@@ -170,6 +174,7 @@ def train(
         finetune_lr=finetune_lr,
         token_stage=token_stage,
         sibling_batches=sibling_batches,
+        changed_weight=changed_weight,
         device=device,
         runtime=runtime,
     )
