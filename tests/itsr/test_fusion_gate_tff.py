@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rsir.models.fusion import build_fusion
-from rsir.models.fusion_gate_tff import GateTFF, GateTFFConfig, grid_coords
+from rsir.models.fusion_gate_tff import GATE_TFF_FUSIONS, GateTFF, GateTFFConfig, grid_coords
 
 D, L, DT = 12, 16, 8
 
@@ -29,8 +29,9 @@ def _model(k: int = 3) -> GateTFF:
     return model.eval()
 
 
-def test_shape_contract_and_registry():
-    model = build_fusion("gate-tff", D, DT, L).eval()
+@pytest.mark.parametrize("name", list(GATE_TFF_FUSIONS))
+def test_shape_contract_and_registry(name: str):
+    model = build_fusion(name, D, DT, L).eval()
     g, tokens = _pair()
     out = model(g, tokens)
     assert isinstance(model, GateTFF) and model.needs_tokens

@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 FUSION_HELP = (
     "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|gate|gate-tff|after|before"
     " (gate variants: gate-1, gate-4, gate-mag, gate-nodiff, gate-sharp8, gate-sharp8-mlp, gate-sharp8-abs,"
-    " gate-sharp16, gate-sharp8-top16)"
+    " gate-sharp16, gate-sharp8-top16; gate-tff-32)"
 )
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps", callback=validate.device)]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default DATASET/.rsir_cache, else next to CKPT)")]

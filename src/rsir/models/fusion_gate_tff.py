@@ -34,7 +34,7 @@ class GateTFFConfig:
         return asdict(self)
 
 
-GATE_TFF_FUSIONS: dict[str, dict] = {"gate-tff": {}}
+GATE_TFF_FUSIONS: dict[str, dict] = {"gate-tff": {}, "gate-tff-32": {"tokens": 32}}
 
 
 def grid_coords(n_tokens: int) -> torch.Tensor:
