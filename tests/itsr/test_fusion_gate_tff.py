@@ -43,7 +43,8 @@ def test_shape_contract_and_registry(name: str):
 def test_pick_matches_a_naive_ranking_of_gate_weights():
     model = _model(k=3)
     _, tokens = _pair(seed=1)
-    w = model.gate.weights(tokens)
+    with torch.no_grad():
+        w = model.gate.weights(tokens)
     idx = model.pick(tokens)
     for i in range(len(tokens)):  # per pair: the three positions of largest summed weight, by sorting in Python
         total = [float(w[i, j].sum()) for j in range(L)]
