@@ -89,7 +89,7 @@ def info(dataset: Path) -> None:
 def train(
     dataset: Annotated[Path, typer.Argument(help="LEVIR-CC or Dubai-CC layout folder")],
     out: Annotated[Path, typer.Option("--out", help="checkpoint folder (manifest.json + model.pt)")],
-    fusion: Annotated[str, typer.Option(help=FUSION_HELP)] = "gate",
+    fusion: Annotated[str, typer.Option(help=FUSION_HELP)] = "gate-tff",
     epochs: int = 30,
     seed: int = 0,
     dim: Annotated[int, typer.Option(help="shared space dimension")] = 256,
@@ -110,13 +110,14 @@ def train(
     ] = 0,
     finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
     token_stage: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="image tokens from the map after all but the encoder's last N blocks (5: 14x14x112 on "
-            "EfficientNet-Lite0, best with --fusion gate-sharp8); 0: the final tokens",
+            "EfficientNet-Lite0); 0: the final tokens; default: 5 for gate-tff on an encoder that can be split "
+            "and without --finetune, else 0",
             min=0,
         ),
-    ] = 0,
+    ] = None,
     sibling_batches: Annotated[
         bool,
         typer.Option(

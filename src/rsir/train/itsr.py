@@ -38,7 +38,7 @@ _RESUMABLE_CHANGES = {"epochs", "patience", "device"}
 class ITSRTrainConfig(Optimisation):
     """Text-ITSR training: the shared optimisation fields (ITSR's defaults below) plus the model's."""
 
-    fusion: str = "gate"
+    fusion: str = "gate-tff"  # the best on v2 from both archives (docs/benchmarks.md, fourth pass)
     epochs: int = 30
     seed: int = 0
     dim: int = 256
@@ -56,7 +56,9 @@ class ITSRTrainConfig(Optimisation):
     text_finetune: int = 0  # train the text encoder's last N layers too (0 = frozen, cached caption features)
     text_finetune_lr: float = 2e-5
     device: str = "cpu"
-    token_stage: int = 0  # tokens from the map after all but the encoder's last N blocks (0: final tokens)
+    # tokens from the map after all but the encoder's last N blocks (0: final tokens); None: the fusion's
+    # own default (rsir.itsr.pipeline.resolve_token_stage: 5 for gate-tff where the encoder can split)
+    token_stage: int | None = None
     sibling_batches: bool = False  # pairs sharing a before scene in one batch (hard negatives; synth sets)
     # loss weight of a changed pair's rows against an unchanged pair's 1 (content-free no-change captions)
     changed_weight: float = 1.0
