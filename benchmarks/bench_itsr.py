@@ -62,6 +62,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--sibling-batches", action="store_true", help="pairs sharing a before scene in one batch (hard negatives)"
     )
+    p.add_argument("--changed-weight", type=float, default=1.0, help="loss weight of changed pairs (unchanged: 1)")
     p.add_argument(
         "--train-pairs",
         type=int,
@@ -130,6 +131,7 @@ def _one_run(data: Path, fusion: str, seed: int, args: argparse.Namespace) -> di
         finetune=args.finetune,
         token_stage=args.token_stage,
         sibling_batches=args.sibling_batches,
+        changed_weight=args.changed_weight,
         device=args.device,
         **names,
     )
@@ -157,6 +159,7 @@ def _tag(args: argparse.Namespace) -> str:
         (f"-ft{args.finetune}" if args.finetune else "")
         + (f"-t{args.token_stage}" if args.token_stage else "")
         + ("-sib" if args.sibling_batches else "")
+        + (f"-cw{args.changed_weight:g}" if args.changed_weight != 1.0 else "")
     )
 
 

@@ -254,3 +254,37 @@ def test_sibling_pairs_through_synth_and_train(tmp_path: Path):
     assert torch.load(ckpt / "last.pt", weights_only=False)["train_config"]["sibling_batches"] is True
     bad = runner.invoke(app, ["itsr", "synth", str(scenes), "--out", str(tmp_path / "x"), "--siblings", "1.5"])
     assert bad.exit_code == 2 and "siblings" in bad.output
+
+
+def test_gate_tff_with_changed_weight_through_train_eval_search(dataset: Path, tmp_path: Path):
+    ckpt = tmp_path / "gtff"
+    args = ("train", str(dataset), "--out", str(ckpt), "--dim", "32", "--epochs", "1")  # the default fusion
+    assert json.loads(_run(*args, "--changed-weight", "2", "--threads", "1", "--json"))["epochs_run"] == 1
+    saved = torch.load(ckpt / "last.pt", weights_only=False)["train_config"]
+    assert saved["changed_weight"] == 2.0 and saved["token_stage"] == 5  # resolved: the fusion's default
+    config = json.loads((ckpt / "manifest.json").read_text())["config"]
+    assert (config["fusion"], config["token_stage"], config["n_tokens"]) == ("gate-tff", 5, 196)
+    resumed = json.loads(_run(*args, "--changed-weight", "2", "--threads", "1", "--json"))  # resumes, no refusal
+    assert resumed["epochs_run"] == 1
+    scores = json.loads(_run("eval", str(ckpt), str(dataset), "--json", "--shuffle-before"))
+    assert scores["gallery_size"] == 2 and "changed" in scores
+    found = json.loads(_run("search", str(ckpt), str(dataset), "--text", "new forest appeared", "-k", "2", "--json"))
+    assert len(found["results"]) == 2
+    bad = runner.invoke(app, ["itsr", *args[:3], str(tmp_path / "bad"), "--changed-weight", "0"])
+    assert bad.exit_code == 2 and "changed-weight" in bad.output
+
+
+def test_default_token_stage_resolves_per_fusion_encoder_and_finetune():
+    from rsir.itsr.pipeline import Encoders, resolve_token_stage
+    from rsir.train.itsr import ITSRTrainConfig
+
+    enc = Encoders("efficientnet-lite0", "all-minilm-l6-v2", "cpu")
+    stage = {
+        "default": ITSRTrainConfig(),
+        "gate": ITSRTrainConfig(fusion="gate"),
+        "finetune": ITSRTrainConfig(finetune=1),
+        "explicit": ITSRTrainConfig(token_stage=0),
+        "explicit 8": ITSRTrainConfig(fusion="gate", token_stage=8),
+    }
+    got = {k: resolve_token_stage(c, enc).token_stage for k, c in stage.items()}
+    assert got == {"default": 5, "gate": 0, "finetune": 0, "explicit": 0, "explicit 8": 8}

@@ -99,3 +99,27 @@ def test_sharper_gate_pools_fewer_tokens():
     assert torch.allclose(1 + torch.nn.functional.softplus(sharp.sharpness), torch.full((2,), 8.0))
     top = [g.weights(tokens).max(dim=1).values.mean() for g in (soft, sharp)]
     assert top[1] > top[0]
+
+
+def test_topk_gate_matches_the_naive_reference_and_pools_only_k_tokens():
+    gate = _trained_like(ChangeGate(DT, GateConfig(heads=2, hidden=5, topk=2), global_dim=D))
+    _, tokens = _pair(b=3, changed=5, seed=4)
+    w = gate.weights(tokens)
+    assert ((w > 0).sum(dim=1) == 2).all()  # each head of each pair: exactly its two best tokens
+    fast = torch.einsum("blk,bld->bkd", w, gate.norm_in(tokens)[:, 1])
+    assert torch.allclose(fast, gate_reference(tokens, gate), atol=1e-5)
+    with pytest.raises(ValueError, match="topk must be >= 0"):
+        ChangeGate(DT, GateConfig(topk=-1))
+
+
+def test_absdiff_stream_pools_the_gated_absolute_change():
+    gate = _trained_like(ChangeGate(DT, GateConfig(heads=1, hidden=0, pool_absdiff=True), global_dim=D))
+    g, tokens = _pair(b=2, changed=3, seed=5)
+    t = gate.norm_in(tokens)
+    w = gate.weights(tokens)
+    d = t[:, 1] - t[:, 0]
+    parts = [torch.einsum("blk,bld->bkd", w, x) for x in (t[:, 1], d, d.abs())]
+    expected = gate.norm_out(torch.cat(parts, dim=-1)).flatten(1)
+    out = gate(g, tokens)
+    assert gate.out_dim == 3 * DT + gate.skip.out_dim
+    assert torch.allclose(out[:, : 3 * DT], expected, atol=1e-5)

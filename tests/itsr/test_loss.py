@@ -118,3 +118,17 @@ def test_resume_accepts_runs_saved_before_new_settings_existed(tmp_path):
     _check_resume({"train_config": older}, config, tmp_path)  # missing keys read as their defaults
     with pytest.raises(ValueError, match="finetune"):
         _check_resume({"train_config": older}, ITSRTrainConfig(fusion="gff-concat", finetune=1), tmp_path)
+
+
+def test_weighted_info_nce_matches_the_naive_weighted_mean():
+    img, txt = _emb(5, 3)
+    logits = 6.0 * img @ txt.T
+    w = torch.tensor([2.0, 1.0, 1.0, 2.0, 1.0])
+    naive = 0.0
+    for i in range(5):  # each row's two cross-entropies, weighted, over the weights' sum
+        row = -logits[i, i] + torch.logsumexp(logits[i], 0)
+        col = -logits[i, i] + torch.logsumexp(logits[:, i], 0)
+        naive += w[i] * (row + col)
+    naive = naive / (2 * w.sum())
+    assert torch.allclose(info_nce(img, txt, 6.0, weights=w), naive, atol=1e-5)
+    assert torch.allclose(info_nce(img, txt, 6.0, weights=torch.ones(5)), info_nce(img, txt, 6.0), atol=1e-6)

@@ -16,8 +16,9 @@ from rsir.cli.runtime import Runtime
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 FUSION_HELP = (
-    "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|gate|after|before"
-    " (gate variants: gate-1, gate-4, gate-mag, gate-nodiff, gate-sharp8, gate-sharp8-mlp)"
+    "gff-concat|gff-diff|gff-absdiff|gff-sum|gff-product|gff-concat+diff|tff|gate|gate-tff|after|before"
+    " (gate variants: gate-1, gate-4, gate-mag, gate-nodiff, gate-sharp8, gate-sharp8-mlp, gate-sharp8-abs,"
+    " gate-sharp16, gate-sharp8-top16; gate-tff-32)"
 )
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps", callback=validate.device)]
 CacheDir = Annotated[Path | None, typer.Option(help="feature cache (default DATASET/.rsir_cache, else next to CKPT)")]
@@ -88,7 +89,7 @@ def info(dataset: Path) -> None:
 def train(
     dataset: Annotated[Path, typer.Argument(help="LEVIR-CC or Dubai-CC layout folder")],
     out: Annotated[Path, typer.Option("--out", help="checkpoint folder (manifest.json + model.pt)")],
-    fusion: Annotated[str, typer.Option(help=FUSION_HELP)] = "gate",
+    fusion: Annotated[str, typer.Option(help=FUSION_HELP)] = "gate-tff",
     epochs: int = 30,
     seed: int = 0,
     dim: Annotated[int, typer.Option(help="shared space dimension")] = 256,
@@ -109,13 +110,14 @@ def train(
     ] = 0,
     finetune_lr: Annotated[float, typer.Option(help="learning rate of the fine-tuned blocks")] = 1e-4,
     token_stage: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="image tokens from the map after all but the encoder's last N blocks (5: 14x14x112 on "
-            "EfficientNet-Lite0, best with --fusion gate-sharp8); 0: the final tokens",
+            "EfficientNet-Lite0); 0: the final tokens; default: 5 for gate-tff on an encoder that can be split "
+            "and without --finetune, else 0",
             min=0,
         ),
-    ] = 0,
+    ] = None,
     sibling_batches: Annotated[
         bool,
         typer.Option(
@@ -123,6 +125,10 @@ def train(
             "hard negative, told apart only by the change"
         ),
     ] = False,
+    changed_weight: Annotated[
+        float,
+        typer.Option(help="loss weight of a changed pair against an unchanged pair's 1 (needs changeflag)", min=0.01),
+    ] = 1.0,
     restart: Annotated[bool, typer.Option(help="ignore last.pt and train from scratch")] = False,
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
@@ -169,6 +175,7 @@ def train(
         finetune_lr=finetune_lr,
         token_stage=token_stage,
         sibling_batches=sibling_batches,
+        changed_weight=changed_weight,
         device=device,
         runtime=runtime,
     )

@@ -6,6 +6,7 @@
   embeddings; optionally a third stream of token differences (after - before), which carries the change
   explicitly; output pooled (mean) or read from a CLS token.
 - ``gate`` (``rsir.models.fusion_gate``): after tokens pooled where the pair changed, next to the globals.
+- ``gate-tff`` (``rsir.models.fusion_gate_tff``): the gate plus a transformer over its top-k changed places.
 - ``AfterOnly``: the after image alone (the single-image baseline); ``before``: the before image alone
   (a control).
 
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 GFF_OPERATORS = ("concat", "diff", "absdiff", "sum", "product")
-FUSIONS = tuple(f"gff-{op}" for op in GFF_OPERATORS) + ("gff-concat+diff", "tff", "gate", "after", "before")
+FUSIONS = tuple(f"gff-{op}" for op in GFF_OPERATORS) + ("gff-concat+diff", "tff", "gate", "gate-tff", "after", "before")
 
 
 def parse_operators(spec: str) -> tuple[str, ...]:
@@ -194,7 +195,7 @@ class ProjectionHead(nn.Module):
 
 
 def build_fusion(name: str, dim: int, token_dim: int, n_tokens: int, tff: TFFConfig | None = None) -> nn.Module:
-    """``gff-<ops>``, ``tff``, ``gate`` (rsir.models.fusion_gate), ``after`` or ``before`` -> a fusion module
+    """``gff-<ops>``, ``tff``, ``gate`` (rsir.models.fusion_gate), ``gate-tff``, ``after`` or ``before`` -> a module
     with ``out_dim`` and ``needs_tokens``."""
     if name == "after":
         return AfterOnly(dim)
@@ -208,4 +209,8 @@ def build_fusion(name: str, dim: int, token_dim: int, n_tokens: int, tff: TFFCon
 
     if name in GATE_FUSIONS:
         return ChangeGate(token_dim, GateConfig(**GATE_FUSIONS[name]), global_dim=dim)
+    from rsir.models.fusion_gate_tff import GATE_TFF_FUSIONS, GateTFF, GateTFFConfig
+
+    if name in GATE_TFF_FUSIONS:
+        return GateTFF(token_dim, n_tokens, GateTFFConfig(**GATE_TFF_FUSIONS[name]), global_dim=dim)
     raise ValueError(f"unknown fusion {name!r}; known: {', '.join(FUSIONS)} (or gff-<op>+<op>...)")

@@ -31,9 +31,13 @@ class GateConfig:
     heads: int = 2  # gate heads: each pools its own weighted set of tokens
     hidden: int = 64  # width of the learned part of the score (0 = magnitude gate only)
     pool_diff: bool = True  # also pool the gated differences (after - before): what changed into what
+    # also pool |after - before|: how much each channel moved, either way (the gated BEFORE content, the old
+    # scene, needs no stream of its own: with pool_diff it is pooled after - pooled diff, same weights)
+    pool_absdiff: bool = False
     global_skip: bool = True  # GFF concat+diff of the globals beside the pooled tokens
     sharpness: float = 2.0  # initial s_k (> 1): higher pools fewer, more changed tokens
     token_mlp: int = 0  # width of a per-token MLP applied to both dates before pooling (0 = pool raw tokens)
+    topk: int = 0  # each head pools only its k highest-scoring tokens (0: softmax over all of them)
     eps: float = 1e-6
 
     def to_dict(self) -> dict:
@@ -51,6 +55,10 @@ GATE_FUSIONS: dict[str, dict] = {
     # the pooled content passes a per-token MLP first (the weights still come from the raw change): early,
     # fine maps (--token-stage) are little semantic, a learned per-token map can make them more so
     "gate-sharp8-mlp": {"sharpness": 8.0, "token_mlp": 256},
+    # fourth pass (docs/benchmarks.md "Fusion levers"): a |difference| stream, a sharper start, top-k pooling
+    "gate-sharp8-abs": {"sharpness": 8.0, "pool_absdiff": True},
+    "gate-sharp16": {"sharpness": 16.0},
+    "gate-sharp8-top16": {"sharpness": 8.0, "topk": 16},
 }
 
 
@@ -66,6 +74,8 @@ class ChangeGate(nn.Module):
             raise ValueError(f"a change gate needs at least one head, got {cfg.heads}")
         if cfg.sharpness <= 1:
             raise ValueError(f"the gate's sharpness must be > 1, got {cfg.sharpness}")
+        if cfg.topk < 0:
+            raise ValueError(f"the gate's topk must be >= 0 (0: all tokens), got {cfg.topk}")
         self.config = cfg
         self.norm_in = nn.LayerNorm(token_dim)
         # s_k = 1 + softplus(raw): starts at cfg.sharpness, never below 1 (unchanged tokens stay ignored)
@@ -81,7 +91,7 @@ class ChangeGate(nn.Module):
             self.token_mlp = nn.Sequential(
                 nn.Linear(token_dim, cfg.token_mlp), nn.GELU(), nn.Linear(cfg.token_mlp, cfg.token_mlp)
             )
-        per_head = (cfg.token_mlp or token_dim) * (2 if cfg.pool_diff else 1)
+        per_head = (cfg.token_mlp or token_dim) * (1 + int(cfg.pool_diff) + int(cfg.pool_absdiff))
         self.norm_out = nn.LayerNorm(per_head)
         self.skip = GFF(global_dim or token_dim, "concat+diff") if cfg.global_skip else None
         self.out_dim = cfg.heads * per_head + (self.skip.out_dim if self.skip is not None else 0)
@@ -96,6 +106,10 @@ class ChangeGate(nn.Module):
         score = (1 + nn.functional.softplus(self.sharpness)) * magnitude  # [B, L, K]
         if self.score is not None:
             score = score + self.score(d)
+        k = self.config.topk
+        if k and k < score.shape[1]:  # the k-th largest score per head is the cut (ties may keep a few more)
+            cut = score.topk(k, dim=1).values[:, -1:]
+            score = score.masked_fill(score < cut, float("-inf"))
         return score.softmax(dim=1)
 
     def forward(self, globals_: torch.Tensor | None, tokens: torch.Tensor) -> torch.Tensor:
@@ -107,8 +121,12 @@ class ChangeGate(nn.Module):
             t = self.token_mlp(t)
         after, d = t[:, 1], t[:, 1] - t[:, 0]
         pooled = torch.einsum("blk,bld->bkd", w, after)
+        streams = [pooled]
         if self.config.pool_diff:
-            pooled = torch.cat([pooled, torch.einsum("blk,bld->bkd", w, d)], dim=-1)
+            streams.append(torch.einsum("blk,bld->bkd", w, d))
+        if self.config.pool_absdiff:
+            streams.append(torch.einsum("blk,bld->bkd", w, d.abs()))
+        pooled = torch.cat(streams, dim=-1)
         parts = [self.norm_out(pooled).flatten(1)]
         if self.skip is not None:
             if globals_ is None:
@@ -131,7 +149,9 @@ def gate_reference(tokens: torch.Tensor, gate: ChangeGate) -> torch.Tensor:
                 d = t[i, 1, j] - t[i, 0, j]
                 extra = gate.score(d)[k] if gate.score is not None else 0.0
                 scores.append(s * torch.log(torch.sqrt((d * d).sum()) + gate.config.eps) + extra)
-            w = torch.softmax(torch.stack(scores), dim=0)
+            keep = sorted(range(n), key=lambda j: -float(scores[j].detach()))[: gate.config.topk or n]
+            w = torch.zeros(n)
+            w[keep] = torch.softmax(torch.stack([scores[j] for j in keep]), dim=0)
             content = [gate.token_mlp(t[i, 1, j]) if gate.token_mlp is not None else t[i, 1, j] for j in range(n)]
             heads.append(sum(w[j] * content[j] for j in range(n)))
         out.append(torch.stack(heads))

@@ -38,7 +38,7 @@ _RESUMABLE_CHANGES = {"epochs", "patience", "device"}
 class ITSRTrainConfig(Optimisation):
     """Text-ITSR training: the shared optimisation fields (ITSR's defaults below) plus the model's."""
 
-    fusion: str = "gate"
+    fusion: str = "gate-tff"  # the best on v2 from both archives (docs/benchmarks.md, fourth pass)
     epochs: int = 30
     seed: int = 0
     dim: int = 256
@@ -56,8 +56,12 @@ class ITSRTrainConfig(Optimisation):
     text_finetune: int = 0  # train the text encoder's last N layers too (0 = frozen, cached caption features)
     text_finetune_lr: float = 2e-5
     device: str = "cpu"
-    token_stage: int = 0  # tokens from the map after all but the encoder's last N blocks (0: final tokens)
+    # tokens from the map after all but the encoder's last N blocks (0: final tokens); None: the fusion's
+    # own default (rsir.itsr.pipeline.resolve_token_stage: 5 for gate-tff where the encoder can split)
+    token_stage: int | None = None
     sibling_batches: bool = False  # pairs sharing a before scene in one batch (hard negatives; synth sets)
+    # loss weight of a changed pair's rows against an unchanged pair's 1 (content-free no-change captions)
+    changed_weight: float = 1.0
     runtime: str = "auto"  # frozen image passes (features, trunk maps): auto, onnx or torch (rsir.models.runtime)
 
     def to_dict(self) -> dict:
@@ -70,11 +74,13 @@ def info_nce(
     scale: torch.Tensor | float,
     pair_ids: torch.Tensor | None = None,
     text_keys: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Symmetric InfoNCE; row i of ``image`` matches row i of ``text``.
 
     Off-diagonal entries that share a pair id (the same pair twice) or a text key (identical captions)
-    are not negatives: they are removed from both softmaxes.
+    are not negatives: they are removed from both softmaxes. ``weights`` [B] (optional): row i's share of
+    the mean, in both directions (e.g. changed pairs weighted above unchanged ones).
     """
     logits = scale * image @ text.T
     b = logits.shape[0]
@@ -85,7 +91,10 @@ def info_nce(
     not_negative &= ~torch.eye(b, dtype=torch.bool, device=logits.device)
     logits = logits.masked_fill(not_negative, float("-inf"))
     target = torch.arange(b, device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    if weights is None:
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    per_row = F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(logits.T, target, reduction="none")
+    return 0.5 * (weights * per_row).sum() / weights.sum()
 
 
 def caption_batches(
@@ -199,6 +208,12 @@ class _Trainer:
         self.config, self.extra = config, manifest_extra
         dev = config.device
         self.keys = torch.from_numpy(_text_keys(train_feats.captions)).to(dev)
+        self.pair_weight = None
+        if config.changed_weight != 1.0:
+            if config.changed_weight <= 0:
+                raise ValueError(f"changed_weight must be > 0, got {config.changed_weight}")
+            changed = torch.from_numpy(train_feats.changed).to(dev)
+            self.pair_weight = torch.where(changed, config.changed_weight, 1.0)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n and "time" not in n]
         other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n and "time" not in n)]
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
@@ -222,7 +237,8 @@ class _Trainer:
         p = torch.from_numpy(pairs).to(self.keys.device)
         c = torch.from_numpy(caps).to(self.keys.device)
         img, txt, scale = self.step(p, c)
-        return info_nce(img, txt, scale, pair_ids=p, text_keys=self.keys[c])
+        w = self.pair_weight[p] if self.pair_weight is not None else None
+        return info_nce(img, txt, scale, pair_ids=p, text_keys=self.keys[c], weights=w)
 
 
 def train_itsr(
