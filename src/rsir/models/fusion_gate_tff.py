@@ -50,6 +50,7 @@ class GateTFF(nn.Module):
     """Transformer over the gate's top-k changed positions (both dates each) + the change gate's output."""
 
     needs_tokens = True
+    coords: torch.Tensor  # a registered buffer: [L, 2] normalised (row, column) of each token
 
     def __init__(
         self, token_dim: int, n_tokens: int, config: GateTFFConfig | None = None, global_dim: int | None = None
