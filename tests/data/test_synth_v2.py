@@ -354,3 +354,16 @@ def test_illumination_field_is_bit_identical_to_the_naive_zoom():
         p = acquisition_params(rng)
         args = (shape, p["illumination"], p["illumination_scale_px"], rng.getrandbits(32))
         assert np.array_equal(illumination_field(*args), _illumination_field_naive(*args)), args
+
+
+def test_a_tiny_draw_is_byte_identical_to_the_naive_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import rsir.data.synth_shapes as shapes
+
+    scenes = _ucm_subset(tmp_path / "scenes", CLASSES[:3], per_class=10)
+    make_synthetic(scenes, tmp_path / "fast", pairs=10, seed=2, masks=_masks())
+    monkeypatch.setattr(shapes, "illumination_field", _illumination_field_naive)
+    make_synthetic(scenes, tmp_path / "naive", pairs=10, seed=2, masks=_masks())
+    files = sorted(p.relative_to(tmp_path / "naive") for p in (tmp_path / "naive").rglob("*.*"))
+    assert len(files) == 2 * 10 + 2
+    for f in files:
+        assert (tmp_path / "fast" / f).read_bytes() == (tmp_path / "naive" / f).read_bytes(), f
