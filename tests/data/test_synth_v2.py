@@ -357,13 +357,20 @@ def test_illumination_field_is_bit_identical_to_the_naive_zoom():
 
 
 def test_a_tiny_draw_is_byte_identical_to_the_naive_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The fast illumination field and render threads change no byte of a draw (masks included)."""
     import rsir.data.synth_shapes as shapes
 
     scenes = _ucm_subset(tmp_path / "scenes", CLASSES[:3], per_class=10)
     make_synthetic(scenes, tmp_path / "fast", pairs=10, seed=2, masks=_masks())
+    make_synthetic(scenes, tmp_path / "threads", pairs=10, seed=2, masks=_masks(), workers=3)
     monkeypatch.setattr(shapes, "illumination_field", _illumination_field_naive)
     make_synthetic(scenes, tmp_path / "naive", pairs=10, seed=2, masks=_masks())
     files = sorted(p.relative_to(tmp_path / "naive") for p in (tmp_path / "naive").rglob("*.*"))
     assert len(files) == 2 * 10 + 2
     for f in files:
-        assert (tmp_path / "fast" / f).read_bytes() == (tmp_path / "naive" / f).read_bytes(), f
+        naive = (tmp_path / "naive" / f).read_bytes()
+        assert (tmp_path / "fast" / f).read_bytes() == naive == (tmp_path / "threads" / f).read_bytes(), f
+    with pytest.raises(ValueError, match="workers"):
+        make_synthetic(scenes, tmp_path / "v1", pairs=10, version=1, workers=2)
+    with pytest.raises(ValueError, match="workers"):
+        make_synthetic(scenes, tmp_path / "none", pairs=10, workers=0)
