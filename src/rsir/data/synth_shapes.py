@@ -230,8 +230,9 @@ def illumination_field(shape: tuple[int, int], strength: float, scale_px: float,
     rng = np.random.default_rng([seed, 1])
     cells = (max(2, math.ceil(h / scale_px) + 2), max(2, math.ceil(w / scale_px) + 2))
     coarse = rng.normal(size=(4, *cells)).astype(np.float32)  # one shared field + one tint per channel
-    # = ndimage.zoom(c, (h / (cells[0] - 1), w / (cells[1] - 1)), order=3)[:h, :w], bit for bit (tested), as
-    # two small matrix products: zoom is separable, and the cubic zoom of the whole image was 90% of the time.
+    # = ndimage.zoom(c, (h / (cells[0] - 1), w / (cells[1] - 1)), order=3)[:h, :w] as two small matrix products
+    # (zoom is separable; the whole-image cubic zoom was ~60% of generation time). The float64 sums run in
+    # another order; after the float32 cast every value tested is identical (tests, docs/benchmarks.md).
     rows, cols = _zoom_matrix(cells[0], h / (cells[0] - 1), h), _zoom_matrix(cells[1], w / (cells[1] - 1), w)
     spline = (ndimage.spline_filter(c, 3, output=np.float64, mode="constant") for c in coarse)
     fields = np.stack([(rows @ s @ cols.T).astype(np.float32) for s in spline])
