@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "initial-round": [sys.executable, str(HERE / "bench_initial_round.py")],
     "cbir": [sys.executable, str(HERE / "bench_cbir.py")],
     "scale": [str(RSIR), "bench", "--ray-images", "2000"],
+    "synth": [sys.executable, str(HERE / "bench_synth.py")],
     "itsr": [sys.executable, str(HERE / "bench_itsr.py")],
     "anneal": [sys.executable, str(HERE / "bench_anneal.py")],
     "serve": [sys.executable, str(HERE / "bench_serve.py")],

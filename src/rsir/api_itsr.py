@@ -104,6 +104,7 @@ def make_change_set(
     overwrite: bool = False,
     progress: bool = False,
     siblings: float = 0.0,
+    workers: int = 1,
 ) -> dict:
     """A SEMI-SYNTHETIC change-caption set (LEVIR-CC layout) from a scene archive; returns its manifest
     (`rsir itsr synth`)."""
@@ -112,6 +113,7 @@ def make_change_set(
     return make_synthetic(
         archive, out, pairs=pairs, seed=seed, no_change_fraction=no_change_fraction, progress=progress,
         overwrite=overwrite, version=version, masks=Path(masks) if masks is not None else None, siblings=siblings,
+        workers=workers,
     )  # fmt: skip
 
 

@@ -329,3 +329,48 @@ def test_sibling_plan_groups_changed_pairs_only():
     assert all(len(v) == 1 for v in by_group.values())  # one scene per group
     ungrouped = [s for (s, g) in plan if g is None]
     assert len(set(ungrouped)) == len(ungrouped)  # other pairs take fresh scenes
+
+
+def _illumination_field_naive(shape: tuple[int, int], strength: float, scale_px: float, seed: int) -> np.ndarray:
+    """The generator-4 code before the fast path: a cubic ndimage.zoom of each coarse field."""
+    import math
+
+    from scipy import ndimage
+
+    h, w = shape
+    rng = np.random.default_rng([seed, 1])
+    cells = (max(2, math.ceil(h / scale_px) + 2), max(2, math.ceil(w / scale_px) + 2))
+    coarse = rng.normal(size=(4, *cells)).astype(np.float32)
+    fields = np.stack([ndimage.zoom(c, (h / (cells[0] - 1), w / (cells[1] - 1)), order=3)[:h, :w] for c in coarse])
+    fields = (fields - fields.mean(axis=(1, 2), keepdims=True)) / (fields.std(axis=(1, 2), keepdims=True) + 1e-6)
+    log_gain = fields[0][..., None] + 0.3 * np.moveaxis(fields[1:], 0, -1)
+    return np.exp(strength * log_gain / math.sqrt(1.09)).astype(np.float32)
+
+
+def test_illumination_field_is_bit_identical_to_the_naive_zoom():
+    rng = random.Random(0)
+    shapes = [(256, 256)] * 20 + [(64, 96), (97, 50), (300, 256)]
+    for shape in shapes:
+        p = acquisition_params(rng)
+        args = (shape, p["illumination"], p["illumination_scale_px"], rng.getrandbits(32))
+        assert np.array_equal(illumination_field(*args), _illumination_field_naive(*args)), args
+
+
+def test_a_tiny_draw_is_byte_identical_to_the_naive_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The fast illumination field and render threads change no byte of a draw (masks included)."""
+    import rsir.data.synth_shapes as shapes
+
+    scenes = _ucm_subset(tmp_path / "scenes", CLASSES[:3], per_class=10)
+    make_synthetic(scenes, tmp_path / "fast", pairs=10, seed=2, masks=_masks())
+    make_synthetic(scenes, tmp_path / "threads", pairs=10, seed=2, masks=_masks(), workers=3)
+    monkeypatch.setattr(shapes, "illumination_field", _illumination_field_naive)
+    make_synthetic(scenes, tmp_path / "naive", pairs=10, seed=2, masks=_masks())
+    files = sorted(p.relative_to(tmp_path / "naive") for p in (tmp_path / "naive").rglob("*.*"))
+    assert len(files) == 2 * 10 + 2
+    for f in files:
+        naive = (tmp_path / "naive" / f).read_bytes()
+        assert (tmp_path / "fast" / f).read_bytes() == naive == (tmp_path / "threads" / f).read_bytes(), f
+    with pytest.raises(ValueError, match="workers"):
+        make_synthetic(scenes, tmp_path / "v1", pairs=10, version=1, workers=2)
+    with pytest.raises(ValueError, match="workers"):
+        make_synthetic(scenes, tmp_path / "none", pairs=10, workers=0)

@@ -254,6 +254,8 @@ def test_sibling_pairs_through_synth_and_train(tmp_path: Path):
     assert torch.load(ckpt / "last.pt", weights_only=False)["train_config"]["sibling_batches"] is True
     bad = runner.invoke(app, ["itsr", "synth", str(scenes), "--out", str(tmp_path / "x"), "--siblings", "1.5"])
     assert bad.exit_code == 2 and "siblings" in bad.output
+    bad = runner.invoke(app, ["itsr", "synth", str(scenes), "--out", str(tmp_path / "y"), "--workers", "0"])
+    assert bad.exit_code == 2 and "workers" in bad.output
 
 
 def test_gate_tff_with_changed_weight_through_train_eval_search(dataset: Path, tmp_path: Path):

@@ -48,6 +48,9 @@ def synth(
             "scene with different changes (hard negatives for `itsr train --sibling-batches`)"
         ),
     ] = 0.0,
+    workers: Annotated[
+        int, typer.Option(help="version 2: threads that render the images (same files for any number)")
+    ] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
 ) -> None:
     """Make a SEMI-SYNTHETIC change-caption set: real scenes, synthetic changes, template captions."""
@@ -56,7 +59,7 @@ def synth(
     try:
         manifest = api.make_change_set(
             archive, out, pairs=pairs, seed=seed, no_change_fraction=no_change, progress=not json_out,
-            overwrite=overwrite, version=version, masks=masks, siblings=siblings,
+            overwrite=overwrite, version=version, masks=masks, siblings=siblings, workers=workers,
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         _fail(str(exc))

@@ -189,6 +189,7 @@ def make_synthetic(
     version: int = 2,
     masks: str | Path | None = None,
     siblings: float = 0.0,
+    workers: int = 1,
 ) -> dict:
     """Write the semi-synthetic set to ``out`` (LEVIR-CC layout) and return its manifest.
 
@@ -199,6 +200,7 @@ def make_synthetic(
     distribution, content-free no-change captions; ``no_change_fraction`` default 0.5). ``version`` 1: the
     original easy set described above (grid regions; ``no_change_fraction`` default 0.25).
     ``siblings`` (version 2): share of the train split's changed pairs in groups sharing a before scene.
+    ``workers`` (version 2): threads that render the images (the same files for any number).
     """
     if version not in (1, 2):
         raise ValueError(f"synth version must be 1 or 2, got {version}")
@@ -206,6 +208,8 @@ def make_synthetic(
         raise ValueError("real change masks (masks=...) are a version 2 option")
     if siblings and version == 1:
         raise ValueError("sibling pairs (siblings=...) are a version 2 option")
+    if workers != 1 and version == 1:
+        raise ValueError("render threads (workers=...) are a version 2 option")
     _check_pairs(pairs)
     _prepare_out(Path(out), overwrite)
     if version == 2:
@@ -213,8 +217,9 @@ def make_synthetic(
 
         frac = 0.5 if no_change_fraction is None else no_change_fraction
         return make_synthetic_v2(
-            archive, out, pairs, seed, frac, captions_per_pair, masks, progress=progress, siblings=siblings
-        )
+            archive, out, pairs, seed, frac, captions_per_pair, masks, progress=progress, siblings=siblings,
+            workers=workers,
+        )  # fmt: skip
     return _make_v1(
         archive,
         out,

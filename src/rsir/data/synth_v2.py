@@ -91,6 +91,7 @@ def make_synthetic_v2(
     dedup_bits: int = 4,
     progress: bool = False,
     siblings: float = 0.0,
+    workers: int = 1,
 ) -> dict:
     """Write the v2 set to ``out`` (LEVIR-CC layout) and return its manifest.
 
@@ -100,11 +101,15 @@ def make_synthetic_v2(
 
     ``masks``: a folder of real binary change masks (``**/label/*.png``) to draw shapes from, besides the
     procedural ones. ``dedup_bits``: near-duplicate threshold of the scene hash (-1 keeps every scene).
+    ``workers`` > 1: render (acquire + PNG) on that many threads; the files are the same (every random draw is
+    made in order on this thread first).
     """
     from tqdm.auto import tqdm
 
     if not 0.0 <= siblings < 1:
         raise ValueError("siblings must be in [0, 1)")
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
     if not 0.0 <= no_change_fraction < 1:
         raise ValueError("no_change_fraction must be in [0, 1)")
     if captions_per_pair > len(NO_CHANGE_POOL):
@@ -121,6 +126,7 @@ def make_synthetic_v2(
     all_caps: list[list[str]] = []
     counts = _split_counts(pairs)
     bar = tqdm(total=pairs, desc="synth v2 pairs", disable=not progress, unit="pair")
+    render = _Renderer(workers)
     for split in SPLITS:
         group = splits[split]
         order, flags = split_plan(out, split, group, counts[split], no_change_fraction, rng)
@@ -131,17 +137,18 @@ def make_synthetic_v2(
             before_scene, sib = befores[i]
             name = f"{split}_{i:06d}.png"
             avoid = used.setdefault(sib, set()) if sib is not None else set()
-            before, after, record, caps = _one_pair(
+            views, record, caps = _one_pair(
                 rng, cache, group, before_scene, changed, captions_per_pair, held_out, real, avoid
             )
             if sib is not None:
                 avoid.add(record["donor_class"])
                 record["sibling_group"] = sib
-            _save_png(out / "images" / split / "A" / name, before)
-            _save_png(out / "images" / split / "B" / name, after)
+            for date, view in zip("AB", views, strict=True):
+                render(out / "images" / split / date / name, *view)
             entries.append(_entry(split, name, changed, len(entries), sum(map(len, all_caps)), caps, record))
             all_caps.append(caps)
             bar.update()
+    render.close()
     bar.close()
     (out / LEVIR_JSON).write_text(json.dumps({"dataset": "rsir-synth-change-v2", "images": entries}))
     manifest = _manifest(archive, splits, entries, all_caps, seed, no_change_fraction, captions_per_pair)
@@ -208,9 +215,40 @@ def _one_pair(rng, cache, group, before_scene, changed, n_caps, held_out, real, 
         params = acquisition_params(rng)
         record[key] = params
         dates.append(params)
-    before = acquire(cache[before_scene.id], dates[0], rng.getrandbits(32))
-    after = acquire(content, dates[1], rng.getrandbits(32))
-    return before, after, record, caps
+    seeds = rng.getrandbits(32), rng.getrandbits(32)  # before's, then after's (the generator-4 order)
+    return [(cache[before_scene.id], dates[0], seeds[0]), (content, dates[1], seeds[1])], record, caps
+
+
+def _render_one(path: Path, image: np.ndarray, params: dict, seed: int) -> None:
+    _save_png(path, acquire(image, params, seed))
+
+
+class _Renderer:
+    """Acquires and writes each date's image, inline or on ``workers`` threads: ndimage, numpy and Pillow's PNG
+    encoder release the GIL, and what is rendered depends only on the arguments (drawn in order by the
+    caller), so the files are the same either way. At most 4 per worker wait, to bound memory."""
+
+    def __init__(self, workers: int) -> None:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="synth") if workers > 1 else None
+        self.pending: deque = deque()
+        self.limit = 4 * workers
+
+    def __call__(self, path: Path, image: np.ndarray, params: dict, seed: int) -> None:
+        if self.pool is None:
+            _render_one(path, image, params, seed)
+            return
+        self.pending.append(self.pool.submit(_render_one, path, image, params, seed))
+        while len(self.pending) > self.limit:
+            self.pending.popleft().result()  # re-raises a worker's error here
+
+    def close(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 def _sibling_summary(entries: list[dict], share: float) -> dict:
