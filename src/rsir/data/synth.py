@@ -111,7 +111,7 @@ def photometric(rng: random.Random, image: np.ndarray, strength: float) -> tuple
     mean = x.mean()
     x = (x - mean) * contrast + mean
     x = x * brightness
-    x = _rotate_hue(x, hue)
+    x = rotate_hue(x, hue)
     params = {
         "brightness": round(brightness, 3),
         "contrast": round(contrast, 3),
@@ -121,7 +121,7 @@ def photometric(rng: random.Random, image: np.ndarray, strength: float) -> tuple
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8), kind, params
 
 
-def _rotate_hue(x: np.ndarray, angle: float) -> np.ndarray:
+def rotate_hue(x: np.ndarray, angle: float) -> np.ndarray:
     """Hue rotation by ``angle`` radians in YIQ space (a linear map, so cheap)."""
     to_yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
     c, s = np.cos(angle), np.sin(angle)

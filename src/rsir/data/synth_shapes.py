@@ -245,7 +245,7 @@ def acquire(image: np.ndarray, p: dict, seed: int) -> np.ndarray:
     """uint8 [H, W, 3] as seen by one acquisition ``p`` (acquisition_params); ``seed`` seeds the noise."""
     from scipy import ndimage
 
-    from rsir.data.synth import _rotate_hue
+    from rsir.data.synth import rotate_hue
 
     x = image.astype(np.float32) / 255.0
     h, w = x.shape[:2]
@@ -264,7 +264,7 @@ def acquire(image: np.ndarray, p: dict, seed: int) -> np.ndarray:
     x = ((x - mean) * p["contrast"] + mean) * p["brightness"]
     if p.get("illumination"):
         x = x * illumination_field((h, w), p["illumination"], p["illumination_scale_px"], seed)
-    x = _rotate_hue(x, p["hue_rad"])
+    x = rotate_hue(x, p["hue_rad"])
     if p["noise_std"] > 0:
         x = x + np.random.default_rng(seed).normal(0, p["noise_std"] / 255.0, x.shape).astype(np.float32)
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -231,13 +231,15 @@ def _tuned_tail(archive: ChangeCaptionArchive, enc: Encoders, config: ITSRTrainC
     return TunedTail(encoder, config.finetune, maps["train"], maps["val"], config.device)
 
 
-def _checked_encoders(
+def checked_encoders(
     manifest: dict,
     device: str,
     image_weights: Path | None = None,
     runtime: str = "auto",
     text_weights: Path | None = None,
 ) -> Encoders:
+    """The checkpoint's encoders, refused when their weights differ from the ones it was trained on (shared with
+    rsir.text)."""
     cfg = manifest["config"]
     enc = Encoders(cfg["encoder"], cfg["text_encoder"], device, image_weights, runtime, text_weights)
     for what, have, want in (
@@ -262,7 +264,7 @@ def open_for_checkpoint(
 
     model, manifest = load_checkpoint(ckpt, device)
     tuned = Path(ckpt) / ENCODER_WEIGHTS  # present when the image encoder was fine-tuned
-    enc = _checked_encoders(manifest, device, tuned if tuned.is_file() else None, runtime)
+    enc = checked_encoders(manifest, device, tuned if tuned.is_file() else None, runtime)
     cache_dir = cache_dir or default_cache_dir(Path(dataset), Path(ckpt).resolve().parent)
     stage = model.config.token_stage
     feats = load_features(open_change_captions(dataset), [split], enc, cache_dir, progress, stage)[split]

@@ -21,7 +21,7 @@ import numpy as np
 
 from rsir.data.captions import open_scene_captions
 from rsir.itsr.model import ITSRModel, load_checkpoint
-from rsir.itsr.pipeline import Encoders, _checked_encoders, new_model, save_best_checkpoint
+from rsir.itsr.pipeline import Encoders, checked_encoders, new_model, save_best_checkpoint
 from rsir.metrics.retrieval import mean_recall, recall_at_k
 from rsir.text.bridge import OFF as BRIDGE_OFF
 from rsir.text.bridge import Bridge, GalleryBridge, Memory, carries_of, gallery_bridge_for
@@ -197,7 +197,7 @@ def open_model(ckpt: str | Path, device: str = "cpu") -> tuple[ITSRModel, dict, 
     return (
         model,
         manifest,
-        _checked_encoders(
+        checked_encoders(
             manifest, device, tuned if tuned.is_file() else None, text_weights=text if text.is_file() else None
         ),
     )
