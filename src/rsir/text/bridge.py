@@ -124,8 +124,7 @@ class GalleryBridge:
         if self.bridge.weight == 0:
             return np.zeros((len(text_emb), len(self.neighbours)), np.float32)
         a = _softmax(self.memory.best_caption(text_emb), self.bridge.temperature)  # [M, T]
-        out = np.einsum("mnk,nk->mn", a[:, self.neighbours], self.weights)
-        return (self.bridge.weight * out).astype(np.float32)
+        return self._through_neighbours(a, self.bridge.weight)
 
     def i2t(self, text_emb: np.ndarray) -> np.ndarray:
         """float32 [M, N]: the weighted scene -> text bridge (``i2t_weight`` x bridge) of each gallery scene
@@ -133,8 +132,12 @@ class GalleryBridge:
         if self.bridge.i2t_weight == 0:
             return np.zeros((len(text_emb), len(self.neighbours)), np.float32)
         w = np.maximum(self.memory.best_caption(text_emb), 0.0)  # [M, T]
-        out = np.einsum("mnk,nk->mn", w[:, self.neighbours], self.weights)
-        return (self.bridge.i2t_weight * out).astype(np.float32)
+        return self._through_neighbours(w, self.bridge.i2t_weight)
+
+    def _through_neighbours(self, per_training_image: np.ndarray, weight: float) -> np.ndarray:
+        """float32 [M, N]: ``weight`` x each scene's neighbour-weighted mean of a [M, T] training-image score."""
+        out = np.einsum("mnk,nk->mn", per_training_image[:, self.neighbours], self.weights)
+        return (weight * out).astype(np.float32)
 
 
 def gallery_bridge_for(ckpt: str | Path, manifest: dict, image_emb: np.ndarray) -> GalleryBridge | None:
