@@ -278,12 +278,22 @@ def score_matrices(
     gallery (:mod:`rsir.text.bridge`), added to both.
     """
     plain = text_emb @ image_emb.T
-    t2i = plain if gallery_emb is None else text_emb @ gallery_emb.T
+    t2i = text_query_scores(text_emb, image_emb if gallery_emb is None else gallery_emb, offsets, bridge)
+    return (plain, t2i) if bridge is None else (plain + bridge.i2t(text_emb), t2i)
+
+
+def text_query_scores(
+    text_emb: np.ndarray,
+    gallery_emb: np.ndarray,
+    offsets: np.ndarray | None = None,
+    bridge: GalleryBridge | None = None,
+) -> np.ndarray:
+    """[M, N] text queries' scores over a gallery: cosine, less the querybank ``offsets``, plus the ``bridge``
+    (eval and the search service score alike through this)."""
+    scores = text_emb @ gallery_emb.T
     if offsets is not None:
-        t2i = t2i - offsets[None, :]
-    if bridge is None:
-        return plain, t2i
-    return plain + bridge.i2t(text_emb), t2i + bridge.t2i(text_emb)
+        scores = scores - offsets[None, :]
+    return scores if bridge is None else scores + bridge.t2i(text_emb)
 
 
 def scene_scores(

@@ -23,7 +23,7 @@ from rsir.data.changecap import ChangePair
 from rsir.text.bridge import gallery_bridge_for
 from rsir.text.expansion import expand_gallery, expansion_of
 from rsir.text.features import scene_globals
-from rsir.text.pipeline import default_cache, open_model
+from rsir.text.pipeline import default_cache, open_model, text_query_scores
 from rsir.text.querybank import offsets_for
 
 
@@ -74,11 +74,8 @@ class SceneTextSearch:
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         """[N] scores of every scene for a query vector: cosine, less the querybank offsets, plus the training-memory
-        bridge, when the model has them (:func:`rsir.text.pipeline.score_matrices`, one query)."""
-        scores = self.image_emb @ query
-        if self.offsets is not None:
-            scores = scores - self.offsets
-        return scores if self.bridge is None else scores + self.bridge.t2i(query[None])[0]
+        bridge, when the model has them (:func:`rsir.text.pipeline.text_query_scores`, one query)."""
+        return text_query_scores(query[None], self.image_emb, self.offsets, self.bridge)[0]
 
     def ranked(
         self, query: np.ndarray, offset: int, k: int, mask: np.ndarray | None = None
