@@ -98,8 +98,14 @@ class ChangeGate(nn.Module):
 
     def weights(self, tokens: torch.Tensor) -> torch.Tensor:
         """Gate weights [B, L, heads] (each head sums to 1 over the L tokens) for tokens [B, 2, L, D]."""
+        return self.normed(tokens)[1]
+
+    def normed(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the LayerNormed tokens [B, 2, L, D], the gate weights [B, L, heads] from their raw change)."""
+        if tokens.dim() != 4 or tokens.shape[1] != 2:
+            raise ValueError(f"the change gate expects tokens [B, 2, L, D], got {tuple(tokens.shape)}")
         t = self.norm_in(tokens.float())
-        return self._weights(t[:, 1] - t[:, 0])
+        return t, self._weights(t[:, 1] - t[:, 0])
 
     def _weights(self, d: torch.Tensor) -> torch.Tensor:
         magnitude = torch.log(d.norm(dim=-1, keepdim=True) + self.config.eps)  # [B, L, 1]
@@ -113,10 +119,10 @@ class ChangeGate(nn.Module):
         return score.softmax(dim=1)
 
     def forward(self, globals_: torch.Tensor | None, tokens: torch.Tensor) -> torch.Tensor:
-        if tokens.dim() != 4 or tokens.shape[1] != 2:
-            raise ValueError(f"the change gate expects tokens [B, 2, L, D], got {tuple(tokens.shape)}")
-        t = self.norm_in(tokens.float())
-        w = self._weights(t[:, 1] - t[:, 0])  # [B, L, K], from the raw change
+        return self.pool(globals_, *self.normed(tokens))
+
+    def pool(self, globals_: torch.Tensor | None, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The gate's output for normed tokens ``t`` [B, 2, L, D] and their weights ``w`` [B, L, K] (:meth:`normed`)."""
         if self.token_mlp is not None:
             t = self.token_mlp(t)
         after, d = t[:, 1], t[:, 1] - t[:, 0]

@@ -78,22 +78,25 @@ class GateTFF(nn.Module):
 
     def pick(self, tokens: torch.Tensor) -> torch.Tensor:
         """Indices [B, k] of the k positions with the largest gate weight (summed over heads), most first."""
-        w = self.gate.weights(tokens).sum(dim=-1)  # [B, L]
+        return self._pick(self.gate.weights(tokens))
+
+    def _pick(self, weights: torch.Tensor) -> torch.Tensor:
+        w = weights.detach().sum(dim=-1)  # [B, L]; a hard pick: no gradient through which places are read
         return w.topk(min(self.config.tokens, w.shape[1]), dim=1).indices
 
     def read(self, tokens: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """The transformer's CLS state [B, d_model] over the positions ``idx`` [B, k] of tokens [B, 2, L, D]."""
-        t = self.gate.norm_in(tokens.float())
+        return self._read(self.gate.norm_in(tokens.float()), idx)
+
+    def _read(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         before, after = t[:, 0], t[:, 1]
         at = idx.unsqueeze(-1).expand(-1, -1, t.shape[-1])
         b, a = before.gather(1, at), after.gather(1, at)  # [B, k, D]
-        coords = self.coords.to(t.device) if self.coords.shape[0] == t.shape[2] else grid_coords(t.shape[2])
-        x = self.proj(torch.cat([b, a, a - b], dim=-1)) + self.place(coords.to(t.device)[idx])
+        coords = self.coords if self.coords.shape[0] == t.shape[2] else grid_coords(t.shape[2]).to(t.device)
+        x = self.proj(torch.cat([b, a, a - b], dim=-1)) + self.place(coords[idx])
         x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1)
         return self.norm_out(self.encoder(x)[:, 0])
 
     def forward(self, globals_: torch.Tensor | None, tokens: torch.Tensor) -> torch.Tensor:
-        gated = self.gate(globals_, tokens)  # checks the token shape
-        with torch.no_grad():
-            idx = self.pick(tokens)
-        return torch.cat([gated, self.read(tokens, idx)], dim=-1)
+        t, w = self.gate.normed(tokens)  # once: the gate's pooling, the pick and the read share them
+        return torch.cat([self.gate.pool(globals_, t, w), self._read(t, self._pick(w))], dim=-1)
